@@ -1,0 +1,1 @@
+//! DIFC core: labels, the evaluator, response filtering and guard-policy validation. Pure logic, no I/O.

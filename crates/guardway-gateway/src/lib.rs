@@ -1,0 +1,2 @@
+//! The MCP gateway: configuration, backends, sessions, routed and unified modes, the guard pipeline.
+pub mod config;

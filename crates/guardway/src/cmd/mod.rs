@@ -1,0 +1,6 @@
+//! One module per subcommand; each owns its flags and its `run`.
+
+pub mod cache;
+pub mod config;
+pub mod guard;
+pub mod serve;
