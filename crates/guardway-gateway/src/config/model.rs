@@ -93,3 +93,42 @@ pub struct GuardConfig {
     /// Default policy for servers using this guard.
     pub policy: Option<serde_json::Value>,
 }
+
+/// How agents reach backends over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoutingMode {
+    /// `/mcp/{server}` reaches one backend.
+    #[default]
+    Routed,
+    /// `/mcp` lists every backend's tools as `<server>___<tool>`.
+    Unified,
+}
+
+/// Everything `serve` needs: the configuration plus the resolved command-line
+/// and environment settings (flag > environment > config > default).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: GatewayConfig,
+    /// Listen address (`--listen`, default `127.0.0.1:3000`).
+    pub listen: std::net::SocketAddr,
+    pub mode: RoutingMode,
+    /// Serve one agent over stdin/stdout instead of HTTP (`--stdio`).
+    pub stdio: bool,
+    pub log_dir: std::path::PathBuf,
+    /// Deadline for in-flight calls at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Idle MCP sessions expire after this long.
+    pub session_timeout: Duration,
+    /// Gateway-wide enforcement mode (`strict` when unset).
+    pub guards_mode: Option<String>,
+    /// Guard compilation cache directory; `None` = memory only.
+    pub wasm_cache_dir: Option<std::path::PathBuf>,
+    /// Disable the guard compilation cache entirely.
+    pub no_wasm_cache: bool,
+    /// Bound of the compilation cache, in bytes (`None` = default).
+    pub wasm_cache_max_bytes: Option<u64>,
+    /// Directory searched for `<dir>/<server-id>/*.wasm` guards.
+    pub wasm_guards_dir: Option<std::path::PathBuf>,
+    /// A configured guard that fails to load aborts start-up.
+    pub require_guards: bool,
+}
