@@ -23,7 +23,7 @@ pub use filter::{
 };
 pub use json_text::to_reference_json;
 pub use labels::{FlowCheck, LabelKind, LabelPair, TagSet, WILDCARD_TAG, flow};
-pub use mode::{EnforcementMode, Operation, UnknownEnforcementMode};
+pub use mode::{EnforcementMode, Operation, UnknownEnforcementMode, effective_mode};
 pub use path_labels::{
     PathLabelError, ResponseLabelingError, label_response_items, unwrap_tool_result,
 };

@@ -59,10 +59,13 @@ enum Rule {
     Integrity,
     StringArray,
     LabelList,
+    /// The top-level `trusted-bots`, checked at its place in the table.
+    TrustedBots,
 }
 
-/// The allow-only keys in validation order (the spec's table order).
-const ALLOW_ONLY_RULES: [(&str, Rule); 10] = [
+/// The policy keys in validation order (the spec's table order); all but
+/// `trusted-bots` live in the allow-only object.
+const ALLOW_ONLY_RULES: [(&str, Rule); 11] = [
     ("repos", Rule::Repos),
     ("min-integrity", Rule::Integrity),
     ("blocked-users", Rule::StringArray),
@@ -71,6 +74,7 @@ const ALLOW_ONLY_RULES: [(&str, Rule); 10] = [
     ("endorsement-reactions", Rule::StringArray),
     ("disapproval-reactions", Rule::StringArray),
     ("refusal-labels", Rule::LabelList),
+    ("trusted-bots", Rule::TrustedBots),
     ("disapproval-integrity", Rule::Integrity),
     ("endorser-min-integrity", Rule::Integrity),
 ];
@@ -141,13 +145,11 @@ pub fn validate_label_agent_policy(policy: Value) -> Result<Value, PolicyError> 
     if let Some(key) = first_unknown_key(&payload, |key| TOP_LEVEL_KEYS.contains(&key)) {
         return Err(PolicyError::UnexpectedKey { key });
     }
+    let trusted_bots = payload.get("trusted-bots").cloned();
     let Some(Value::Object(allow_only)) = payload.get_mut(allow_only_key) else {
         return Err(PolicyError::TransportShape);
     };
-    validate_allow_only(allow_only)?;
-    if let Some(bots) = payload.get("trusted-bots") {
-        validate_trusted_bots(bots)?;
-    }
+    validate_allow_only(allow_only, trusted_bots.as_ref())?;
     Ok(Value::Object(payload))
 }
 
@@ -159,7 +161,10 @@ pub fn prepare_label_agent_policy(policy: Value) -> Result<Value, PolicyError> {
     validate_label_agent_policy(parse_policy_value(policy)?)
 }
 
-fn validate_allow_only(allow_only: &mut Map<String, Value>) -> Result<(), PolicyError> {
+fn validate_allow_only(
+    allow_only: &mut Map<String, Value>,
+    trusted_bots: Option<&Value>,
+) -> Result<(), PolicyError> {
     let integrity_key = if allow_only.contains_key("min-integrity") {
         "min-integrity"
     } else {
@@ -169,7 +174,10 @@ fn validate_allow_only(allow_only: &mut Map<String, Value>) -> Result<(), Policy
         return Err(PolicyError::MissingRequiredFields);
     }
     let known = |key: &str| {
-        key == LEGACY_INTEGRITY_KEY || ALLOW_ONLY_RULES.iter().any(|(name, _)| *name == key)
+        key == LEGACY_INTEGRITY_KEY
+            || ALLOW_ONLY_RULES
+                .iter()
+                .any(|(name, rule)| *name == key && !matches!(rule, Rule::TrustedBots))
     };
     if let Some(key) = first_unknown_key(allow_only, known) {
         return Err(PolicyError::UnexpectedAllowOnlyKey { key });
@@ -180,6 +188,12 @@ fn validate_allow_only(allow_only: &mut Map<String, Value>) -> Result<(), Policy
         } else {
             name
         };
+        if let Rule::TrustedBots = rule {
+            if let Some(bots) = trusted_bots {
+                validate_trusted_bots(bots)?;
+            }
+            continue;
+        }
         let Some(value) = allow_only.get(key) else {
             continue;
         };
@@ -191,6 +205,7 @@ fn validate_allow_only(allow_only: &mut Map<String, Value>) -> Result<(), Policy
                 let labels = normalize_label_list(key, value)?;
                 allow_only.insert(key.to_owned(), labels);
             }
+            Rule::TrustedBots => {}
         }
     }
     Ok(())
