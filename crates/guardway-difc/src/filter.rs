@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::{Map, Value, json};
 
 use crate::evaluator::{Evaluation, LabelView, evaluate};
-use crate::json_text::to_reference_json;
+use crate::json_text::write_reference_json;
 use crate::labels::LabelPair;
 use crate::mode::{EnforcementMode, Operation};
 use crate::payload::LabeledItem;
@@ -193,13 +193,17 @@ impl FilterOutcome {
                 reason: only.evaluation.reason.clone(),
             });
         }
-        let data: Vec<Value> = self
-            .accessible
-            .iter()
-            .filter_map(|&index| items.get(index).map(|item| item.data.clone()))
-            .collect();
-        let mut content =
-            vec![json!({"type": "text", "text": to_reference_json(&Value::Array(data))})];
+        let mut text = String::with_capacity(64 * self.accessible.len() + 2);
+        text.push('[');
+        let accessible = self.accessible.iter().filter_map(|&index| items.get(index));
+        for (position, item) in accessible.enumerate() {
+            if position > 0 {
+                text.push(',');
+            }
+            write_reference_json(&mut text, &item.data);
+        }
+        text.push(']');
+        let mut content = vec![json!({"type": "text", "text": text})];
         if !self.filtered.is_empty() {
             content.push(json!({"type": "text", "text": self.notice(items)}));
         }

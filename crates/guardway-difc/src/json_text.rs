@@ -8,8 +8,13 @@ use serde_json::Value;
 /// Encodes `value` compactly with the reference gateway's conventions.
 pub fn to_reference_json(value: &Value) -> String {
     let mut out = String::new();
-    write_value(&mut out, value);
+    write_reference_json(&mut out, value);
     out
+}
+
+/// Appends `value` to `out`, encoded as [`to_reference_json`] does.
+pub fn write_reference_json(out: &mut String, value: &Value) {
+    write_value(out, value);
 }
 
 fn write_value(out: &mut String, value: &Value) {
@@ -30,19 +35,27 @@ fn write_value(out: &mut String, value: &Value) {
             out.push(']');
         }
         Value::Object(object) => {
-            let mut entries: Vec<_> = object.iter().collect();
-            entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
             out.push('{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                write_value(out, item);
+            if object.keys().is_sorted() {
+                write_members(out, object.iter());
+            } else {
+                let mut entries: Vec<_> = object.iter().collect();
+                entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
+                write_members(out, entries.into_iter());
             }
             out.push('}');
         }
+    }
+}
+
+fn write_members<'a>(out: &mut String, members: impl Iterator<Item = (&'a String, &'a Value)>) {
+    for (index, (key, item)) in members.enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_string(out, key);
+        out.push(':');
+        write_value(out, item);
     }
 }
 
@@ -65,24 +78,47 @@ fn write_number(out: &mut String, number: f64) {
 
 fn write_string(out: &mut String, text: &str) {
     out.push('"');
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(character));
-            }
-            control if u32::from(control) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(control));
-            }
-            other => out.push(other),
+    let bytes = text.as_bytes();
+    let mut run_start = 0;
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        // U+2028 and U+2029 are E2 80 A8 / E2 80 A9 in UTF-8.
+        let line_separator = match (byte, bytes.get(index + 1), bytes.get(index + 2)) {
+            (0xE2, Some(0x80), Some(0xA8)) => Some("\\u2028"),
+            (0xE2, Some(0x80), Some(0xA9)) => Some("\\u2029"),
+            _ => None,
+        };
+        let needs_escape = line_separator.is_some()
+            || byte < 0x20
+            || matches!(byte, b'"' | b'\\' | b'<' | b'>' | b'&');
+        if !needs_escape {
+            index += 1;
+            continue;
         }
+        out.push_str(&text[run_start..index]);
+        if let Some(escape) = line_separator {
+            out.push_str(escape);
+            index += 3;
+            run_start = index;
+            continue;
+        }
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0C => out.push_str("\\f"),
+            other => {
+                let _ = write!(out, "\\u{:04x}", u32::from(other));
+            }
+        }
+        index += 1;
+        run_start = index;
     }
+    out.push_str(&text[run_start..]);
     out.push('"');
 }
 
@@ -98,6 +134,15 @@ mod tests {
         assert_eq!(
             to_reference_json(&value),
             r#"{"a":[1,2.5,null,true],"b":"\u003ca\u0026b\u003e","c":{"y":"\u2028\n\u0001","z":1}}"#
+        );
+    }
+
+    #[test]
+    fn escapes_only_the_line_separators_among_multibyte_characters() {
+        let value = json!("é\u{2028}x\u{2029}\u{2027}€<\"\\");
+        assert_eq!(
+            to_reference_json(&value),
+            "\"é\\u2028x\\u2029\u{2027}€\\u003c\\\"\\\\\""
         );
     }
 

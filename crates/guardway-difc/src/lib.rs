@@ -21,7 +21,7 @@ pub use filter::{
     ClientView, FilterOutcome, FilterPolicy, FilteredItem, FilteredResponse, ResponseDenial,
     filter_items, filter_response, filtered_item_record,
 };
-pub use json_text::to_reference_json;
+pub use json_text::{to_reference_json, write_reference_json};
 pub use labels::{FlowCheck, LabelKind, LabelPair, TagSet, WILDCARD_TAG, flow};
 pub use mode::{EnforcementMode, Operation, UnknownEnforcementMode, effective_mode};
 pub use path_labels::{

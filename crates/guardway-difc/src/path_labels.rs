@@ -58,20 +58,30 @@ impl PathLabels {
     /// # Errors
     /// When `items_path` does not lead to an array.
     pub fn resolve(&self, tool_result: &Value) -> Result<Vec<LabeledItem>, PathLabelError> {
-        let unwrapped = unwrap_tool_result(tool_result);
-        let root = unwrapped.as_ref().unwrap_or(tool_result);
-        let items = if self.items_path.is_empty() {
-            match root {
-                Value::Array(items) => items,
-                _ => {
-                    return Ok(vec![LabeledItem {
-                        data: tool_result.clone(),
-                        labels: self.fallback_labels(),
-                    }]);
-                }
+        let single_item = || {
+            vec![LabeledItem {
+                data: tool_result.clone(),
+                labels: self.fallback_labels(),
+            }]
+        };
+        // Items are moved out of the parsed text content; only a result
+        // that was not wrapped text is cloned.
+        let items: Vec<Value> = match (unwrap_tool_result(tool_result), self.items_path.is_empty())
+        {
+            (Some(Value::Array(items)), true) => items,
+            (None, true) => match tool_result {
+                Value::Array(items) => items.clone(),
+                _ => return Ok(single_item()),
+            },
+            (Some(_), true) => return Ok(single_item()),
+            (Some(mut root), false) => {
+                let steps = walk_items_path(&root, &self.items_path)?;
+                take_array_at(&mut root, &steps)
             }
-        } else {
-            walk_items_path(root, &self.items_path)?
+            (None, false) => {
+                let steps = walk_items_path(tool_result, &self.items_path)?;
+                array_at(tool_result, &steps).cloned().unwrap_or_default()
+            }
         };
 
         let mut own_labels: HashMap<i64, &ItemLabels> = HashMap::new();
@@ -82,17 +92,14 @@ impl PathLabels {
         }
         let fallback = self.fallback_labels();
         Ok(items
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(index, data)| {
                 let labels = i64::try_from(index)
                     .ok()
                     .and_then(|index| own_labels.get(&index))
                     .map_or_else(|| fallback.clone(), |labels| (*labels).clone());
-                LabeledItem {
-                    data: data.clone(),
-                    labels,
-                }
+                LabeledItem { data, labels }
             })
             .collect())
     }
@@ -117,10 +124,15 @@ fn pointer_segments(pointer: &str) -> Vec<String> {
         .collect()
 }
 
-fn walk_items_path<'a>(
-    root: &'a Value,
-    items_path: &str,
-) -> Result<&'a Vec<Value>, PathLabelError> {
+/// One step of a resolved `items_path`.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Walks `items_path` through `root`; returns the steps to an array.
+fn walk_items_path(root: &Value, items_path: &str) -> Result<Vec<Step>, PathLabelError> {
+    let mut steps = Vec::new();
     let mut current = root;
     for segment in pointer_segments(items_path) {
         if segment.is_empty() {
@@ -128,21 +140,25 @@ fn walk_items_path<'a>(
         }
         current = match current {
             Value::Object(object) => {
-                object
+                let next = object
                     .get(&segment)
                     .ok_or_else(|| PathLabelError::NotFound {
                         path: items_path.to_owned(),
-                    })?
+                    })?;
+                steps.push(Step::Key(segment));
+                next
             }
             Value::Array(array) => {
                 let index: i64 = segment.parse().map_err(|_| PathLabelError::ExpectedIndex {
                     path: items_path.to_owned(),
                     segment: segment.clone(),
                 })?;
-                usize::try_from(index)
+                let position = usize::try_from(index)
                     .ok()
-                    .and_then(|position| array.get(position))
-                    .ok_or(PathLabelError::IndexOutOfBounds { index })?
+                    .filter(|&position| position < array.len())
+                    .ok_or(PathLabelError::IndexOutOfBounds { index })?;
+                steps.push(Step::Index(position));
+                &array[position]
             }
             _ => {
                 return Err(PathLabelError::CannotNavigate {
@@ -153,10 +169,37 @@ fn walk_items_path<'a>(
         };
     }
     match current {
-        Value::Array(items) => Ok(items),
+        Value::Array(_) => Ok(steps),
         _ => Err(PathLabelError::NotAnArray {
             path: items_path.to_owned(),
         }),
+    }
+}
+
+fn array_at<'a>(root: &'a Value, steps: &[Step]) -> Option<&'a Vec<Value>> {
+    let mut current = root;
+    for step in steps {
+        current = match step {
+            Step::Key(key) => current.get(key.as_str())?,
+            Step::Index(index) => current.get(*index)?,
+        };
+    }
+    current.as_array()
+}
+
+fn take_array_at(root: &mut Value, steps: &[Step]) -> Vec<Value> {
+    let mut current = root;
+    for step in steps {
+        let next = match step {
+            Step::Key(key) => current.get_mut(key.as_str()),
+            Step::Index(index) => current.get_mut(*index),
+        };
+        let Some(next) = next else { return Vec::new() };
+        current = next;
+    }
+    match current {
+        Value::Array(items) => std::mem::take(items),
+        _ => Vec::new(),
     }
 }
 

@@ -111,8 +111,10 @@ impl AgentLabels {
         let (secrecy, integrity) = match object.get("agent") {
             None | Some(Value::Null) => (Vec::new(), Vec::new()),
             Some(Value::Object(agent)) => (
-                strict_string_list(agent.get("secrecy"), "agent.secrecy").map_err(decode)?,
-                strict_string_list(agent.get("integrity"), "agent.integrity").map_err(decode)?,
+                strict_string_list(agent.get("secrecy"), &|| "agent.secrecy".into())
+                    .map_err(decode)?,
+                strict_string_list(agent.get("integrity"), &|| "agent.integrity".into())
+                    .map_err(decode)?,
             ),
             Some(other) => return Err(decode(type_mismatch("agent", "an object", other))),
         };
@@ -223,25 +225,28 @@ impl ItemLabels {
     }
 
     /// Typed reading as for path labels: wrong types are errors, `null` is empty.
-    fn from_typed(value: Option<&Value>, field: &str) -> Result<Self, String> {
+    fn from_typed(value: Option<&Value>, field: &dyn Fn() -> String) -> Result<Self, String> {
         let object = match value {
             None | Some(Value::Null) => return Ok(ItemLabels::default()),
             Some(Value::Object(object)) => object,
-            Some(other) => return Err(type_mismatch(field, "an object", other)),
+            Some(other) => return Err(type_mismatch(&field(), "an object", other)),
         };
         let description = match object.get("description") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(description)) => description.clone(),
             Some(other) => {
                 return Err(type_mismatch(
-                    &format!("{field}.description"),
+                    &format!("{}.description", field()),
                     "a string",
                     other,
                 ));
             }
         };
-        let secrecy = strict_string_list(object.get("secrecy"), &format!("{field}.secrecy"))?;
-        let integrity = strict_string_list(object.get("integrity"), &format!("{field}.integrity"))?;
+        let secrecy =
+            strict_string_list(object.get("secrecy"), &|| format!("{}.secrecy", field()))?;
+        let integrity = strict_string_list(object.get("integrity"), &|| {
+            format!("{}.integrity", field())
+        })?;
         Ok(ItemLabels {
             description,
             secrecy: secrecy.into_iter().collect(),
@@ -283,7 +288,7 @@ impl PathLabels {
         };
         let mut labeled_paths = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
-            let field = format!("labeled_paths[{index}]");
+            let field = || format!("labeled_paths[{index}]");
             let entry = match entry {
                 Value::Null => {
                     labeled_paths.push(LabeledPath {
@@ -293,21 +298,26 @@ impl PathLabels {
                     continue;
                 }
                 Value::Object(entry) => entry,
-                other => return Err(type_mismatch(&field, "an object", other)),
+                other => return Err(type_mismatch(&field(), "an object", other)),
             };
             let path = match entry.get("path") {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::String(path)) => path.clone(),
                 Some(other) => {
-                    return Err(type_mismatch(&format!("{field}.path"), "a string", other));
+                    return Err(type_mismatch(
+                        &format!("{}.path", field()),
+                        "a string",
+                        other,
+                    ));
                 }
             };
-            let labels = ItemLabels::from_typed(entry.get("labels"), &format!("{field}.labels"))?;
+            let labels =
+                ItemLabels::from_typed(entry.get("labels"), &|| format!("{}.labels", field()))?;
             labeled_paths.push(LabeledPath { path, labels });
         }
         let default_labels = match object.get("default_labels") {
             None | Some(Value::Null) => None,
-            value => Some(ItemLabels::from_typed(value, "default_labels")?),
+            value => Some(ItemLabels::from_typed(value, &|| "default_labels".into())?),
         };
         let items_path = match object.get("items_path") {
             None | Some(Value::Null) => String::new(),
@@ -403,7 +413,10 @@ fn non_blank_string(value: Option<&Value>) -> Option<&str> {
 }
 
 /// A list of strings where `null` (the list or an entry) means empty.
-fn strict_string_list(value: Option<&Value>, field: &str) -> Result<Vec<String>, String> {
+fn strict_string_list(
+    value: Option<&Value>,
+    field: &dyn Fn() -> String,
+) -> Result<Vec<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(entries)) => entries
@@ -413,13 +426,13 @@ fn strict_string_list(value: Option<&Value>, field: &str) -> Result<Vec<String>,
                 Value::String(text) => Ok(text.clone()),
                 Value::Null => Ok(String::new()),
                 other => Err(type_mismatch(
-                    &format!("{field}[{index}]"),
+                    &format!("{}[{index}]", field()),
                     "a string",
                     other,
                 )),
             })
             .collect(),
-        Some(other) => Err(type_mismatch(field, "an array of strings", other)),
+        Some(other) => Err(type_mismatch(&field(), "an array of strings", other)),
     }
 }
 
