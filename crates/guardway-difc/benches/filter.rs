@@ -5,21 +5,26 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use guardway_difc::{
-    EnforcementMode, LabelPair, Operation, TagSet, filter_response, label_response_items,
+    EnforcementMode, LabelPair, Operation, TagSet, filter_items, filter_response,
+    label_response_items, to_reference_json,
 };
 use serde_json::{Value, json};
 
 const ITEMS: usize = 1_000;
 
 fn issue(number: usize) -> Value {
-    let repo = if number % 4 == 0 { "api" } else { "web" };
+    let repo = if number.is_multiple_of(4) {
+        "api"
+    } else {
+        "web"
+    };
     json!({
         "number": number,
         "title": format!("Crash when <parsing> config & flags #{number}"),
-        "state": if number % 3 == 0 { "closed" } else { "open" },
+        "state": if number.is_multiple_of(3) { "closed" } else { "open" },
         "html_url": format!("https://github.com/acme/{repo}/issues/{number}"),
         "user": {"login": format!("user{}", number % 37), "id": 1000 + number, "type": "User"},
-        "author_association": if number % 5 == 0 { "NONE" } else { "MEMBER" },
+        "author_association": if number.is_multiple_of(5) { "NONE" } else { "MEMBER" },
         "labels": [{"name": "bug", "color": "d73a4a"}, {"name": "triage", "color": "ededed"}],
         "comments": number % 11,
         "created_at": "2026-01-02T03:04:05Z",
@@ -39,8 +44,16 @@ fn backend_result() -> Value {
 fn label_response_output() -> Vec<u8> {
     let labeled_paths: Vec<Value> = (0..ITEMS)
         .map(|number| {
-            let repo = if number % 4 == 0 { "api" } else { "web" };
-            let level = if number % 5 == 0 { "none" } else { "approved" };
+            let repo = if number.is_multiple_of(4) {
+                "api"
+            } else {
+                "web"
+            };
+            let level = if number.is_multiple_of(5) {
+                "none"
+            } else {
+                "approved"
+            };
             let mut integrity = vec![format!("none:acme/{repo}")];
             if level == "approved" {
                 integrity.push(format!("unapproved:acme/{repo}"));
@@ -88,6 +101,20 @@ fn bench_filtering(c: &mut Criterion) {
                 "agent",
             )
         })
+    });
+    group.bench_function("evaluate_only", |b| {
+        b.iter(|| {
+            filter_items(
+                black_box(&agent),
+                black_box(&items),
+                Operation::Read,
+                EnforcementMode::Filter,
+            )
+        })
+    });
+    group.bench_function("encode_items_only", |b| {
+        let array = Value::Array(items.iter().map(|item| item.data.clone()).collect());
+        b.iter(|| to_reference_json(black_box(&array)))
     });
     group.bench_function("resolve_evaluate_and_filter", |b| {
         b.iter(|| {

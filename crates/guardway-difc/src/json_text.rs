@@ -5,6 +5,9 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+/// 2^53: every integer up to this magnitude is exact in an `f64`.
+const MAX_EXACT_FLOAT_INTEGER: u64 = 1 << 53;
+
 /// Encodes `value` compactly with the reference gateway's conventions.
 pub fn to_reference_json(value: &Value) -> String {
     let mut out = String::new();
@@ -22,7 +25,13 @@ fn write_value(out: &mut String, value: &Value) {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(number) => write_number(out, number.as_f64().unwrap_or(0.0)),
+        Value::Number(number) => match (number.as_i64(), number.as_f64()) {
+            // Integers that a 64-bit float holds exactly print the same either way.
+            (Some(integer), _) if integer.unsigned_abs() <= MAX_EXACT_FLOAT_INTEGER => {
+                let _ = write!(out, "{integer}");
+            }
+            (_, float) => write_number(out, float.unwrap_or(0.0)),
+        },
         Value::String(text) => write_string(out, text),
         Value::Array(items) => {
             out.push('[');
@@ -76,6 +85,24 @@ fn write_number(out: &mut String, number: f64) {
     }
 }
 
+/// Bytes that may need escaping: ASCII controls, `"`, `\\`, `<`, `>`, `&`,
+/// and 0xE2, the lead byte of U+2028 and U+2029.
+const ATTENTION: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'&' as usize] = true;
+    table[0xE2] = true;
+    table
+};
+
 fn write_string(out: &mut String, text: &str) {
     out.push('"');
     let bytes = text.as_bytes();
@@ -83,39 +110,39 @@ fn write_string(out: &mut String, text: &str) {
     let mut index = 0;
     while index < bytes.len() {
         let byte = bytes[index];
-        // U+2028 and U+2029 are E2 80 A8 / E2 80 A9 in UTF-8.
-        let line_separator = match (byte, bytes.get(index + 1), bytes.get(index + 2)) {
-            (0xE2, Some(0x80), Some(0xA8)) => Some("\\u2028"),
-            (0xE2, Some(0x80), Some(0xA9)) => Some("\\u2029"),
-            _ => None,
-        };
-        let needs_escape = line_separator.is_some()
-            || byte < 0x20
-            || matches!(byte, b'"' | b'\\' | b'<' | b'>' | b'&');
-        if !needs_escape {
+        if !ATTENTION[usize::from(byte)] {
             index += 1;
             continue;
         }
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0C => "\\f",
+            b'<' => "\\u003c",
+            b'>' => "\\u003e",
+            b'&' => "\\u0026",
+            0xE2 => match (bytes.get(index + 1), bytes.get(index + 2)) {
+                (Some(0x80), Some(0xA8)) => "\\u2028",
+                (Some(0x80), Some(0xA9)) => "\\u2029",
+                _ => {
+                    index += 1;
+                    continue;
+                }
+            },
+            _ => "",
+        };
         out.push_str(&text[run_start..index]);
-        if let Some(escape) = line_separator {
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", u32::from(byte));
+            index += 1;
+        } else {
             out.push_str(escape);
-            index += 3;
-            run_start = index;
-            continue;
+            index += if byte == 0xE2 { 3 } else { 1 };
         }
-        match byte {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0C => out.push_str("\\f"),
-            other => {
-                let _ = write!(out, "\\u{:04x}", u32::from(other));
-            }
-        }
-        index += 1;
         run_start = index;
     }
     out.push_str(&text[run_start..]);
