@@ -88,6 +88,10 @@ fn bench_filtering(c: &mut Criterion) {
         .flatten()
         .unwrap_or_default();
     assert_eq!(items.len(), ITEMS);
+    let encoded = to_reference_json(&Value::Array(
+        items.iter().map(|item| item.data.clone()).collect(),
+    ));
+    println!("response: {} bytes of item JSON", encoded.len());
 
     let mut group = c.benchmark_group("path_labelled_1000_items");
     group.bench_function("evaluate_and_filter", |b| {
@@ -115,6 +119,20 @@ fn bench_filtering(c: &mut Criterion) {
     group.bench_function("encode_items_only", |b| {
         let array = Value::Array(items.iter().map(|item| item.data.clone()).collect());
         b.iter(|| to_reference_json(black_box(&array)))
+    });
+    group.bench_function("serde_json_to_string_baseline", |b| {
+        let array = Value::Array(items.iter().map(|item| item.data.clone()).collect());
+        b.iter(|| serde_json::to_string(black_box(&array)).map(|text| text.len()))
+    });
+    group.bench_function("parse_backend_text_baseline", |b| {
+        let text = result["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        b.iter(|| serde_json::from_str::<Value>(black_box(&text)).is_ok())
+    });
+    group.bench_function("parse_label_response_only", |b| {
+        b.iter(|| guardway_difc::ResponseLabels::parse(black_box(&output)).is_ok())
     });
     group.bench_function("resolve_evaluate_and_filter", |b| {
         b.iter(|| {
