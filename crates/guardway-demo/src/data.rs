@@ -227,6 +227,7 @@ impl DemoData {
         let full_name = self.repos[repo].full_name();
         let cast = authors(&owner);
         let seed = (repo as u64 + 1) << 32;
+        let mut filler: Option<String> = None;
         for number in 1..=issues + pulls {
             let author = cast[((number - 1) % cast.len() as u64) as usize].to_owned();
             let mut labels = Vec::new();
@@ -257,10 +258,8 @@ impl DemoData {
                 words(seed + number * 3, 12)
             );
             if self.repos[repo].name == "firehose" {
-                while body.len() < FIREHOSE_BODY_BYTES {
-                    body.push(' ');
-                    body.push_str(&words(seed + body.len() as u64, 8));
-                }
+                body.push(' ');
+                body.push_str(filler.get_or_insert_with(firehose_filler));
             }
             let pull = is_pull.then(|| {
                 let forked = matches!(
@@ -625,6 +624,18 @@ impl DemoData {
             "download_url": if is_dir { Value::Null } else { json!(format!("https://raw.githubusercontent.com/{full}/main/{path}")) },
         })
     }
+}
+
+/// The text that pads each `octo-org/firehose` issue body.
+fn firehose_filler() -> String {
+    let mut text = String::with_capacity(FIREHOSE_BODY_BYTES + 64);
+    let mut seed = 7;
+    while text.len() < FIREHOSE_BODY_BYTES {
+        text.push_str(&words(seed, 8));
+        text.push(' ');
+        seed += 8;
+    }
+    text
 }
 
 /// About 1 MiB of JSON (an array of records).
