@@ -1,6 +1,8 @@
 //! `GithubGuard`: the three label functions over the policy and facts kept
 //! in the instance.
 
+use std::borrow::Cow;
+
 use guardway_guest::{Guard, GuardError, log, mcp};
 use serde_json::{Value, json};
 
@@ -37,6 +39,19 @@ impl GithubGuard {
     /// `call_backend` calls this instance made for look-ups.
     pub fn backend_lookups(&self) -> usize {
         self.facts.backend_calls
+    }
+}
+
+/// A field of the input; a string holding JSON is parsed (some hosts pass
+/// arguments or results serialised). Absent → `null`.
+fn json_field<'a>(input: &'a Value, key: &str) -> Cow<'a, Value> {
+    match input.get(key) {
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(parsed) if parsed.is_object() || parsed.is_array() => Cow::Owned(parsed),
+            _ => Cow::Owned(Value::String(text.clone())),
+        },
+        Some(value) => Cow::Borrowed(value),
+        None => Cow::Owned(Value::Null),
     }
 }
 
@@ -111,8 +126,8 @@ impl Guard for GithubGuard {
             .get("tool_name")
             .and_then(Value::as_str)
             .ok_or_else(|| GuardError::refused("label_resource input has no tool_name"))?;
-        let null = Value::Null;
-        let args = input.get("tool_args").unwrap_or(&null);
+        let args = json_field(&input, "tool_args");
+        let args = args.as_ref();
         let policy = self.policy();
         let mut labeller = Labeller {
             policy: &policy,
@@ -133,20 +148,22 @@ impl Guard for GithubGuard {
             .get("tool_name")
             .and_then(Value::as_str)
             .ok_or_else(|| GuardError::refused("label_response input has no tool_name"))?;
-        let Some(result) = input.get("tool_result") else {
+        let result = json_field(&input, "tool_result");
+        let result = result.as_ref();
+        if result.is_null() {
             log::info(&format!(
                 "label_response {tool_name}: no tool_result, no labels"
             ));
             return Ok(None);
-        };
+        }
         if result.get("isError").and_then(Value::as_bool) == Some(true) {
             log::info(&format!(
                 "label_response {tool_name}: error result, no labels"
             ));
             return Ok(None);
         }
-        let null = Value::Null;
-        let args = input.get("tool_args").unwrap_or(&null);
+        let args = json_field(&input, "tool_args");
+        let args = args.as_ref();
         let policy = self.policy();
         let mut labeller = Labeller {
             policy: &policy,
@@ -744,6 +761,33 @@ mod tests {
             assert!(can_read(&agent, &answer["default_labels"]));
         }
         assert_eq!(testing::backend_calls(), 1);
+        testing::clear_backend();
+    }
+
+    #[test]
+    fn serialised_arguments_and_results_are_parsed() {
+        install_backend();
+        let cell = GuardCell::<GithubGuard>::new();
+        let agent = agent_for(
+            &cell,
+            json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "none"}}),
+        );
+        let args =
+            json!({"owner": "acme", "repo": "web", "method": "get", "issue_number": 1}).to_string();
+        let result = text_result(&issue("acme/web", 1, "wile", "OWNER")).to_string();
+        let resource = call(
+            &cell,
+            Export::LabelResource,
+            &json!({"tool_name": "issue_read", "tool_args": args}),
+        );
+        assert_eq!(resource["resource"]["description"], "issue acme/web#1");
+        let answer = call(
+            &cell,
+            Export::LabelResponse,
+            &json!({"tool_name": "issue_read", "tool_args": args, "tool_result": result}),
+        );
+        assert_eq!(answer["default_labels"]["description"], "issue acme/web#1");
+        assert!(can_read(&agent, &answer["default_labels"]));
         testing::clear_backend();
     }
 
