@@ -109,8 +109,8 @@ pub fn evaluate(
 
 fn evaluate_read(agent: &LabelPair, resource: LabelView<'_>, mode: EnforcementMode) -> Evaluation {
     let integrity = flow(LabelKind::Integrity, resource.integrity, &agent.integrity);
-    let secrecy = flow(LabelKind::Secrecy, resource.secrecy, &agent.secrecy);
     if mode == EnforcementMode::Propagate {
+        let secrecy = flow(LabelKind::Secrecy, resource.secrecy, &agent.secrecy);
         if integrity.ok && secrecy.ok {
             return Evaluation::allow();
         }
@@ -139,6 +139,7 @@ fn evaluate_read(agent: &LabelPair, resource: LabelView<'_>, mode: EnforcementMo
         );
         return Evaluation::deny(TagSet::new(), integrity.violating, reason);
     }
+    let secrecy = flow(LabelKind::Secrecy, resource.secrecy, &agent.secrecy);
     if !secrecy.ok {
         let reason = format!(
             "Resource '{}' has secrecy requirements that agent doesn't meet. The agent is not authorized to access {}-scoped data.",

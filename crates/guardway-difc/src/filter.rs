@@ -316,3 +316,48 @@ pub fn filtered_item_record(
     }
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::TagSet;
+    use crate::payload::ItemLabels;
+
+    #[test]
+    fn filtered_record_carries_item_fields() {
+        let item = LabeledItem {
+            data: json!({"number": 12, "html_url": "https://x/12", "author_association": "NONE",
+                         "user": {"login": "mallory"}, "author": {"login": "other"}, "sha": ""}),
+            labels: ItemLabels {
+                description: "issue acme/web#12".into(),
+                secrecy: TagSet::from_strs(["private:acme/web"]),
+                integrity: TagSet::new(),
+            },
+        };
+        let agent = LabelPair::default();
+        let outcome = filter_items(
+            &agent,
+            std::slice::from_ref(&item),
+            Operation::Read,
+            EnforcementMode::Filter,
+        );
+        let record = filtered_item_record("github", "get_issue", &item, &outcome.filtered[0]);
+        assert_eq!(
+            Value::Object(record),
+            json!({"event": "difc_filtered", "_schema": "difc-filtered/v2", "server_id": "github",
+                   "tool_name": "get_issue", "description": "issue acme/web#12",
+                   "reason": outcome.filtered[0].evaluation.reason,
+                   "secrecy_tags": ["private:acme/web"], "integrity_tags": [],
+                   "author_association": "NONE", "author_login": "mallory",
+                   "html_url": "https://x/12", "number": "12"})
+        );
+        let commit = LabeledItem {
+            data: json!({"sha": "abc", "author": {"login": "dev"}}),
+            labels: item.labels.clone(),
+        };
+        let record = filtered_item_record("github", "get_commit", &commit, &outcome.filtered[0]);
+        assert_eq!(record["author_login"], "dev");
+        assert_eq!(record["sha"], "abc");
+        assert!(!record.contains_key("number"));
+    }
+}

@@ -150,6 +150,19 @@ impl AgentLabels {
     }
 }
 
+impl AgentLabels {
+    /// The normalised policy's `scope_kind`, trimmed and lower-cased, as the
+    /// gateway keeps it per (session, server).
+    pub fn scope_kind(&self) -> Option<String> {
+        let scope_kind = self
+            .normalized_policy
+            .as_ref()?
+            .get("scope_kind")?
+            .as_str()?;
+        Some(scope_kind.trim().to_lowercase())
+    }
+}
+
 /// Parsed `label_resource` output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceLabels {
@@ -483,6 +496,7 @@ mod tests {
             labels.normalized_policy,
             Some(serde_json::json!({"scope_kind":"Repo"}))
         );
+        assert_eq!(labels.scope_kind().as_deref(), Some("repo"));
     }
 
     #[test]

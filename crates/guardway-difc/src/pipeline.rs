@@ -61,3 +61,56 @@ pub fn taint_source(resource: &ResourceLabels, labeled_items: Option<&[LabeledIt
         None => LabelPair::new(resource.secrecy.clone(), resource.integrity.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::TagSet;
+
+    #[test]
+    fn pipeline_table_of_spec_3_4() {
+        use EnforcementMode::{Filter, Propagate, Strict};
+        use Operation::{Read, ReadWrite, Write};
+        // (operation, mode, label_response called, taints)
+        let table = [
+            (Read, Strict, true, false),
+            (Read, Filter, true, false),
+            (Read, Propagate, true, true),
+            (ReadWrite, Strict, false, false),
+            (ReadWrite, Filter, true, false),
+            (ReadWrite, Propagate, true, true),
+            (Write, Strict, false, false),
+            (Write, Filter, false, false),
+            (Write, Propagate, false, false),
+        ];
+        for (operation, mode, labelled, taints) in table {
+            assert_eq!(
+                labels_response(operation, mode),
+                labelled,
+                "{operation} {mode}"
+            );
+            assert_eq!(taints_agent(operation, mode), taints, "{operation} {mode}");
+        }
+    }
+
+    #[test]
+    fn coarse_read_in_propagate_mode_is_never_refused() {
+        let agent = LabelPair::new(TagSet::new(), TagSet::from_strs(["t"]));
+        let resource = ResourceLabels {
+            description: "r".into(),
+            secrecy: TagSet::from_strs(["s"]),
+            integrity: TagSet::new(),
+            operation: Operation::Read,
+        };
+        let check = coarse_check(&agent, &resource, EnforcementMode::Propagate);
+        assert!(!check.refused);
+        assert!(check.evaluation.is_allowed());
+        // The write part of a read-write still refuses in propagate mode.
+        let resource = ResourceLabels {
+            operation: Operation::ReadWrite,
+            integrity: TagSet::from_strs(["t", "u"]),
+            ..resource
+        };
+        assert!(coarse_check(&agent, &resource, EnforcementMode::Propagate).refused);
+    }
+}

@@ -560,8 +560,9 @@ fn v25_skips_non_matching_paths() {
     assert_eq!(items[1].labels.secrecy, set(&["default"]));
 }
 
-fn write_sink(accept: &[&str]) -> guardway_difc::ResourceLabels {
-    resource("write-sink (create_issue)", accept, &[], Operation::Write)
+fn write_sink(accept: &[&str], public: bool) -> guardway_difc::ResourceLabels {
+    let accept: Vec<String> = accept.iter().map(|entry| (*entry).to_owned()).collect();
+    guardway_difc::write_sink_resource_labels(&accept, public, "create_issue")
 }
 
 fn github_agent() -> guardway_difc::LabelPair {
@@ -575,7 +576,7 @@ fn github_agent() -> guardway_difc::LabelPair {
 fn v26_write_sink_accepts_matching_agent() {
     let result = eval(
         &github_agent(),
-        &write_sink(&["private:github/gh-aw*"]),
+        &write_sink(&["private:github/gh-aw*"], false),
         STRICT,
     );
     assert_eq!(result.decision, AccessDecision::Allow);
@@ -583,7 +584,7 @@ fn v26_write_sink_accepts_matching_agent() {
 
 #[test]
 fn v27_noop_guard_denies_labelled_agent() {
-    let noop = resource("", &[], &[], Operation::ReadWrite);
+    let noop = guardway_difc::noop_resource_labels();
     let check = coarse_check(&github_agent(), &noop, STRICT);
     assert!(check.refused);
     assert!(!check.evaluation.integrity_to_drop.is_empty());
@@ -594,7 +595,7 @@ fn v27_noop_guard_denies_labelled_agent() {
 fn v28_owner_wildcard_needs_bare_owner_accept() {
     let result = eval(
         &agent(&["private:myorg"], &[]),
-        &write_sink(&["private:myorg/*"]),
+        &write_sink(&["private:myorg/*"], false),
         STRICT,
     );
     assert_eq!(result.decision, AccessDecision::Deny);
@@ -603,7 +604,7 @@ fn v28_owner_wildcard_needs_bare_owner_accept() {
 
 #[test]
 fn v29_sink_visibility() {
-    let public_sink = write_sink(&[]);
+    let public_sink = write_sink(&["*"], true);
     let tainted = agent(&["private:github/secret-repo"], &[]);
     assert_eq!(
         eval(&tainted, &public_sink, STRICT).decision,
@@ -613,7 +614,7 @@ fn v29_sink_visibility() {
         eval(&agent(&[], &[]), &public_sink, STRICT).decision,
         AccessDecision::Allow
     );
-    let private_sink = write_sink(&["*"]);
+    let private_sink = write_sink(&["*"], false);
     assert_eq!(
         eval(&tainted, &private_sink, STRICT).decision,
         AccessDecision::Allow
