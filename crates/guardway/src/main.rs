@@ -4,6 +4,7 @@
 //! root (`guardway --config x.toml` is `guardway serve --config x.toml`).
 
 mod cmd;
+mod logging;
 
 use clap::{Parser, Subcommand};
 
