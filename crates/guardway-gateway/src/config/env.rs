@@ -117,10 +117,8 @@ fn is_variable_name(name: &str) -> bool {
 /// The first undefined name, in document order.
 pub fn expand_json(value: &mut Value, env: &Environment, keys: bool) -> Result<(), String> {
     match value {
-        Value::String(s) => {
-            if s.contains("${") {
-                *s = expand_str(s, env)?;
-            }
+        Value::String(s) if s.contains("${") => {
+            *s = expand_str(s, env)?;
         }
         Value::Array(items) => {
             for item in items {

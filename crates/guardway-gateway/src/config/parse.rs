@@ -890,10 +890,13 @@ impl<'e> Validator<'e> {
                 "mounts",
             ],
         };
-        self.check_keys(map, path, keys);
-        let before = self.issues.len();
         let raw_type = self.string(map, "type", path).unwrap_or_default();
         let kind = raw_type.trim().to_ascii_lowercase();
+        // Servers of a custom type are described by their own schema.
+        if !custom_types.contains(&kind) {
+            self.check_keys(map, path, keys);
+        }
+        let before = self.issues.len();
         let is_http = match kind.as_str() {
             "" | "stdio" | "local" => false,
             "http" => true,
