@@ -345,3 +345,22 @@ fn missing_configuration_is_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn validate_env_reports_missing_variables() {
+    let config = repo_root().join("examples/guardway.toml");
+    let (code, _, stderr) = run(guardway()
+        .arg("--config")
+        .arg(&config)
+        .arg("--validate-env")
+        .env("MCP_GATEWAY_PORT", "8000")
+        .env("MCP_GATEWAY_DOMAIN", "localhost")
+        .env_remove("MCP_GATEWAY_AGENT_ID"));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("environment validation failed"), "{stderr}");
+    assert!(
+        stderr.contains("required environment variable MCP_GATEWAY_AGENT_ID is not set"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("MCP_GATEWAY_PORT is not set"), "{stderr}");
+}

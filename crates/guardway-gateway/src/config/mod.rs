@@ -18,8 +18,8 @@ pub use error::{ConfigError, ConfigIssue};
 pub use model::*;
 pub use options::{
     DEFAULT_LISTEN, DEFAULT_LOG_DIR, DEFAULT_SESSION_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT,
-    OptionsError, ServeFlags, default_wasm_cache_dir, parse_listen, parse_sink_server_ids,
-    resolve_serve_options,
+    OptionsError, ServeFlags, VALIDATE_ENV_VARIABLES, default_wasm_cache_dir, parse_listen,
+    parse_sink_server_ids, resolve_serve_options, validate_environment,
 };
 pub use parse::{load_json_file, load_toml_file, parse_json, parse_toml};
 pub use policy::{PolicyKind, validate_config_policy};

@@ -528,6 +528,56 @@ fn policy_override(flags: &ServeFlags, env: &Environment) -> Result<Option<Value
     Ok(Some(policy))
 }
 
+/// The variables `--validate-env` requires (the container entrypoint's
+/// contract with the reference gateway).
+pub const VALIDATE_ENV_VARIABLES: [&str; 3] = [
+    "MCP_GATEWAY_PORT",
+    "MCP_GATEWAY_DOMAIN",
+    "MCP_GATEWAY_AGENT_ID",
+];
+
+/// `--validate-env`: the required variables that are unset or blank, and
+/// whether `docker` answers `docker version` within `docker_timeout`.
+/// Returns one message per problem (empty = all good).
+pub fn validate_environment(env: &Environment, docker_timeout: Duration) -> Vec<String> {
+    let mut problems: Vec<String> = VALIDATE_ENV_VARIABLES
+        .iter()
+        .filter(|var| env.get_non_blank(var).is_none())
+        .map(|var| format!("required environment variable {var} is not set"))
+        .collect();
+    if let Err(why) = docker_reachable(docker_timeout) {
+        problems.push(format!("docker is not reachable: {why}"));
+    }
+    problems
+}
+
+fn docker_reachable(timeout: Duration) -> Result<(), String> {
+    let mut child = std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|err| format!("cannot run docker: {err}"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("`docker version` exited with {status}")),
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                // Best effort: the child is abandoned either way.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`docker version` did not answer within {timeout:?}"
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(err) => return Err(format!("cannot wait for docker: {err}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -857,6 +907,25 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn validate_environment_lists_missing_variables() {
+        let problems = validate_environment(
+            &env(&[("MCP_GATEWAY_PORT", "80"), ("MCP_GATEWAY_DOMAIN", " ")]),
+            Duration::from_secs(5),
+        );
+        assert!(
+            problems.contains(
+                &"required environment variable MCP_GATEWAY_DOMAIN is not set".to_owned()
+            )
+        );
+        assert!(
+            problems.contains(
+                &"required environment variable MCP_GATEWAY_AGENT_ID is not set".to_owned()
+            )
+        );
+        assert!(!problems.iter().any(|p| p.contains("MCP_GATEWAY_PORT")));
     }
 
     #[test]

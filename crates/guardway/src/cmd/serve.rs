@@ -7,12 +7,13 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::ArgAction;
 use guardway_gateway::config::{
     Environment, ParsedConfig, ServeFlags, ServeOptions, load_json_file, load_toml_file,
-    parse_env_file, parse_json, resolve_serve_options,
+    parse_env_file, parse_json, resolve_serve_options, validate_environment,
 };
 
 /// Flags of `guardway serve` (also accepted at the root command).
@@ -255,7 +256,17 @@ pub fn options_from_args(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         otlp_sample_rate: compat.otlp_sample_rate,
         require_guards: args.require_guards,
     };
-    Ok(resolve_serve_options(flags, parsed, &env)?)
+    let options = resolve_serve_options(flags, parsed, &env)?;
+    if options.extra.validate_env {
+        let problems = validate_environment(&env, Duration::from_secs(10));
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "environment validation failed:\n  {}",
+                problems.join("\n  ")
+            );
+        }
+    }
+    Ok(options)
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
