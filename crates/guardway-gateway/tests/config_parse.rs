@@ -802,6 +802,12 @@ command = "x"
 }
 
 #[test]
+fn toml_empty_agent_id_means_a_generated_key() {
+    let parsed = toml_ok("[gateway]\nagent_id = \"\"\n[servers.s]\ncommand = \"x\"\n");
+    assert_eq!(parsed.config.gateway.api_key, None);
+}
+
+#[test]
 fn toml_syntax_error_has_line_and_column() {
     let err = toml_err("[gateway]\nport = = 3\n");
     assert_contains(&err, "Configuration error at line 2, column");

@@ -558,6 +558,21 @@ impl<'e> Validator<'e> {
             );
         }
         settings.api_key = agent_id.or(api_key);
+        if settings
+            .api_key
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty())
+        {
+            if json {
+                self.issue_with(
+                    join(path, agent_key),
+                    format!("{agent_key} must not be empty"),
+                    "set the client key, e.g. \"agentId\": \"${MCP_GATEWAY_AGENT_ID}\" with the variable set",
+                );
+            }
+            // TOML: an empty key means none; one is generated at start-up.
+            settings.api_key = None;
+        }
 
         let startup_key = self.k("startupTimeout", "startup_timeout");
         if let Some(secs) = self.seconds(map, startup_key, path, 1) {
