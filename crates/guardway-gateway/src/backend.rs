@@ -415,8 +415,8 @@ impl Backend {
                         .map_err(|e| format!("invalid value for header {name}: {e}"))?;
                     custom.insert(name, value);
                 }
-                let config =
-                    StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
+                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(custom);
                 let transport = StreamableHttpClientTransport::from_config(config);
                 tokio::time::timeout(self.config.connect_timeout, client.serve(transport))
                     .await
@@ -438,7 +438,9 @@ impl Backend {
         tokio::spawn(async move {
             loop {
                 stale.notified().await;
-                let Some(backend) = weak.upgrade() else { return };
+                let Some(backend) = weak.upgrade() else {
+                    return;
+                };
                 let peer = backend.live.read().clone();
                 let Some(peer) = peer else { continue };
                 match fetch_catalog_from_peer(&peer).await {
@@ -617,12 +619,11 @@ impl Backend {
         params: Option<PaginatedRequestParams>,
     ) -> Result<ListResourcesResult, BackendError> {
         const METHOD: &str = "resources/list";
-        let request =
-            ClientRequest::ListResourcesRequest(rmcp::model::ListResourcesRequest {
-                method: Default::default(),
-                params,
-                extensions: Default::default(),
-            });
+        let request = ClientRequest::ListResourcesRequest(rmcp::model::ListResourcesRequest {
+            method: Default::default(),
+            params,
+            extensions: Default::default(),
+        });
         match self.request(METHOD, request).await? {
             ServerResult::ListResourcesResult(r) => Ok(r),
             _ => Err(self.unexpected(METHOD)),
@@ -678,9 +679,7 @@ impl Backend {
         let connection = self.connection.lock().await.take();
         *self.live.write() = None;
         if let Some(mut connection) = connection {
-            let _ = connection
-                .close_with_timeout(Duration::from_secs(3))
-                .await;
+            let _ = connection.close_with_timeout(Duration::from_secs(3)).await;
         }
         let mut h = self.health.lock();
         h.status = BackendStatus::Stopped;

@@ -9,7 +9,9 @@ use rmcp::model::CallToolResult;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     Closed,
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// One probe call is in flight.
     HalfOpen,
 }
@@ -206,7 +208,10 @@ mod tests {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new("s", 1, Duration::from_secs(1));
         b.record(true, Some(Duration::from_secs(30)), t0);
-        assert!(matches!(b.admit(t0 + Duration::from_secs(2)), Admission::Reject { .. }));
+        assert!(matches!(
+            b.admit(t0 + Duration::from_secs(2)),
+            Admission::Reject { .. }
+        ));
         assert_eq!(b.admit(t0 + Duration::from_secs(31)), Admission::Allow);
     }
 }

@@ -118,7 +118,10 @@ mod tests {
             json!({"type":"object","properties":{}})
         );
         let open = json!({"type":"object","additionalProperties":true});
-        assert_eq!(Value::Object(normalize_input_schema(&obj(open.clone()))), open);
+        assert_eq!(
+            Value::Object(normalize_input_schema(&obj(open.clone()))),
+            open
+        );
     }
 
     #[test]

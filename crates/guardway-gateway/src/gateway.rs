@@ -51,10 +51,7 @@ impl std::fmt::Debug for RunningGateway {
     }
 }
 
-fn build_core(
-    options: &ServeOptions,
-    interceptor: Arc<dyn CallInterceptor>,
-) -> Arc<GatewayCore> {
+fn build_core(options: &ServeOptions, interceptor: Arc<dyn CallInterceptor>) -> Arc<GatewayCore> {
     let relay = Arc::new(NotificationRelay::default());
     let settings = &options.config.gateway;
     let backends = options
@@ -309,10 +306,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
         return serve_stdio(options).await;
     }
     let running = Gateway::start(options).await?;
-    let document = serde_json::to_string_pretty(&running.startup_document())
-        .map_err(|e| GatewayError::StartupDocument {
+    let document = serde_json::to_string_pretty(&running.startup_document()).map_err(|e| {
+        GatewayError::StartupDocument {
             source: std::io::Error::other(e),
-        })?;
+        }
+    })?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

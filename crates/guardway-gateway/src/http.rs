@@ -44,8 +44,7 @@ fn json_error(status: StatusCode, error: &str, message: Option<&str>) -> Respons
 
 async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     if let Err(rejection) = crate::auth::check_authorization(request.headers(), &state.api_key) {
-        let status =
-            StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
+        let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
         return json_error(status, rejection.error, Some(rejection.message));
     }
     if state.shutting_down.load(Ordering::SeqCst) {
@@ -55,7 +54,97 @@ async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next)
             None,
         );
     }
+    if request.method() == http::Method::POST {
+        return match check_jsonrpc_body(request).await {
+            Ok(request) => next.run(request).await,
+            Err(response) => response,
+        };
+    }
     next.run(request).await
+}
+
+fn jsonrpc_error(
+    status: StatusCode,
+    id: serde_json::Value,
+    code: i32,
+    message: String,
+) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": code, "message": message},
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Reads a POST body (bounded) and answers malformed JSON with a JSON-RPC
+/// parse error and well-formed JSON that is no JSON-RPC message with an
+/// invalid-request error, before the transport sees it.
+async fn check_jsonrpc_body(request: Request) -> Result<Request, Response> {
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            Some("request body exceeds the gateway's limit"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_REQUEST_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    let is_json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if is_json {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                serde_json::Value::Null,
+                -32700,
+                format!("Parse error: {e}"),
+            )
+        })?;
+        let id = value.get("id").cloned().unwrap_or(serde_json::Value::Null);
+        if value.is_array() {
+            return Err(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                "Invalid Request: batches are not supported".into(),
+            ));
+        }
+        if value.get("jsonrpc").and_then(|v| v.as_str()) != Some("2.0") {
+            return Err(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                "Invalid Request: \"jsonrpc\" must be \"2.0\"".into(),
+            ));
+        }
+        if let Err(e) = serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(value) {
+            return Err(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                format!("Invalid Request: {e}"),
+            ));
+        }
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 async fn health(State(state): State<HttpState>) -> Response {

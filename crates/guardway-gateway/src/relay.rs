@@ -89,9 +89,7 @@ impl NotificationRelay {
         let key = (server.to_owned(), param.progress_token.clone());
         let route = {
             let routes = self.progress.lock();
-            routes
-                .get(&key)
-                .map(|r| (r.peer.clone(), r.token.clone()))
+            routes.get(&key).map(|r| (r.peer.clone(), r.token.clone()))
         };
         let Some((peer, token)) = route else {
             tracing::debug!(server, "progress for no pending call dropped");

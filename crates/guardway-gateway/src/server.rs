@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams,
+    CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -245,7 +244,9 @@ impl ServerHandler for AgentSession {
                 "tool \"{tool}\" is not in the allowed-tools list for this server"
             )));
         }
-        if !backend.has_tool(&tool) && backend.health().status == crate::backend::BackendStatus::Running {
+        if !backend.has_tool(&tool)
+            && backend.health().status == crate::backend::BackendStatus::Running
+        {
             return Err(unknown_tool(&requested));
         }
         request.name = tool.clone().into();
@@ -348,9 +349,10 @@ impl ServerHandler for AgentSession {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         match &self.scope {
-            SessionScope::Routed(b) if b.has_resources() => {
-                b.list_resource_templates(request).await.map_err(backend_error)
-            }
+            SessionScope::Routed(b) if b.has_resources() => b
+                .list_resource_templates(request)
+                .await
+                .map_err(backend_error),
             _ => Ok(ListResourceTemplatesResult::default()),
         }
     }

@@ -39,8 +39,14 @@ async fn python_sdk_client_against_routed_and_unified_gateways() {
     let output = tokio::process::Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(root.join("tests/python/test_gateway.py"))
-        .env("GATEWAY_ROUTED_URL", format!("http://{}", routed.local_addr()))
-        .env("GATEWAY_UNIFIED_URL", format!("http://{}", unified.local_addr()))
+        .env(
+            "GATEWAY_ROUTED_URL",
+            format!("http://{}", routed.local_addr()),
+        )
+        .env(
+            "GATEWAY_UNIFIED_URL",
+            format!("http://{}", unified.local_addr()),
+        )
         .env("GATEWAY_API_KEY", common::API_KEY)
         .current_dir(&root)
         .output()
@@ -49,7 +55,10 @@ async fn python_sdk_client_against_routed_and_unified_gateways() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}\n{stderr}");
-    assert!(output.status.success(), "pytest failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "pytest failed:\n{stdout}\n{stderr}"
+    );
 
     // Every relayed progress route was removed when its call ended.
     assert_eq!(routed.pending_progress_routes(), 0);

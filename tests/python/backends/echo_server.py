@@ -53,6 +53,11 @@ def big(n: int) -> str:
     return "x" * n
 
 
+@mcp.tool(description="Always answers like a rate-limited API.")
+def limited() -> str:
+    raise RuntimeError("API rate limit exceeded, retry after 1 seconds")
+
+
 @mcp.tool(description="A tool hidden by allow-lists.")
 def secret() -> str:
     return "secret"

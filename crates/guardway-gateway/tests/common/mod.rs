@@ -139,3 +139,47 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// An `rmcp` client session on `url` sending `key` as `Authorization`.
+pub async fn rmcp_client(
+    url: &str,
+    key: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let headers = std::collections::HashMap::from([(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_str(key).unwrap(),
+    )]);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
+    );
+    ().serve(transport).await.unwrap()
+}
+
+/// `tools/call` parameters with JSON arguments.
+pub fn call(name: &str, args: serde_json::Value) -> rmcp::model::CallToolRequestParams {
+    let params = rmcp::model::CallToolRequestParams::new(name.to_owned());
+    match args {
+        serde_json::Value::Object(map) => params.with_arguments(map),
+        _ => params,
+    }
+}
+
+/// The concatenated text items of a tool result.
+pub fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect()
+}
+
+/// The JSON-RPC error of a failed client call.
+pub fn mcp_error(error: rmcp::ServiceError) -> rmcp::ErrorData {
+    match error {
+        rmcp::ServiceError::McpError(e) => e,
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
