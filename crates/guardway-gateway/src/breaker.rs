@@ -141,7 +141,7 @@ fn parse_retry_after(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rmcp::model::Content;
+    use rmcp::model::ContentBlock as Content;
 
     fn error_result(text: &str) -> CallToolResult {
         CallToolResult::error(vec![Content::text(text)])

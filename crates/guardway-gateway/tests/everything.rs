@@ -17,10 +17,13 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
+/// (progress, total) of one progress notification.
+type ProgressSeen = (f64, Option<f64>);
+
 /// Records the progress notifications a client receives.
 #[derive(Clone, Default)]
 struct ProgressRecorder {
-    seen: Arc<Mutex<Vec<(f64, Option<f64>)>>>,
+    seen: Arc<Mutex<Vec<ProgressSeen>>>,
 }
 
 impl ClientHandler for ProgressRecorder {
@@ -85,7 +88,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -229,15 +236,25 @@ async fn every_tool_of_server_everything_works_through_the_gateway() {
         .into_iter()
         .map(|t| (t.name.to_string(), t))
         .collect();
-    assert!(direct_tools.len() >= 10, "server-everything lists {} tools", direct_tools.len());
+    assert!(
+        direct_tools.len() >= 10,
+        "server-everything lists {} tools",
+        direct_tools.len()
+    );
     assert_eq!(via_tools.len(), direct_tools.len());
     for tool in &direct_tools {
         let shown = &via_tools[tool.name.as_ref()];
         assert_eq!(
             shown.description.as_deref().unwrap_or_default(),
-            format!("[everything] {}", tool.description.as_deref().unwrap_or_default())
+            format!(
+                "[everything] {}",
+                tool.description.as_deref().unwrap_or_default()
+            )
         );
-        assert_eq!(*shown.input_schema, normalize_input_schema(&tool.input_schema));
+        assert_eq!(
+            *shown.input_schema,
+            normalize_input_schema(&tool.input_schema)
+        );
         assert_eq!(shown.annotations, tool.annotations);
         assert_eq!(shown.output_schema, tool.output_schema);
     }
@@ -250,7 +267,12 @@ async fn every_tool_of_server_everything_works_through_the_gateway() {
         let got = via.call_tool(params).await;
         match (expected, got) {
             (Ok(expected), Ok(got)) => {
-                assert_eq!(comparable(&got), comparable(&expected), "tool {}", tool.name);
+                assert_eq!(
+                    comparable(&got),
+                    comparable(&expected),
+                    "tool {}",
+                    tool.name
+                );
                 compared += 1;
             }
             (Err(expected), Err(got)) => {
@@ -265,15 +287,21 @@ async fn every_tool_of_server_everything_works_through_the_gateway() {
                     expected.message
                 );
             }
-            (expected, got) => panic!("tool {}: direct {expected:?}, via gateway {got:?}", tool.name),
+            (expected, got) => panic!(
+                "tool {}: direct {expected:?}, via gateway {got:?}",
+                tool.name
+            ),
         }
     }
-    println!("{compared} of {} tools answered identically", direct_tools.len());
+    println!(
+        "{compared} of {} tools answered identically",
+        direct_tools.len()
+    );
     assert!(compared >= 8, "only {compared} tools answered successfully");
 
     // The long-running operation's progress reached the agent, under the
     // agent's token, as often as it reaches a direct client.
-    let steps = |seen: &[(f64, Option<f64>)]| seen.iter().filter(|(_, t)| *t == Some(4.0)).count();
+    let steps = |seen: &[ProgressSeen]| seen.iter().filter(|(_, t)| *t == Some(4.0)).count();
     assert_eq!(steps(&direct_progress.seen.lock()), 4);
     assert_eq!(steps(&via_progress.seen.lock()), 4);
     assert_eq!(gw.pending_progress_routes(), 0);
@@ -282,17 +310,32 @@ async fn every_tool_of_server_everything_works_through_the_gateway() {
     let big = via
         .call_tool(common::call(
             "gzip-file-as-resource",
-            arguments_for(direct_tools.iter().find(|t| t.name == "gzip-file-as-resource").unwrap()),
+            arguments_for(
+                direct_tools
+                    .iter()
+                    .find(|t| t.name == "gzip-file-as-resource")
+                    .unwrap(),
+            ),
         ))
         .await
         .unwrap();
     assert!(serde_json::to_string(&big).unwrap().len() > LARGE_INPUT_BYTES);
 
     // Prompts pass through too (routed).
-    let direct_prompts: Vec<String> =
-        direct.list_all_prompts().await.unwrap().into_iter().map(|p| p.name).collect();
-    let via_prompts: Vec<String> =
-        via.list_all_prompts().await.unwrap().into_iter().map(|p| p.name).collect();
+    let direct_prompts: Vec<String> = direct
+        .list_all_prompts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let via_prompts: Vec<String> = via
+        .list_all_prompts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(via_prompts, direct_prompts);
 
     direct.cancel().await.unwrap();

@@ -31,8 +31,12 @@ async fn failed_backend_is_skipped_and_calls_fail_fast_naming_it() {
     let gw = Gateway::start(common::options(servers, RoutingMode::Unified))
         .await
         .unwrap();
-    assert_eq!(gw.backend("broken").unwrap().health().status, BackendStatus::Error);
-    let client = common::rmcp_client(&format!("http://{}/mcp", gw.local_addr()), common::API_KEY).await;
+    assert_eq!(
+        gw.backend("broken").unwrap().health().status,
+        BackendStatus::Error
+    );
+    let client =
+        common::rmcp_client(&format!("http://{}/mcp", gw.local_addr()), common::API_KEY).await;
     let tools = client.list_all_tools().await.unwrap();
     assert!(tools.iter().all(|t| t.name.starts_with("alpha___")));
     assert!(!tools.is_empty());
@@ -120,7 +124,10 @@ async fn circuit_breaker_opens_after_consecutive_rate_limits() {
     .await;
     // Rate-limited results pass through as tool errors until the threshold.
     for _ in 0..2 {
-        let r = client.call_tool(common::call("limited", json!({}))).await.unwrap();
+        let r = client
+            .call_tool(common::call("limited", json!({})))
+            .await
+            .unwrap();
         assert_eq!(r.is_error, Some(true));
         assert!(common::text_of(&r).contains("rate limit exceeded"));
     }
@@ -195,7 +202,8 @@ async fn interceptor_sees_and_controls_every_call() {
     )
     .await
     .unwrap();
-    let client = common::rmcp_client(&format!("http://{}/mcp", gw.local_addr()), common::API_KEY).await;
+    let client =
+        common::rmcp_client(&format!("http://{}/mcp", gw.local_addr()), common::API_KEY).await;
     let r = client
         .call_tool(common::call("alpha___echo", json!({"text": "original"})))
         .await
@@ -213,7 +221,12 @@ async fn interceptor_sees_and_controls_every_call() {
         format!("denied add on alpha for Some({:?})", common::API_KEY)
     );
     // Unknown tools never reach the interceptor.
-    assert!(client.call_tool(common::call("alpha___nope", json!({}))).await.is_err());
+    assert!(
+        client
+            .call_tool(common::call("alpha___nope", json!({})))
+            .await
+            .is_err()
+    );
     assert_eq!(interceptor.calls.load(Ordering::SeqCst), 2);
     client.cancel().await.unwrap();
     gw.shutdown().await;
