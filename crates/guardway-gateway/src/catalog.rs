@@ -17,10 +17,7 @@ pub fn unified_name(server: &str, name: &str) -> String {
 
 /// Splits a unified name at the first separator whose prefix is a known
 /// server id, so server ids containing `___` still resolve.
-pub fn split_unified_name(
-    name: &str,
-    is_server: impl Fn(&str) -> bool,
-) -> Option<(&str, &str)> {
+pub fn split_unified_name(name: &str, is_server: impl Fn(&str) -> bool) -> Option<(&str, &str)> {
     let mut start = 0;
     while let Some(pos) = name[start..].find(UNIFIED_SEPARATOR) {
         let at = start + pos;

@@ -326,23 +326,44 @@ pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
 
 /// Serves one agent over stdin/stdout with the unified tool table.
 async fn serve_stdio(options: ServeOptions) -> Result<(), GatewayError> {
-    let core = build_core(&options, Arc::new(PassThrough));
-    launch_all(&core, options.config.sequential_launch).await;
-    let monitor_ct = CancellationToken::new();
-    spawn_monitor(core.clone(), monitor_ct.clone());
-    let session = AgentSession::new(core.clone(), SessionScope::Unified);
-    let result = match session.serve(rmcp::transport::stdio()).await {
-        Ok(running) => {
-            tokio::select! {
-                _ = running.waiting() => Ok(()),
-                () = shutdown_signal() => Ok(()),
+    Gateway::serve_stream(options, tokio::io::stdin(), tokio::io::stdout()).await
+}
+
+impl Gateway {
+    /// Serves one agent speaking newline-delimited MCP on `reader`/`writer`
+    /// (what `serve --stdio` does with stdin/stdout), unified tool table,
+    /// until the agent closes its side or a shutdown signal arrives; then
+    /// stops the backends.
+    ///
+    /// # Errors
+    /// When the agent's `initialize` handshake fails.
+    pub async fn serve_stream<R, W>(
+        options: ServeOptions,
+        reader: R,
+        writer: W,
+    ) -> Result<(), GatewayError>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+        W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let core = build_core(&options, Arc::new(PassThrough));
+        launch_all(&core, options.config.sequential_launch).await;
+        let monitor_ct = CancellationToken::new();
+        spawn_monitor(core.clone(), monitor_ct.clone());
+        let session = AgentSession::new(core.clone(), SessionScope::Unified);
+        let result = match session.serve((reader, writer)).await {
+            Ok(running) => {
+                tokio::select! {
+                    _ = running.waiting() => Ok(()),
+                    () = shutdown_signal() => Ok(()),
+                }
             }
-        }
-        Err(e) => Err(GatewayError::Stdio {
-            message: e.to_string(),
-        }),
-    };
-    monitor_ct.cancel();
-    futures::future::join_all(core.backends.values().map(|b| b.stop())).await;
-    result
+            Err(e) => Err(GatewayError::Stdio {
+                message: e.to_string(),
+            }),
+        };
+        monitor_ct.cancel();
+        futures::future::join_all(core.backends.values().map(|b| b.stop())).await;
+        result
+    }
 }
