@@ -68,6 +68,8 @@ struct Health {
     next_attempt: Option<Instant>,
     last_error: Option<String>,
     launches: u64,
+    /// Set by `stop`: no more launches.
+    stopped: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -196,6 +198,7 @@ impl Backend {
                 next_attempt: None,
                 last_error: None,
                 launches: 0,
+                stopped: false,
             }),
             breaker: Mutex::new(breaker),
             catalog_stale: Arc::new(tokio::sync::Notify::new()),
@@ -285,13 +288,18 @@ impl Backend {
     /// backoff. Errors are recorded in the health state.
     pub async fn start(&self) -> Result<(), BackendError> {
         let mut slot = self.connection.lock().await;
+        if self.health.lock().stopped {
+            return Err(BackendError::ShuttingDown);
+        }
         self.launch_locked(&mut slot).await.map(|_| ())
     }
 
     /// Whether the periodic monitor should try to relaunch this backend.
     pub fn wants_monitor_restart(&self) -> bool {
         let h = self.health.lock();
-        h.status == BackendStatus::Error && h.consecutive_failures <= MAX_MONITOR_RESTARTS
+        !h.stopped
+            && h.status == BackendStatus::Error
+            && h.consecutive_failures <= MAX_MONITOR_RESTARTS
     }
 
     /// The live connection, (re)launching it if it ended, subject to backoff.
@@ -310,6 +318,9 @@ impl Backend {
         self.mark_stopped();
         {
             let h = self.health.lock();
+            if h.stopped {
+                return Err(BackendError::ShuttingDown);
+            }
             if let Some(at) = h.next_attempt {
                 let now = Instant::now();
                 if now < at {
@@ -685,7 +696,7 @@ impl Backend {
         h.status = BackendStatus::Stopped;
         h.connected_at = None;
         // A stopped gateway does not relaunch.
-        h.next_attempt = Some(Instant::now() + Duration::from_secs(u32::MAX as u64));
+        h.stopped = true;
     }
 }
 

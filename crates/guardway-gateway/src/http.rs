@@ -77,6 +77,36 @@ fn jsonrpc_error(
     (status, axum::Json(body)).into_response()
 }
 
+/// An oversized body is still read (and dropped) up to this size so that
+/// the client, still sending, receives the 413 instead of a reset.
+const MAX_DRAINED_BODY_BYTES: usize = 4 * MAX_REQUEST_BODY_BYTES;
+
+/// The body if it fits in [`MAX_REQUEST_BODY_BYTES`]; `None` (after
+/// draining a bounded amount for a few seconds at most) if not.
+async fn read_bounded(body: axum::body::Body) -> Option<axum::body::Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut collected = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if collected.len() + chunk.len() > MAX_REQUEST_BODY_BYTES {
+            let mut seen = collected.len() + chunk.len();
+            let drain = async {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    seen += chunk.len();
+                    if seen > MAX_DRAINED_BODY_BYTES {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+            return None;
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Some(axum::body::Bytes::from(collected))
+}
+
 /// Reads a POST body (bounded) and answers malformed JSON with a JSON-RPC
 /// parse error and well-formed JSON that is no JSON-RPC message with an
 /// invalid-request error, before the transport sees it.
@@ -93,13 +123,14 @@ async fn check_jsonrpc_body(request: Request) -> Result<Request, Response> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_REQUEST_BODY_BYTES) {
+    if declared.is_some_and(|len| len > MAX_DRAINED_BODY_BYTES) {
         return Err(too_large());
     }
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = match read_bounded(body).await {
+        Some(bytes) => bytes,
+        None => return Err(too_large()),
+    };
     let is_json = parts
         .headers
         .get(http::header::CONTENT_TYPE)
