@@ -276,3 +276,54 @@ async fn shutdown_refuses_new_requests_and_finishes_in_flight_calls() {
         "gateway still answering after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_cancellation_reaches_the_backend() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("cancelled");
+    let mut alpha = common::echo_backend("alpha");
+    if let guardway_gateway::config::ServerTransport::Stdio { env, .. } = &mut alpha.transport {
+        env.insert("CANCEL_MARK".into(), mark.to_string_lossy().into_owned());
+    }
+    let gw = Gateway::start(common::options(
+        BTreeMap::from([("alpha".to_owned(), alpha)]),
+        RoutingMode::Routed,
+    ))
+    .await
+    .unwrap();
+    let client = common::rmcp_client(
+        &format!("http://{}/mcp/alpha", gw.local_addr()),
+        common::API_KEY,
+    )
+    .await;
+    let handle = client
+        .send_cancellable_request(
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+                common::call("wait_for_cancel", json!({"seconds": 30})),
+            )),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    handle.cancel(Some("agent gave up".into())).await.unwrap();
+    let mut cancelled = false;
+    for _ in 0..100 {
+        if mark.exists() {
+            cancelled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cancelled, "the backend never saw the cancellation");
+    assert_eq!(gw.pending_progress_routes(), 0);
+    // The session and the backend go on serving.
+    let r = client
+        .call_tool(common::call("echo", json!({"text": "after cancel"})))
+        .await
+        .unwrap();
+    assert_eq!(common::text_of(&r), "alpha: after cancel");
+    client.cancel().await.unwrap();
+    gw.shutdown().await;
+}

@@ -48,6 +48,19 @@ async def sleep(seconds: float) -> str:
     return "slept"
 
 
+@mcp.tool(description="Wait until cancelled; record the cancellation in $CANCEL_MARK.")
+async def wait_for_cancel(seconds: float = 30) -> str:
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        mark = os.environ.get("CANCEL_MARK")
+        if mark:
+            with open(mark, "w") as f:
+                f.write("cancelled")
+        raise
+    return "not cancelled"
+
+
 @mcp.tool(description="Return a large text of n bytes.")
 def big(n: int) -> str:
     return "x" * n
