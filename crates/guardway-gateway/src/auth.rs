@@ -91,6 +91,12 @@ pub fn agent_id(headers: &HeaderMap) -> Option<String> {
     (!id.is_empty()).then(|| id.to_owned())
 }
 
+/// Whether an agent id can name a directory: one path segment, not empty,
+/// not `.` or `..`, without `/` or `\\`.
+pub fn is_safe_agent_id(id: &str) -> bool {
+    !id.is_empty() && id != "." && id != ".." && !id.contains(['/', '\\'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +148,14 @@ mod tests {
         }
         assert!(check_authorization(&headers(&[("authorization", b"k")]), "k").is_ok());
         assert!(check_authorization(&headers(&[("authorization", b"a\tb")]), "a\tb").is_ok());
+    }
+
+    #[test]
+    fn safe_agent_ids() {
+        assert!(is_safe_agent_id("agent-1"));
+        for bad in ["", ".", "..", "a/b", "a\\b"] {
+            assert!(!is_safe_agent_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

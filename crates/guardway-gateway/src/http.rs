@@ -54,6 +54,18 @@ async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next)
             None,
         );
     }
+    // A new session needs an agent id that can name a directory.
+    if request.method() == http::Method::POST
+        && !request.headers().contains_key("mcp-session-id")
+        && !crate::auth::agent_id(request.headers())
+            .is_some_and(|id| crate::auth::is_safe_agent_id(&id))
+    {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("invalid agent id: must be one safe path segment"),
+        );
+    }
     if request.method() == http::Method::POST {
         return match check_jsonrpc_body(request).await {
             Ok(request) => next.run(request).await,

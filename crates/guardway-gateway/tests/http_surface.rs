@@ -343,3 +343,31 @@ async fn startup_document_with_generated_key() {
     client.cancel().await.unwrap();
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_agent_id_refuses_a_new_session() {
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    for bad in ["..", "a/b", "a\\b"] {
+        let resp = post(&url)
+            .header("x-agent-id", bad)
+            .json(&initialize())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "for {bad:?}");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["message"],
+            "invalid agent id: must be one safe path segment"
+        );
+    }
+    let resp = post(&url)
+        .header("x-agent-id", "agent-7")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
