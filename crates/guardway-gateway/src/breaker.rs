@@ -5,6 +5,9 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::CallToolResult;
 
+/// Longest time the breaker stays open, whatever reset time a backend names.
+const MAX_OPEN: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Breaker state; `Instant`s come from the caller so tests control time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
@@ -83,8 +86,11 @@ impl CircuitBreaker {
         }
         self.consecutive_hits = self.consecutive_hits.saturating_add(1);
         if self.state == BreakerState::HalfOpen || self.consecutive_hits >= self.threshold {
-            let wait = retry_after.map_or(self.cooldown, |r| r.max(self.cooldown));
-            self.state = BreakerState::Open { until: now + wait };
+            let wait = retry_after
+                .map_or(self.cooldown, |r| r.max(self.cooldown))
+                .min(MAX_OPEN);
+            let until = now.checked_add(wait).unwrap_or(now);
+            self.state = BreakerState::Open { until };
             self.opened += 1;
         }
     }
@@ -201,6 +207,21 @@ mod tests {
         b.record(false, None, t0);
         b.record(true, None, t0);
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn absurd_reset_times_are_capped() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new("s", 1, Duration::from_secs(1));
+        let (limited, retry) = detect_rate_limit(&error_result(
+            "rate limit exceeded, retry after 18446744073709551615",
+        ));
+        assert!(limited);
+        b.record(true, retry, t0);
+        assert_eq!(
+            b.admit(t0 + MAX_OPEN + Duration::from_secs(1)),
+            Admission::Allow
+        );
     }
 
     #[test]
