@@ -1,2 +1,27 @@
-//! The MCP gateway: configuration, backends, sessions, routed and unified modes, the guard pipeline.
+//! The MCP gateway: configuration, backends, sessions, routed and unified
+//! modes, the tool-call hook guards plug into, auth, health.
+//!
+//! Entry points: [`serve`] (what `guardway serve` runs) and
+//! [`Gateway::start`] (an in-process gateway for tests and embedding).
+
+mod auth;
+mod backend;
+mod breaker;
+mod catalog;
 pub mod config;
+mod error;
+mod gateway;
+mod http;
+mod pipeline;
+mod relay;
+mod server;
+
+pub use auth::{constant_time_eq, generate_api_key};
+pub use backend::{Backend, BackendHealth, BackendStatus};
+pub use breaker::{Admission, BreakerState, CircuitBreaker, detect_rate_limit};
+pub use catalog::{UNIFIED_SEPARATOR, normalize_input_schema, unified_name};
+pub use error::{BackendError, GatewayError};
+pub use gateway::{Gateway, RunningGateway, serve};
+pub use http::{MAX_REQUEST_BODY_BYTES, SPEC_VERSION};
+pub use pipeline::{BackendInvoker, CallInterceptor, PassThrough, ToolCall};
+pub use server::gateway_error;

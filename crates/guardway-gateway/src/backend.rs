@@ -1,0 +1,736 @@
+//! One backend MCP server: its connection (a stdio child process or a
+//! streamable-HTTP endpoint, both through `rmcp`), its tool and prompt lists,
+//! health, restart with backoff, per-call timeout and circuit breaker.
+//!
+//! Deviation from gateway.md §5.2: all agents share one connection per
+//! backend (the reference starts one stdio process per agent id).
+
+// MCP logging is deprecated by the newest protocol revision but still
+// carried for agents and backends that speak older ones.
+#![allow(deprecated)]
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
+    ClientRequest, GetPromptRequestParams, GetPromptResult, Implementation,
+    ListResourceTemplatesResult, ListResourcesResult, LoggingMessageNotificationParam,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, Prompt,
+    ReadResourceRequestParams, ReadResourceResult, RequestMetaObject, ServerResult,
+    SetLevelRequestParams, Tool,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, Peer, RoleClient, RoleServer, ServiceError, ServiceExt};
+use tokio::io::AsyncBufReadExt;
+
+use crate::breaker::{Admission, CircuitBreaker, detect_rate_limit};
+use crate::config::{ServerConfig, ServerTransport};
+use crate::error::BackendError;
+use crate::relay::NotificationRelay;
+
+/// Health of a backend as `/health` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendStatus {
+    /// Connected.
+    Running,
+    /// Was connected, the connection ended; restarted on next use.
+    Stopped,
+    /// The last launch failed.
+    Error,
+}
+
+impl BackendStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Failed launches after which the periodic monitor leaves a backend alone.
+const MAX_MONITOR_RESTARTS: u32 = 3;
+/// Longest wait between launch attempts triggered by calls.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+struct Health {
+    status: BackendStatus,
+    connected_at: Option<Instant>,
+    consecutive_failures: u32,
+    next_attempt: Option<Instant>,
+    last_error: Option<String>,
+    launches: u64,
+    /// Set by `stop`: no more launches.
+    stopped: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Catalog {
+    tools: Vec<Tool>,
+    prompts: Vec<Prompt>,
+    has_resources: bool,
+}
+
+/// A snapshot of a backend's health.
+#[derive(Debug, Clone)]
+pub struct BackendHealth {
+    pub status: BackendStatus,
+    pub uptime: Duration,
+    pub last_error: Option<String>,
+    /// Successful and failed launches since start-up.
+    pub launches: u64,
+}
+
+/// The `rmcp` client handler of one backend connection: relays the
+/// backend's notifications to agents.
+#[derive(Clone)]
+pub struct BackendClient {
+    server: String,
+    relay: Arc<NotificationRelay>,
+    catalog_stale: Arc<tokio::sync::Notify>,
+}
+
+impl ClientHandler for BackendClient {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("guardway", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.relay.forward_progress(&self.server, params).await;
+    }
+
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.relay.log_message(&self.server, params).await;
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.catalog_stale.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.catalog_stale.notify_one();
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.relay.resources_changed(&self.server).await;
+    }
+}
+
+type Connection = RunningService<RoleClient, BackendClient>;
+
+/// One configured backend. Thread-safe; shared as `Arc<Backend>`.
+pub struct Backend {
+    id: String,
+    config: ServerConfig,
+    startup_timeout: Duration,
+    tool_timeout: Duration,
+    relay: Arc<NotificationRelay>,
+    /// Serialises launches; holds the running connection.
+    connection: tokio::sync::Mutex<Option<Connection>>,
+    /// Fast path to the live connection's peer.
+    live: RwLock<Option<Peer<RoleClient>>>,
+    catalog: RwLock<Catalog>,
+    health: Mutex<Health>,
+    breaker: Mutex<CircuitBreaker>,
+    catalog_stale: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("id", &self.id)
+            .field("health", &*self.health.lock())
+            .finish()
+    }
+}
+
+impl Backend {
+    pub fn new(
+        id: impl Into<String>,
+        config: ServerConfig,
+        startup_timeout: Duration,
+        gateway_tool_timeout: Duration,
+        relay: Arc<NotificationRelay>,
+    ) -> Arc<Self> {
+        let id = id.into();
+        let tool_timeout = config
+            .tool_timeout
+            .filter(|t| !t.is_zero())
+            .unwrap_or(gateway_tool_timeout);
+        let breaker = CircuitBreaker::new(
+            id.clone(),
+            config.rate_limit_threshold,
+            config.rate_limit_cooldown,
+        );
+        let backend = Arc::new(Self {
+            id,
+            config,
+            startup_timeout,
+            tool_timeout,
+            relay,
+            connection: tokio::sync::Mutex::new(None),
+            live: RwLock::new(None),
+            catalog: RwLock::new(Catalog::default()),
+            health: Mutex::new(Health {
+                status: BackendStatus::Stopped,
+                connected_at: None,
+                consecutive_failures: 0,
+                next_attempt: None,
+                last_error: None,
+                launches: 0,
+                stopped: false,
+            }),
+            breaker: Mutex::new(breaker),
+            catalog_stale: Arc::new(tokio::sync::Notify::new()),
+        });
+        backend.spawn_catalog_refresher();
+        backend
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    pub fn tool_timeout(&self) -> Duration {
+        self.tool_timeout
+    }
+
+    /// The backend's tools that pass its allow-list, as the backend names them.
+    pub fn tools(&self) -> Vec<Tool> {
+        let allow = self.config.tools.as_deref();
+        self.catalog
+            .read()
+            .tools
+            .iter()
+            .filter(|t| crate::catalog::tool_allowed(allow, &t.name))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether the backend listed a tool of that name (allowed or not).
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.catalog.read().tools.iter().any(|t| t.name == name)
+    }
+
+    pub fn prompts(&self) -> Vec<Prompt> {
+        self.catalog.read().prompts.clone()
+    }
+
+    pub fn has_prompt(&self, name: &str) -> bool {
+        self.catalog.read().prompts.iter().any(|p| p.name == name)
+    }
+
+    pub fn has_resources(&self) -> bool {
+        self.catalog.read().has_resources
+    }
+
+    pub fn health(&self) -> BackendHealth {
+        // A connection that ended since the last call is reported as stopped.
+        if self
+            .live
+            .read()
+            .as_ref()
+            .is_some_and(|peer| peer.is_transport_closed())
+        {
+            self.mark_stopped();
+        }
+        let h = self.health.lock();
+        BackendHealth {
+            status: h.status,
+            uptime: match (h.status, h.connected_at) {
+                (BackendStatus::Running, Some(at)) => at.elapsed(),
+                _ => Duration::ZERO,
+            },
+            last_error: h.last_error.clone(),
+            launches: h.launches,
+        }
+    }
+
+    /// Times the circuit breaker opened.
+    pub fn breaker_openings(&self) -> u64 {
+        self.breaker.lock().times_opened()
+    }
+
+    fn mark_stopped(&self) {
+        let mut h = self.health.lock();
+        if h.status == BackendStatus::Running {
+            tracing::warn!(server = %self.id, "backend connection ended; restarting on next use");
+            h.status = BackendStatus::Stopped;
+            h.connected_at = None;
+        }
+    }
+
+    /// Launches the backend now (start-up and the periodic monitor), ignoring
+    /// backoff. Errors are recorded in the health state.
+    pub async fn start(&self) -> Result<(), BackendError> {
+        let mut slot = self.connection.lock().await;
+        if self.health.lock().stopped {
+            return Err(BackendError::ShuttingDown);
+        }
+        self.launch_locked(&mut slot).await.map(|_| ())
+    }
+
+    /// Whether the periodic monitor should try to relaunch this backend.
+    pub fn wants_monitor_restart(&self) -> bool {
+        let h = self.health.lock();
+        !h.stopped
+            && h.status == BackendStatus::Error
+            && h.consecutive_failures <= MAX_MONITOR_RESTARTS
+    }
+
+    /// The live connection, (re)launching it if it ended, subject to backoff.
+    pub async fn peer(&self) -> Result<Peer<RoleClient>, BackendError> {
+        if let Some(peer) = self.live.read().as_ref()
+            && !peer.is_transport_closed()
+        {
+            return Ok(peer.clone());
+        }
+        let mut slot = self.connection.lock().await;
+        if let Some(peer) = self.live.read().as_ref()
+            && !peer.is_transport_closed()
+        {
+            return Ok(peer.clone());
+        }
+        self.mark_stopped();
+        {
+            let h = self.health.lock();
+            if h.stopped {
+                return Err(BackendError::ShuttingDown);
+            }
+            if let Some(at) = h.next_attempt {
+                let now = Instant::now();
+                if now < at {
+                    return Err(BackendError::BackingOff {
+                        server: self.id.clone(),
+                        retry_in: at - now,
+                        reason: h.last_error.clone().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        self.launch_locked(&mut slot).await
+    }
+
+    async fn launch_locked(
+        &self,
+        slot: &mut Option<Connection>,
+    ) -> Result<Peer<RoleClient>, BackendError> {
+        let first_launch = self.health.lock().launches == 0;
+        if let Some(old) = slot.take() {
+            *self.live.write() = None;
+            let _ = old.cancel().await;
+        }
+        self.health.lock().launches += 1;
+        match self.connect().await {
+            Ok((connection, catalog)) => {
+                let peer = connection.peer().clone();
+                let tools = catalog.tools.len();
+                *self.catalog.write() = catalog;
+                *slot = Some(connection);
+                *self.live.write() = Some(peer.clone());
+                {
+                    let mut h = self.health.lock();
+                    h.status = BackendStatus::Running;
+                    h.connected_at = Some(Instant::now());
+                    h.consecutive_failures = 0;
+                    h.next_attempt = None;
+                    h.last_error = None;
+                }
+                tracing::info!(server = %self.id, tools, "backend connected");
+                if !first_launch {
+                    self.relay.tools_changed(&self.id).await;
+                }
+                Ok(peer)
+            }
+            Err(reason) => {
+                let mut h = self.health.lock();
+                h.status = BackendStatus::Error;
+                h.connected_at = None;
+                h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+                let exp = h.consecutive_failures.saturating_sub(1).min(6);
+                let backoff = (Duration::from_millis(500) * (1u32 << exp)).min(MAX_BACKOFF);
+                h.next_attempt = Some(Instant::now() + backoff);
+                h.last_error = Some(reason.clone());
+                tracing::error!(
+                    server = %self.id, %reason,
+                    "backend failed to start; agents will not see tools from this server"
+                );
+                Err(BackendError::Launch {
+                    server: self.id.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<(Connection, Catalog), String> {
+        let client = BackendClient {
+            server: self.id.clone(),
+            relay: self.relay.clone(),
+            catalog_stale: self.catalog_stale.clone(),
+        };
+        let connection = match &self.config.transport {
+            ServerTransport::Stdio { command, args, env } => {
+                let mut cmd = tokio::process::Command::new(command);
+                cmd.args(args).envs(env).kill_on_drop(true);
+                let (transport, stderr) = TokioChildProcess::builder(cmd)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+                if let Some(stderr) = stderr {
+                    let server = self.id.clone();
+                    tokio::spawn(async move {
+                        let mut lines = tokio::io::BufReader::new(stderr).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            tracing::info!(target: "guardway::backend", server = %server, "[stderr] {line}");
+                        }
+                    });
+                }
+                tokio::time::timeout(self.startup_timeout, client.serve(transport))
+                    .await
+                    .map_err(|_| {
+                        format!("server startup timeout after {:?}", self.startup_timeout)
+                    })?
+                    .map_err(|e| format!("initialize failed: {e}"))?
+            }
+            ServerTransport::Http { url, headers } => {
+                let mut custom = HashMap::new();
+                for (name, value) in headers {
+                    let name = http::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|e| format!("invalid header name {name:?}: {e}"))?;
+                    let value = http::HeaderValue::from_str(value)
+                        .map_err(|e| format!("invalid value for header {name}: {e}"))?;
+                    custom.insert(name, value);
+                }
+                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(custom);
+                let transport = StreamableHttpClientTransport::from_config(config);
+                tokio::time::timeout(self.config.connect_timeout, client.serve(transport))
+                    .await
+                    .map_err(|_| {
+                        format!("connection timeout after {:?}", self.config.connect_timeout)
+                    })?
+                    .map_err(|e| format!("initialize failed: {e}"))?
+            }
+        };
+        let catalog = tokio::time::timeout(self.startup_timeout, fetch_catalog(&connection))
+            .await
+            .map_err(|_| "listing tools timed out".to_owned())??;
+        Ok((connection, catalog))
+    }
+
+    fn spawn_catalog_refresher(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let stale = self.catalog_stale.clone();
+        tokio::spawn(async move {
+            loop {
+                stale.notified().await;
+                let Some(backend) = weak.upgrade() else {
+                    return;
+                };
+                let peer = backend.live.read().clone();
+                let Some(peer) = peer else { continue };
+                match fetch_catalog_from_peer(&peer).await {
+                    Ok(catalog) => {
+                        *backend.catalog.write() = catalog;
+                        backend.relay.tools_changed(&backend.id).await;
+                        backend.relay.prompts_changed(&backend.id).await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(server = %backend.id, %error, "cannot refresh tool list")
+                    }
+                }
+            }
+        });
+    }
+
+    fn error_from(&self, method: &str, timeout: Duration, error: ServiceError) -> BackendError {
+        match error {
+            ServiceError::TransportClosed => {
+                self.mark_stopped();
+                BackendError::ConnectionClosed {
+                    server: self.id.clone(),
+                    method: method.to_owned(),
+                }
+            }
+            ServiceError::Timeout { .. } => BackendError::Timeout {
+                server: self.id.clone(),
+                method: method.to_owned(),
+                timeout,
+            },
+            ServiceError::McpError(data) => BackendError::Transport {
+                server: self.id.clone(),
+                method: method.to_owned(),
+                reason: data.message.to_string(),
+            },
+            other => {
+                if self
+                    .live
+                    .read()
+                    .as_ref()
+                    .is_some_and(|p| p.is_transport_closed())
+                {
+                    self.mark_stopped();
+                    return BackendError::ConnectionClosed {
+                        server: self.id.clone(),
+                        method: method.to_owned(),
+                    };
+                }
+                BackendError::Transport {
+                    server: self.id.clone(),
+                    method: method.to_owned(),
+                    reason: other.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Sends one request with the tool timeout and returns the raw result.
+    async fn request(
+        &self,
+        method: &str,
+        request: ClientRequest,
+    ) -> Result<ServerResult, BackendError> {
+        let peer = self.peer().await?;
+        let timeout = self.tool_timeout;
+        let handle = peer
+            .send_request_with_option(request, PeerRequestOptions::with_timeout(timeout))
+            .await
+            .map_err(|e| self.error_from(method, timeout, e))?;
+        handle
+            .await_response()
+            .await
+            .map_err(|e| self.error_from(method, timeout, e))
+    }
+
+    /// One `tools/call` on the backend: circuit breaker, tool timeout,
+    /// progress relay to `progress` (agent peer and token), cancellation
+    /// when `cancel` fires.
+    pub async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+        meta: Option<RequestMetaObject>,
+        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<CallToolResponse, BackendError> {
+        const METHOD: &str = "tools/call";
+        if let Admission::Reject { message } = self.breaker.lock().admit(Instant::now()) {
+            return Err(BackendError::CircuitOpen {
+                server: self.id.clone(),
+                message,
+            });
+        }
+        let peer = match self.peer().await {
+            Ok(peer) => peer,
+            Err(e) => {
+                self.breaker.lock().record_transport_error();
+                return Err(e);
+            }
+        };
+        let timeout = self.tool_timeout;
+        let mut options = PeerRequestOptions::with_timeout(timeout);
+        if let Some(meta) = meta {
+            options = options.with_meta(meta);
+        }
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = match peer.send_request_with_option(request, options).await {
+            Ok(handle) => handle,
+            Err(e) => {
+                self.breaker.lock().record_transport_error();
+                return Err(self.error_from(METHOD, timeout, e));
+            }
+        };
+        let request_id = handle.id.clone();
+        let _route = progress.map(|(agent, agent_token)| {
+            self.relay
+                .route_progress(&self.id, handle.progress_token.clone(), agent, agent_token)
+        });
+        let outcome = tokio::select! {
+            result = handle.await_response() => result,
+            () = cancel.cancelled() => {
+                let _ = peer
+                    .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+                        Some(request_id),
+                        Some("cancelled by the agent".into()),
+                    ))
+                    .await;
+                self.breaker.lock().record_transport_error();
+                return Err(BackendError::Transport {
+                    server: self.id.clone(),
+                    method: METHOD.into(),
+                    reason: "cancelled".into(),
+                });
+            }
+        };
+        match outcome {
+            Ok(ServerResult::CallToolResult(result)) => {
+                let (limited, retry_after) = detect_rate_limit(&result);
+                self.breaker
+                    .lock()
+                    .record(limited, retry_after, Instant::now());
+                Ok(CallToolResponse::Complete(result))
+            }
+            Ok(ServerResult::InputRequiredResult(result)) => {
+                self.breaker.lock().record(false, None, Instant::now());
+                Ok(CallToolResponse::InputRequired(result))
+            }
+            Ok(ServerResult::CreateTaskResult(result)) => {
+                self.breaker.lock().record(false, None, Instant::now());
+                Ok(CallToolResponse::Task(result))
+            }
+            Ok(_) => Err(BackendError::UnexpectedResponse {
+                server: self.id.clone(),
+                method: METHOD.into(),
+            }),
+            Err(e) => {
+                self.breaker.lock().record_transport_error();
+                Err(self.error_from(METHOD, timeout, e))
+            }
+        }
+    }
+
+    pub async fn get_prompt(
+        &self,
+        params: GetPromptRequestParams,
+    ) -> Result<GetPromptResult, BackendError> {
+        const METHOD: &str = "prompts/get";
+        let request = ClientRequest::GetPromptRequest(rmcp::model::GetPromptRequest::new(params));
+        match self.request(METHOD, request).await? {
+            ServerResult::GetPromptResult(r) => Ok(r),
+            _ => Err(self.unexpected(METHOD)),
+        }
+    }
+
+    pub async fn list_resources(
+        &self,
+        params: Option<PaginatedRequestParams>,
+    ) -> Result<ListResourcesResult, BackendError> {
+        const METHOD: &str = "resources/list";
+        let request = ClientRequest::ListResourcesRequest(rmcp::model::ListResourcesRequest {
+            method: Default::default(),
+            params,
+            extensions: Default::default(),
+        });
+        match self.request(METHOD, request).await? {
+            ServerResult::ListResourcesResult(r) => Ok(r),
+            _ => Err(self.unexpected(METHOD)),
+        }
+    }
+
+    pub async fn list_resource_templates(
+        &self,
+        params: Option<PaginatedRequestParams>,
+    ) -> Result<ListResourceTemplatesResult, BackendError> {
+        const METHOD: &str = "resources/templates/list";
+        let request = ClientRequest::ListResourceTemplatesRequest(
+            rmcp::model::ListResourceTemplatesRequest {
+                method: Default::default(),
+                params,
+                extensions: Default::default(),
+            },
+        );
+        match self.request(METHOD, request).await? {
+            ServerResult::ListResourceTemplatesResult(r) => Ok(r),
+            _ => Err(self.unexpected(METHOD)),
+        }
+    }
+
+    pub async fn read_resource(
+        &self,
+        params: ReadResourceRequestParams,
+    ) -> Result<ReadResourceResult, BackendError> {
+        const METHOD: &str = "resources/read";
+        let request =
+            ClientRequest::ReadResourceRequest(rmcp::model::ReadResourceRequest::new(params));
+        match self.request(METHOD, request).await? {
+            ServerResult::ReadResourceResult(r) => Ok(r),
+            _ => Err(self.unexpected(METHOD)),
+        }
+    }
+
+    #[allow(deprecated)]
+    pub async fn set_level(&self, params: SetLevelRequestParams) -> Result<(), BackendError> {
+        let request = ClientRequest::SetLevelRequest(rmcp::model::SetLevelRequest::new(params));
+        self.request("logging/setLevel", request).await.map(|_| ())
+    }
+
+    fn unexpected(&self, method: &str) -> BackendError {
+        BackendError::UnexpectedResponse {
+            server: self.id.clone(),
+            method: method.to_owned(),
+        }
+    }
+
+    /// Closes the connection (a stdio child is asked to exit, then killed).
+    pub async fn stop(&self) {
+        let connection = self.connection.lock().await.take();
+        *self.live.write() = None;
+        if let Some(mut connection) = connection {
+            let _ = connection.close_with_timeout(Duration::from_secs(3)).await;
+        }
+        let mut h = self.health.lock();
+        h.status = BackendStatus::Stopped;
+        h.connected_at = None;
+        // A stopped gateway does not relaunch.
+        h.stopped = true;
+    }
+}
+
+async fn fetch_catalog(connection: &Connection) -> Result<Catalog, String> {
+    fetch_catalog_from_peer(connection.peer()).await
+}
+
+async fn fetch_catalog_from_peer(peer: &Peer<RoleClient>) -> Result<Catalog, String> {
+    let info = peer.peer_info();
+    let capabilities = info.as_ref().map(|i| i.capabilities.clone());
+    let has_tools = capabilities.as_ref().is_none_or(|c| c.tools.is_some());
+    let has_prompts = capabilities.as_ref().is_some_and(|c| c.prompts.is_some());
+    let has_resources = capabilities.as_ref().is_some_and(|c| c.resources.is_some());
+    let tools = if has_tools {
+        peer.list_all_tools()
+            .await
+            .map_err(|e| format!("tools/list failed: {e}"))?
+    } else {
+        Vec::new()
+    };
+    let prompts = if has_prompts {
+        match peer.list_all_prompts().await {
+            Ok(prompts) => prompts,
+            Err(e) => {
+                tracing::warn!(%e, "prompts/list failed; serving no prompts");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    Ok(Catalog {
+        tools,
+        prompts,
+        has_resources,
+    })
+}

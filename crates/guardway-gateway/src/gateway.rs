@@ -1,0 +1,369 @@
+//! Starting, running and stopping a gateway: eager backend launch, the HTTP
+//! listener, the stdout start-up document, signals and graceful shutdown,
+//! and `serve --stdio`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use crate::config::{RoutingMode, ServeOptions};
+use crate::error::GatewayError;
+use crate::http::HttpState;
+use crate::pipeline::{CallInterceptor, PassThrough};
+use crate::relay::NotificationRelay;
+use crate::server::{AgentSession, GatewayCore, SessionScope};
+
+/// Period of the relaunch monitor for backends whose launch failed.
+const MONITOR_PERIOD: Duration = Duration::from_secs(30);
+
+/// Entry point for building a gateway.
+#[derive(Debug)]
+pub struct Gateway;
+
+/// A gateway serving HTTP. Dropping it does not stop it; call `shutdown`.
+pub struct RunningGateway {
+    local_addr: SocketAddr,
+    api_key: String,
+    mode: RoutingMode,
+    core: Arc<GatewayCore>,
+    configured_tools: BTreeMap<String, Option<Vec<String>>>,
+    shutting_down: Arc<AtomicBool>,
+    sessions_ct: CancellationToken,
+    stop_server: CancellationToken,
+    monitor_ct: CancellationToken,
+    shutdown_timeout: Duration,
+    server_task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+}
+
+impl std::fmt::Debug for RunningGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningGateway")
+            .field("local_addr", &self.local_addr)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+fn build_core(options: &ServeOptions, interceptor: Arc<dyn CallInterceptor>) -> Arc<GatewayCore> {
+    let relay = Arc::new(NotificationRelay::default());
+    let settings = &options.config.gateway;
+    let backends = options
+        .config
+        .servers
+        .iter()
+        .map(|(id, server)| {
+            (
+                id.clone(),
+                Backend::new(
+                    id.clone(),
+                    server.clone(),
+                    settings.startup_timeout,
+                    settings.tool_timeout,
+                    relay.clone(),
+                ),
+            )
+        })
+        .collect();
+    Arc::new(GatewayCore {
+        backends,
+        relay,
+        interceptor,
+        in_flight: Default::default(),
+    })
+}
+
+async fn launch_all(core: &GatewayCore, sequential: bool) {
+    if sequential {
+        for backend in core.backends.values() {
+            let _ = backend.start().await;
+        }
+    } else {
+        futures::future::join_all(core.backends.values().map(|b| b.start())).await;
+    }
+    let failed: Vec<&str> = core
+        .backends
+        .values()
+        .filter(|b| b.health().status == crate::backend::BackendStatus::Error)
+        .map(|b| b.id())
+        .collect();
+    if !failed.is_empty() {
+        tracing::warn!(
+            servers = ?failed,
+            "some backends failed to start; agents will not see tools from these servers until they recover"
+        );
+    }
+}
+
+fn spawn_monitor(core: Arc<GatewayCore>, ct: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(MONITOR_PERIOD);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = ct.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for backend in core.backends.values() {
+                if backend.wants_monitor_restart() {
+                    tracing::info!(server = backend.id(), "relaunching failed backend");
+                    let _ = backend.start().await;
+                }
+            }
+        }
+    });
+}
+
+impl Gateway {
+    /// Launches the backends, binds the listener and serves HTTP, with
+    /// every `tools/call` passed straight through.
+    ///
+    /// # Errors
+    /// When the listener cannot be bound or no API key can be generated.
+    /// Backends that fail to start do not fail the gateway.
+    pub async fn start(options: ServeOptions) -> Result<RunningGateway, GatewayError> {
+        Self::start_with_interceptor(options, Arc::new(PassThrough)).await
+    }
+
+    /// Like [`Gateway::start`], with `interceptor` around every `tools/call`.
+    ///
+    /// # Errors
+    /// As [`Gateway::start`].
+    pub async fn start_with_interceptor(
+        options: ServeOptions,
+        interceptor: Arc<dyn CallInterceptor>,
+    ) -> Result<RunningGateway, GatewayError> {
+        let api_key = match &options.config.gateway.api_key {
+            Some(key) => key.clone(),
+            None => crate::auth::generate_api_key()
+                .map_err(|message| GatewayError::KeyGeneration { message })?,
+        };
+        let core = build_core(&options, interceptor);
+        launch_all(&core, options.config.sequential_launch).await;
+        let monitor_ct = CancellationToken::new();
+        spawn_monitor(core.clone(), monitor_ct.clone());
+
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let sessions_ct = CancellationToken::new();
+        let stop_server = CancellationToken::new();
+        let state = HttpState {
+            core: core.clone(),
+            api_key: Arc::from(api_key.as_str()),
+            shutting_down: shutting_down.clone(),
+        };
+        let router = crate::http::router(
+            state,
+            options.mode,
+            options.session_timeout,
+            options.listen.ip().is_loopback(),
+            sessions_ct.clone(),
+        );
+        let stop = stop_server.clone();
+        let server_task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+        tracing::info!(%local_addr, mode = ?options.mode, "gateway listening");
+        Ok(RunningGateway {
+            local_addr,
+            api_key,
+            mode: options.mode,
+            configured_tools: options
+                .config
+                .servers
+                .iter()
+                .map(|(id, s)| (id.clone(), s.tools.clone()))
+                .collect(),
+            core,
+            shutting_down,
+            sessions_ct,
+            stop_server,
+            monitor_ct,
+            shutdown_timeout: options.shutdown_timeout,
+            server_task,
+        })
+    }
+}
+
+impl RunningGateway {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The key agents must send as `Authorization`.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// The backend with that id.
+    pub fn backend(&self, id: &str) -> Option<&Arc<Backend>> {
+        self.core.backends.get(id)
+    }
+
+    /// Progress routes still registered (zero when no call is in flight).
+    pub fn pending_progress_routes(&self) -> usize {
+        self.core.relay.pending_progress_routes()
+    }
+
+    /// The stdout start-up document (gateway.md §2).
+    pub fn startup_document(&self) -> serde_json::Value {
+        let ip = match self.local_addr.ip() {
+            ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip => ip,
+        };
+        let host = SocketAddr::new(ip, self.local_addr.port());
+        let mut servers = serde_json::Map::new();
+        for (id, tools) in &self.configured_tools {
+            let url = match self.mode {
+                RoutingMode::Routed => format!("http://{host}/mcp/{id}"),
+                RoutingMode::Unified => format!("http://{host}/mcp"),
+            };
+            let mut entry = json!({
+                "type": "http",
+                "url": url,
+                "headers": {"Authorization": self.api_key},
+            });
+            if let (Some(tools), Some(map)) = (tools, entry.as_object_mut()) {
+                map.insert("tools".into(), json!(tools));
+            }
+            servers.insert(id.clone(), entry);
+        }
+        json!({ "mcpServers": servers })
+    }
+
+    /// Stops the gateway: MCP routes answer 503, in-flight calls get up to
+    /// the shutdown timeout to finish, sessions end, backends stop.
+    pub async fn shutdown(self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.monitor_ct.cancel();
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        while self.core.in_flight_calls() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.sessions_ct.cancel();
+        futures::future::join_all(self.core.backends.values().map(|b| b.stop())).await;
+        self.stop_server.cancel();
+        let mut task = self.server_task;
+        if tokio::time::timeout(Duration::from_secs(2), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+        tracing::info!("gateway stopped");
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs a gateway until SIGINT/SIGTERM (HTTP) or until the agent closes
+/// stdin (`--stdio`). In HTTP mode the start-up document is printed on
+/// stdout once the listener is bound.
+///
+/// # Errors
+/// When the gateway cannot start or stdout cannot be written.
+pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
+    if options.stdio {
+        return serve_stdio(options).await;
+    }
+    let running = Gateway::start(options).await?;
+    let document = serde_json::to_string_pretty(&running.startup_document()).map_err(|e| {
+        GatewayError::StartupDocument {
+            source: std::io::Error::other(e),
+        }
+    })?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{document}")
+            .and_then(|()| out.flush())
+            .map_err(|source| GatewayError::StartupDocument { source })?;
+    }
+    shutdown_signal().await;
+    tracing::info!("shutdown requested");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Serves one agent over stdin/stdout with the unified tool table.
+async fn serve_stdio(options: ServeOptions) -> Result<(), GatewayError> {
+    Gateway::serve_stream(options, tokio::io::stdin(), tokio::io::stdout()).await
+}
+
+impl Gateway {
+    /// Serves one agent speaking newline-delimited MCP on `reader`/`writer`
+    /// (what `serve --stdio` does with stdin/stdout), unified tool table,
+    /// until the agent closes its side or a shutdown signal arrives; then
+    /// stops the backends.
+    ///
+    /// # Errors
+    /// When the agent's `initialize` handshake fails.
+    pub async fn serve_stream<R, W>(
+        options: ServeOptions,
+        reader: R,
+        writer: W,
+    ) -> Result<(), GatewayError>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+        W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let core = build_core(&options, Arc::new(PassThrough));
+        launch_all(&core, options.config.sequential_launch).await;
+        let monitor_ct = CancellationToken::new();
+        spawn_monitor(core.clone(), monitor_ct.clone());
+        let session = AgentSession::new(core.clone(), SessionScope::Unified);
+        let result = match session.serve((reader, writer)).await {
+            Ok(running) => {
+                tokio::select! {
+                    _ = running.waiting() => Ok(()),
+                    () = shutdown_signal() => Ok(()),
+                }
+            }
+            Err(e) => Err(GatewayError::Stdio {
+                message: e.to_string(),
+            }),
+        };
+        monitor_ct.cancel();
+        futures::future::join_all(core.backends.values().map(|b| b.stop())).await;
+        result
+    }
+}

@@ -1,0 +1,278 @@
+//! The HTTP surface (gateway.md §3): `/mcp/{server}` (routed) or `/mcp`
+//! (unified) served by `rmcp`'s streamable-HTTP service behind the API-key
+//! and shutdown checks, and the open `/health` endpoint.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::StreamableHttpService;
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
+use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RoutingMode;
+use crate::server::{AgentSession, GatewayCore, SessionScope};
+
+/// Largest accepted MCP request body; larger ones get 413.
+pub const MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The version of the reference's health document this gateway mirrors.
+pub const SPEC_VERSION: &str = "1.14.0";
+
+/// What the HTTP layer needs besides the core.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub core: Arc<GatewayCore>,
+    pub api_key: Arc<str>,
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+fn json_error(status: StatusCode, error: &str, message: Option<&str>) -> Response {
+    let body = match message {
+        Some(message) => json!({"error": error, "message": message}),
+        None => json!({"error": error}),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    if let Err(rejection) = crate::auth::check_authorization(request.headers(), &state.api_key) {
+        let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
+        return json_error(status, rejection.error, Some(rejection.message));
+    }
+    if state.shutting_down.load(Ordering::SeqCst) {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Gateway is shutting down",
+            None,
+        );
+    }
+    // A new session needs an agent id that can name a directory.
+    if request.method() == http::Method::POST
+        && !request.headers().contains_key("mcp-session-id")
+        && !crate::auth::agent_id(request.headers())
+            .is_some_and(|id| crate::auth::is_safe_agent_id(&id))
+    {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("invalid agent id: must be one safe path segment"),
+        );
+    }
+    if request.method() == http::Method::POST {
+        return match check_jsonrpc_body(request).await {
+            Ok(request) => next.run(request).await,
+            Err(response) => response,
+        };
+    }
+    next.run(request).await
+}
+
+fn jsonrpc_error(
+    status: StatusCode,
+    id: serde_json::Value,
+    code: i32,
+    message: String,
+) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": code, "message": message},
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// An oversized body is still read (and dropped) up to this size so that
+/// the client, still sending, receives the 413 instead of a reset.
+const MAX_DRAINED_BODY_BYTES: usize = 4 * MAX_REQUEST_BODY_BYTES;
+
+/// The body if it fits in [`MAX_REQUEST_BODY_BYTES`]; `None` (after
+/// draining a bounded amount for a few seconds at most) if not.
+async fn read_bounded(body: axum::body::Body) -> Option<axum::body::Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut collected = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if collected.len() + chunk.len() > MAX_REQUEST_BODY_BYTES {
+            let mut seen = collected.len() + chunk.len();
+            let drain = async {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    seen += chunk.len();
+                    if seen > MAX_DRAINED_BODY_BYTES {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+            return None;
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Some(axum::body::Bytes::from(collected))
+}
+
+/// Reads a POST body (bounded) and answers malformed JSON with a JSON-RPC
+/// parse error and well-formed JSON that is no JSON-RPC message with an
+/// invalid-request error, before the transport sees it.
+async fn check_jsonrpc_body(request: Request) -> Result<Request, Response> {
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            Some("request body exceeds the gateway's limit"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_DRAINED_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match read_bounded(body).await {
+        Some(bytes) => bytes,
+        None => return Err(too_large()),
+    };
+    let is_json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if is_json {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                serde_json::Value::Null,
+                -32700,
+                format!("Parse error: {e}"),
+            )
+        })?;
+        let id = value.get("id").cloned().unwrap_or(serde_json::Value::Null);
+        if value.is_array() {
+            return Err(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                "Invalid Request: batches are not supported".into(),
+            ));
+        }
+        if value.get("jsonrpc").and_then(|v| v.as_str()) != Some("2.0") {
+            return Err(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                "Invalid Request: \"jsonrpc\" must be \"2.0\"".into(),
+            ));
+        }
+        if let Err(e) = serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(value) {
+            return Err(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                format!("Invalid Request: {e}"),
+            ));
+        }
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+async fn health(State(state): State<HttpState>) -> Response {
+    let mut servers = serde_json::Map::new();
+    let mut healthy = true;
+    for (id, backend) in &state.core.backends {
+        let h = backend.health();
+        if h.status == crate::backend::BackendStatus::Error {
+            healthy = false;
+        }
+        servers.insert(
+            id.clone(),
+            json!({"status": h.status.as_str(), "uptime": h.uptime.as_secs()}),
+        );
+    }
+    axum::Json(json!({
+        "status": if healthy { "healthy" } else { "unhealthy" },
+        "specVersion": SPEC_VERSION,
+        "gatewayVersion": env!("CARGO_PKG_VERSION"),
+        "servers": servers,
+    }))
+    .into_response()
+}
+
+async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "not_found", Some("no such endpoint"))
+}
+
+/// Builds the router. `sessions_ct` ends every MCP session when cancelled.
+pub fn router(
+    state: HttpState,
+    mode: RoutingMode,
+    session_timeout: Duration,
+    loopback_listener: bool,
+    sessions_ct: CancellationToken,
+) -> Router {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_max_request_body_bytes(MAX_REQUEST_BODY_BYTES)
+        .with_cancellation_token(sessions_ct);
+    if !loopback_listener {
+        config = config.disable_allowed_hosts();
+    }
+    let session_manager = || {
+        let mut manager = LocalSessionManager::default();
+        let mut session_config = SessionConfig::default();
+        session_config.keep_alive = Some(session_timeout);
+        manager.session_config = session_config;
+        Arc::new(manager)
+    };
+    let mut mcp = Router::new();
+    match mode {
+        RoutingMode::Routed => {
+            for backend in state.core.backends.values() {
+                let core = state.core.clone();
+                let backend_for_factory = backend.clone();
+                let service = StreamableHttpService::new(
+                    move || {
+                        Ok(AgentSession::new(
+                            core.clone(),
+                            SessionScope::Routed(backend_for_factory.clone()),
+                        ))
+                    },
+                    session_manager(),
+                    config.clone(),
+                );
+                mcp = mcp.nest_service(&format!("/mcp/{}", backend.id()), service);
+            }
+        }
+        RoutingMode::Unified => {
+            let core = state.core.clone();
+            let service = StreamableHttpService::new(
+                move || Ok(AgentSession::new(core.clone(), SessionScope::Unified)),
+                session_manager(),
+                config,
+            );
+            mcp = mcp.nest_service("/mcp", service);
+        }
+    }
+    let mcp = mcp.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        mcp_guard,
+    ));
+    Router::new()
+        .route("/health", axum::routing::get(health))
+        .merge(mcp)
+        .fallback(not_found)
+        .with_state(state)
+}

@@ -1,0 +1,58 @@
+//! The hook around every `tools/call`: a `CallInterceptor` sees the call
+//! (server, tool, agent, arguments) and decides whether and how the backend
+//! is invoked and what comes back. Guards plug in here; the default passes
+//! the call straight through.
+
+use futures::future::BoxFuture;
+use rmcp::ErrorData;
+use rmcp::model::{CallToolRequestParams, CallToolResponse};
+
+/// What an interceptor knows about one call.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    /// Backend server id.
+    pub server: String,
+    /// Tool name as the backend knows it (no unified prefix).
+    pub tool: String,
+    /// The agent id (gateway.md §3.2), when the transport carries one.
+    pub agent_id: Option<String>,
+    /// The MCP session id of the agent, when there is one.
+    pub session_id: Option<String>,
+    /// The parameters to forward (name already the backend's).
+    pub params: CallToolRequestParams,
+}
+
+/// Invokes the backend for an interceptor: circuit breaker, timeout,
+/// progress relay and cancellation are already wired in.
+pub trait BackendInvoker: Send + Sync {
+    fn invoke(
+        &self,
+        params: CallToolRequestParams,
+    ) -> BoxFuture<'_, Result<CallToolResponse, ErrorData>>;
+}
+
+/// A step around each `tools/call`. Implementations must be cheap to share
+/// (`Arc<dyn CallInterceptor>`) and safe to call concurrently.
+pub trait CallInterceptor: Send + Sync + 'static {
+    /// Runs the call. Returning `Err` answers the agent with that JSON-RPC
+    /// error (use code 0 for gateway-side refusals, gateway.md §4).
+    fn intercept<'a>(
+        &'a self,
+        call: ToolCall,
+        backend: &'a dyn BackendInvoker,
+    ) -> BoxFuture<'a, Result<CallToolResponse, ErrorData>>;
+}
+
+/// Forwards every call unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThrough;
+
+impl CallInterceptor for PassThrough {
+    fn intercept<'a>(
+        &'a self,
+        call: ToolCall,
+        backend: &'a dyn BackendInvoker,
+    ) -> BoxFuture<'a, Result<CallToolResponse, ErrorData>> {
+        backend.invoke(call.params)
+    }
+}

@@ -1,0 +1,185 @@
+//! Shared scaffolding of the gateway integration tests: the repository's
+//! test peers (Python venv, Node packages) and gateway options built directly.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use guardway_gateway::config::{
+    GatewayConfig, GatewaySettings, RoutingMode, ServeOptions, ServerConfig, ServerTransport,
+};
+
+pub const API_KEY: &str = "test-agent-key";
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+const SETUP_HINT: &str = "run scripts/setup-test-env.sh from the repository root to create it";
+
+/// `$GUARDWAY_PYTHON`, else `.venv/bin/python`; panics with setup
+/// instructions when it is missing or lacks the MCP SDK.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("GUARDWAY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "the Python test environment is missing ({}): {SETUP_HINT}",
+        python.display()
+    );
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import mcp, pytest"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} cannot import mcp and pytest: {SETUP_HINT}",
+        python.display()
+    );
+    python
+}
+
+/// The entry script of `@modelcontextprotocol/server-everything`; panics
+/// with setup instructions when it is missing.
+pub fn everything_server() -> PathBuf {
+    let script = repo_root()
+        .join("tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        script.exists(),
+        "server-everything is not installed ({}): {SETUP_HINT}",
+        script.display()
+    );
+    script
+}
+
+/// A stdio server running the Python echo backend named `name`.
+pub fn echo_backend(name: &str) -> ServerConfig {
+    stdio_server(
+        python().to_string_lossy().into_owned(),
+        vec![
+            repo_root()
+                .join("tests/python/backends/echo_server.py")
+                .to_string_lossy()
+                .into_owned(),
+            name.to_owned(),
+        ],
+    )
+}
+
+pub fn stdio_server(command: String, args: Vec<String>) -> ServerConfig {
+    ServerConfig {
+        transport: ServerTransport::Stdio {
+            command,
+            args,
+            env: BTreeMap::new(),
+        },
+        tools: None,
+        tool_timeout: None,
+        connect_timeout: Duration::from_secs(30),
+        guard: None,
+        guard_policies: None,
+        tool_response_filters: BTreeMap::new(),
+        rate_limit_threshold: 3,
+        rate_limit_cooldown: Duration::from_secs(60),
+        registry: None,
+    }
+}
+
+pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> ServeOptions {
+    ServeOptions {
+        config: GatewayConfig {
+            gateway: GatewaySettings {
+                port: None,
+                api_key: Some(API_KEY.to_owned()),
+                domain: None,
+                startup_timeout: Duration::from_secs(30),
+                tool_timeout: Duration::from_secs(60),
+                keepalive_interval: None,
+                payload_dir: "/tmp/jq-payloads".into(),
+                payload_path_prefix: None,
+                payload_size_threshold: 524_288,
+                trusted_bots: Vec::new(),
+                force_public_repos: true,
+                sink_visibility_exempt_servers: Vec::new(),
+            },
+            servers,
+            guards: BTreeMap::new(),
+            guards_mode: None,
+            sequential_launch: false,
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        mode,
+        stdio: false,
+        log_dir: std::env::temp_dir(),
+        shutdown_timeout: Duration::from_secs(5),
+        session_timeout: Duration::from_secs(3600),
+        guards_mode: None,
+        wasm_cache_dir: None,
+        no_wasm_cache: true,
+        wasm_cache_max_bytes: None,
+        wasm_guards_dir: None,
+        require_guards: false,
+    }
+}
+
+/// Logs of the gateway under test go to the test output (`RUST_LOG`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,guardway=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// An `rmcp` client session on `url` sending `key` as `Authorization`.
+pub async fn rmcp_client(
+    url: &str,
+    key: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let headers = std::collections::HashMap::from([(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_str(key).unwrap(),
+    )]);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
+    );
+    ().serve(transport).await.unwrap()
+}
+
+/// `tools/call` parameters with JSON arguments.
+pub fn call(name: &str, args: serde_json::Value) -> rmcp::model::CallToolRequestParams {
+    let params = rmcp::model::CallToolRequestParams::new(name.to_owned());
+    match args {
+        serde_json::Value::Object(map) => params.with_arguments(map),
+        _ => params,
+    }
+}
+
+/// The concatenated text items of a tool result.
+pub fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect()
+}
+
+/// The JSON-RPC error of a failed client call.
+pub fn mcp_error(error: rmcp::ServiceError) -> rmcp::ErrorData {
+    match error {
+        rmcp::ServiceError::McpError(e) => e,
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}

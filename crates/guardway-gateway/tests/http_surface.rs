@@ -1,0 +1,373 @@
+//! The gateway's HTTP surface with raw requests: authentication answers,
+//! malformed JSON, wrong JSON-RPC, oversized bodies, unknown sessions and
+//! servers, `/health`, the start-up document — and that the gateway keeps
+//! serving a real session after each bad request.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use guardway_gateway::config::RoutingMode;
+use guardway_gateway::{Gateway, RunningGateway};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ACCEPT: &str = "application/json, text/event-stream";
+
+async fn gateway() -> RunningGateway {
+    common::init_tracing();
+    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
+    Gateway::start(common::options(servers, RoutingMode::Routed))
+        .await
+        .unwrap()
+}
+
+fn initialize() -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "raw", "version": "0"}}
+    })
+}
+
+fn post(url: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("accept", ACCEPT)
+        .header("content-type", "application/json")
+        .header("authorization", common::API_KEY)
+}
+
+/// The JSON-RPC messages of an SSE (or plain JSON) response body.
+fn messages(body: &str) -> Vec<Value> {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        return vec![v];
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
+/// A full raw session: initialize, initialized, tools/call — proves the
+/// gateway still serves after whatever the test did before.
+async fn assert_still_serving(url: &str) {
+    let resp = post(url).json(&initialize()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let init = messages(&resp.text().await.unwrap());
+    assert_eq!(init[0]["result"]["serverInfo"]["name"], "awmg-alpha");
+    let resp = post(url)
+        .header("mcp-session-id", &session)
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let resp = post(url)
+        .header("mcp-session-id", &session)
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "still here"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let msgs = messages(&resp.text().await.unwrap());
+    let last = msgs.last().unwrap();
+    assert_eq!(last["id"], 2);
+    assert_eq!(last["result"]["content"][0]["text"], "alpha: still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_is_a_parse_error() {
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    let resp = post(&url)
+        .body("{\"jsonrpc\": \"2.0\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32700);
+    assert_eq!(body["id"], Value::Null);
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_jsonrpc_is_an_invalid_request() {
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    for bad in [
+        json!({"jsonrpc": "1.0", "id": 7, "method": "initialize"}),
+        json!({"id": 7, "method": "tools/list"}),
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": 5}),
+        json!([{"jsonrpc": "2.0", "id": 7, "method": "ping"}]),
+        json!("just a string"),
+    ] {
+        let resp = post(&url).json(&bad).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "for {bad}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32600, "for {bad}");
+        assert_eq!(body["jsonrpc"], "2.0");
+    }
+    // A well-formed request for a method nobody serves: method not found.
+    let resp = post(&url).json(&initialize()).send().await.unwrap();
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let resp = post(&url)
+        .header("mcp-session-id", &session)
+        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "no/such/method"}))
+        .send()
+        .await
+        .unwrap();
+    let msgs = messages(&resp.text().await.unwrap());
+    assert_eq!(msgs.last().unwrap()["error"]["code"], -32601);
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_body_is_413() {
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    let huge = "x".repeat(guardway_gateway::MAX_REQUEST_BODY_BYTES + 1);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": huge}}});
+    let resp = post(&url).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    // Also when the length is not declared up front (chunked): raw TCP, as
+    // the gateway answers before reading the whole body.
+    let mut tcp = tokio::net::TcpStream::connect(gw.local_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /mcp/alpha HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\
+         Accept: {ACCEPT}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        common::API_KEY
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.to_string().into_bytes().chunks(1 << 20) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        if tcp.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = tcp.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_session_server_and_path_are_404() {
+    let gw = gateway().await;
+    let base = format!("http://{}", gw.local_addr());
+    let url = format!("{base}/mcp/alpha");
+    let resp = post(&url)
+        .header("mcp-session-id", "no-such-session")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.text().await.unwrap().contains("Session not found"));
+    let resp = post(&format!("{base}/mcp/nope"))
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    // Routed mode has no unified endpoint.
+    let resp = post(&format!("{base}/mcp"))
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_rules_wrong_content_type_and_accept() {
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("authorization", common::API_KEY)
+        .header("accept", ACCEPT)
+        .header("content-type", "text/plain")
+        .body(initialize().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("authorization", common::API_KEY)
+        .header("accept", "application/json")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error());
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_answers() {
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(&url)
+        .header("accept", ACCEPT)
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"error": "unauthorized", "message": "missing Authorization header"})
+    );
+    for wrong in [
+        "nope".to_owned(),
+        format!("Bearer {}", common::API_KEY),
+        format!("{}x", common::API_KEY),
+    ] {
+        let resp = client
+            .post(&url)
+            .header("accept", ACCEPT)
+            .header("authorization", wrong)
+            .json(&initialize())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!({"error": "unauthorized", "message": "invalid API key"})
+        );
+    }
+    // Control characters cannot be sent through an HTTP library: raw TCP.
+    // The HTTP parser itself refuses them with 400 before any handler runs.
+    let mut tcp = tokio::net::TcpStream::connect(gw.local_addr())
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"POST /mcp/alpha HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: a\x01b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // /health is open.
+    let resp = client
+        .get(format!("http://{}/health", gw.local_addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_document() {
+    common::init_tracing();
+    let servers = BTreeMap::from([
+        ("alpha".to_owned(), common::echo_backend("alpha")),
+        (
+            "broken".to_owned(),
+            common::stdio_server("/nonexistent/guardway-test-backend".into(), vec![]),
+        ),
+    ]);
+    let gw = Gateway::start(common::options(servers, RoutingMode::Routed))
+        .await
+        .unwrap();
+    let body: Value = reqwest::get(format!("http://{}/health", gw.local_addr()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["specVersion"], "1.14.0");
+    assert_eq!(body["gatewayVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["servers"]["alpha"]["status"], "running");
+    assert!(body["servers"]["alpha"]["uptime"].is_u64());
+    assert_eq!(body["servers"]["broken"]["status"], "error");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_document_with_generated_key() {
+    common::init_tracing();
+    let mut alpha = common::echo_backend("alpha");
+    alpha.tools = Some(vec!["echo".into()]);
+    let servers = BTreeMap::from([("alpha".to_owned(), alpha)]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.config.gateway.api_key = None;
+    let gw = Gateway::start(options).await.unwrap();
+    let key = gw.api_key().to_owned();
+    assert_eq!(key.len(), 64);
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    let doc = gw.startup_document();
+    assert_eq!(
+        doc,
+        json!({"mcpServers": {"alpha": {
+            "type": "http",
+            "url": format!("http://{}/mcp/alpha", gw.local_addr()),
+            "headers": {"Authorization": key},
+            "tools": ["echo"],
+        }}})
+    );
+    // The generated key is the one the gateway checks.
+    let client = common::rmcp_client(&format!("http://{}/mcp/alpha", gw.local_addr()), &key).await;
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 1);
+    client.cancel().await.unwrap();
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_agent_id_refuses_a_new_session() {
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    for bad in ["..", "a/b", "a\\b"] {
+        let resp = post(&url)
+            .header("x-agent-id", bad)
+            .json(&initialize())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "for {bad:?}");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["message"],
+            "invalid agent id: must be one safe path segment"
+        );
+    }
+    let resp = post(&url)
+        .header("x-agent-id", "agent-7")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
