@@ -270,6 +270,15 @@ pub fn options_from_args(args: ServeArgs) -> anyhow::Result<ServeOptions> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let _options = options_from_args(args)?;
-    anyhow::bail!("serve is not available yet")
+    crate::logging::init_stderr("info");
+    let options = options_from_args(args)?;
+    for warning in &options.extra.config_warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(guardway_gateway::serve(options))?;
+    Ok(ExitCode::SUCCESS)
 }
