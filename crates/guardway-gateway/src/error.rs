@@ -19,6 +19,8 @@ pub enum GatewayError {
     Serve { source: std::io::Error },
     #[error("cannot generate an api key: {message}")]
     KeyGeneration { message: String },
+    #[error("{message}")]
+    Guards { message: String },
 }
 
 /// Why a call to one backend failed on the gateway's side. The text of each

@@ -101,6 +101,16 @@ async fn launch_all(core: &GatewayCore, sequential: bool) {
     }
 }
 
+/// Lets the interceptor load what it needs (guards) before agents are served;
+/// on failure the backends are stopped.
+async fn prepare_interceptor(core: &GatewayCore) -> Result<(), GatewayError> {
+    if let Err(message) = core.interceptor.prepare(&core.backends).await {
+        futures::future::join_all(core.backends.values().map(|b| b.stop())).await;
+        return Err(GatewayError::Guards { message });
+    }
+    Ok(())
+}
+
 fn spawn_monitor(core: Arc<GatewayCore>, ct: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(MONITOR_PERIOD);
@@ -146,6 +156,7 @@ impl Gateway {
         };
         let core = build_core(&options, interceptor);
         launch_all(&core, options.config.sequential_launch).await;
+        prepare_interceptor(&core).await?;
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
 
@@ -305,7 +316,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
     if options.stdio {
         return serve_stdio(options).await;
     }
-    let running = Gateway::start(options).await?;
+    let interceptor = Arc::new(crate::guards::GuardPipeline::new(&options));
+    let running = Gateway::start_with_interceptor(options, interceptor).await?;
     let document = serde_json::to_string_pretty(&running.startup_document()).map_err(|e| {
         GatewayError::StartupDocument {
             source: std::io::Error::other(e),
@@ -346,8 +358,10 @@ impl Gateway {
         R: tokio::io::AsyncRead + Send + Unpin + 'static,
         W: tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
-        let core = build_core(&options, Arc::new(PassThrough));
+        let interceptor = Arc::new(crate::guards::GuardPipeline::new(&options));
+        let core = build_core(&options, interceptor);
         launch_all(&core, options.config.sequential_launch).await;
+        prepare_interceptor(&core).await?;
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
         let session = AgentSession::new(core.clone(), SessionScope::Unified);

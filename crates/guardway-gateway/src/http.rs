@@ -193,15 +193,17 @@ async fn check_jsonrpc_body(request: Request) -> Result<Request, Response> {
 async fn health(State(state): State<HttpState>) -> Response {
     let mut servers = serde_json::Map::new();
     let mut healthy = true;
+    let mut guards = state.core.interceptor.guard_states();
     for (id, backend) in &state.core.backends {
         let h = backend.health();
         if h.status == crate::backend::BackendStatus::Error {
             healthy = false;
         }
-        servers.insert(
-            id.clone(),
-            json!({"status": h.status.as_str(), "uptime": h.uptime.as_secs()}),
-        );
+        let mut entry = json!({"status": h.status.as_str(), "uptime": h.uptime.as_secs()});
+        if let (Some(guard), Some(map)) = (guards.remove(id), entry.as_object_mut()) {
+            map.insert("guard".into(), guard);
+        }
+        servers.insert(id.clone(), entry);
     }
     axum::Json(json!({
         "status": if healthy { "healthy" } else { "unhealthy" },
@@ -210,6 +212,19 @@ async fn health(State(state): State<HttpState>) -> Response {
         "servers": servers,
     }))
     .into_response()
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let mut body = String::new();
+    state.core.interceptor.render_metrics(&mut body);
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
@@ -272,6 +287,7 @@ pub fn router(
     ));
     Router::new()
         .route("/health", axum::routing::get(health))
+        .route("/metrics", axum::routing::get(metrics))
         .merge(mcp)
         .fallback(not_found)
         .with_state(state)

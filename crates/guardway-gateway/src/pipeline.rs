@@ -3,9 +3,14 @@
 //! is invoked and what comes back. Guards plug in here; the default passes
 //! the call straight through.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use rmcp::ErrorData;
 use rmcp::model::{CallToolRequestParams, CallToolResponse};
+
+use crate::backend::Backend;
 
 /// What an interceptor knows about one call.
 #[derive(Debug, Clone)]
@@ -41,6 +46,26 @@ pub trait CallInterceptor: Send + Sync + 'static {
         call: ToolCall,
         backend: &'a dyn BackendInvoker,
     ) -> BoxFuture<'a, Result<CallToolResponse, ErrorData>>;
+
+    /// Called once at start-up, after the backends were launched and before
+    /// any agent is served (guards load here). An `Err` stops the gateway.
+    fn prepare<'a>(
+        &'a self,
+        backends: &'a BTreeMap<String, Arc<Backend>>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let _ = backends;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Per server: the state of its guard, added to `/health`.
+    fn guard_states(&self) -> BTreeMap<String, serde_json::Value> {
+        BTreeMap::new()
+    }
+
+    /// Appends the interceptor's metric families to a `/metrics` body.
+    fn render_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
 }
 
 /// Forwards every call unchanged.
