@@ -100,3 +100,28 @@ pub fn start_epoch_ticker(engine: &Engine) {
         tracing::error!(%error, "cannot start the epoch ticker; guard time limits will not fire");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_engine_is_created_once() {
+        let first: *const Engine = engine().unwrap();
+        let second: *const Engine = engine().unwrap();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn the_shared_config_builds_compatible_engines() {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let fingerprint = |engine: &Engine| {
+            let mut hasher = DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            hasher.finish()
+        };
+        let other = Engine::new(&engine_config()).unwrap();
+        // Same fingerprint: artifacts compiled by one load in the other (what the cache relies on).
+        assert_eq!(fingerprint(&other), fingerprint(engine().unwrap()));
+    }
+}

@@ -174,6 +174,11 @@ impl Guard {
         &self.inner.settings.name
     }
 
+    /// The module this guard runs.
+    pub fn module(&self) -> &GuardModule {
+        &self.inner.module
+    }
+
     /// The session policy this guard serves.
     pub fn policy(&self) -> &serde_json::Value {
         &self.inner.policy

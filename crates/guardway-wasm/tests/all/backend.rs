@@ -121,3 +121,52 @@ async fn backend_errors_and_a_missing_backend_return_minus_one() {
     let out = guard.call(GuardExport::LabelResponse, b"{}").await.unwrap();
     assert_eq!(le_i32s(&out), vec![0, -1]);
 }
+
+/// A backend that never answers.
+struct HangingBackend;
+
+impl Backend for HangingBackend {
+    fn call_tool<'a>(
+        &'a self,
+        _tool: &'a str,
+        _args: serde_json::Value,
+    ) -> guardway_wasm::BoxFuture<'a, Result<serde_json::Value, guardway_wasm::BackendCallError>>
+    {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_backend_that_never_answers_is_cut_at_the_call_deadline() {
+    let options = options().with_call_timeout(std::time::Duration::from_millis(200));
+    let guard = guard_with("backend_calls", options, Some(Arc::new(HangingBackend))).await;
+    // call_backend answers -1 at the deadline; the fixture passes the code on.
+    let err = guard
+        .call(GuardExport::LabelResource, b"{}")
+        .await
+        .unwrap_err();
+    match &err {
+        guardway_wasm::GuardError::GuardFailed { code, .. } => assert_eq!(*code, -1),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(guard.stats().instances_discarded, 0);
+}
+
+#[tokio::test]
+async fn cancelling_a_call_waiting_on_the_backend_discards_the_instance() {
+    let options = options().with_call_timeout(std::time::Duration::from_secs(30));
+    let guard = guard_with("backend_calls", options, Some(Arc::new(HangingBackend))).await;
+    let call = guard.call(GuardExport::LabelResource, b"{}");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(50), call)
+            .await
+            .is_err()
+    );
+    let stats = guard.stats();
+    assert_eq!(stats.cancelled, 1);
+    assert_eq!(stats.live_instances, 0);
+    // New instances are still created and answer.
+    let other = json!({"allow-only": {"repos": ["other/*"], "min-integrity": "none"}});
+    guard.label_agent(&other).await.unwrap();
+    assert_eq!(guard.stats().instances_created, 2);
+}

@@ -47,9 +47,12 @@ pub struct CallArgs {
 /// The label function `guard call` runs after `label_agent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LabelCall {
-    LabelAgent,
-    LabelResource,
-    LabelResponse,
+    #[value(name = "label_agent", alias = "label-agent")]
+    Agent,
+    #[value(name = "label_resource", alias = "label-resource")]
+    Resource,
+    #[value(name = "label_response", alias = "label-response")]
+    Response,
 }
 
 pub fn run(command: GuardCommand) -> anyhow::Result<ExitCode> {
@@ -69,7 +72,7 @@ pub(crate) fn json_arg(text: &str, what: &str) -> anyhow::Result<Value> {
             std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {what} file {path}"))?,
         ),
-        None => (format!("{what}"), text.to_owned()),
+        None => (what.to_owned(), text.to_owned()),
     };
     serde_json::from_str(&content).with_context(|| format!("{source} is not valid JSON"))
 }
@@ -179,8 +182,8 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let output = rt.block_on(async move {
         let guard = Guard::new(module, &policy, options, None).await?;
         let value = match args.call {
-            LabelCall::LabelAgent => serde_json::to_value(agent_json(&guard))?,
-            LabelCall::LabelResource => {
+            LabelCall::Agent => serde_json::to_value(agent_json(&guard))?,
+            LabelCall::Resource => {
                 let input: LabelResourceInput = serde_json::from_value(input)
                     .context("--input for label_resource needs {\"tool_name\", \"tool_args\"}")?;
                 let bytes = serde_json::to_vec(&input)?;
@@ -192,7 +195,7 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
                     .context("the guard's label_resource output is not usable")?;
                 raw_json(&raw)?
             }
-            LabelCall::LabelResponse => {
+            LabelCall::Response => {
                 let input: LabelResponseInput = serde_json::from_value(input)
                     .context("--input for label_response needs {\"tool_name\", \"tool_result\"}")?;
                 let bytes = serde_json::to_vec(&input)?;
