@@ -1,0 +1,172 @@
+//! End to end through the DIFC pipeline: the Python MCP SDK client
+//! (tests/python/test_guarded.py) against an in-process gateway whose
+//! backends are demo backends behind the sample guard, a trapping guard, a
+//! looping guard, a guard that cannot load and no guard.
+
+mod common;
+mod guarded_support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use guardway_gateway::config::{GuardConfig, RoutingMode, ServerConfig, ServerTransport};
+use guardway_gateway::{Gateway, GuardPipeline};
+use guardway_wasm::{GuardOptions, QuarantineOptions};
+use serde_json::json;
+
+fn demo_server(call_log: Option<&std::path::Path>) -> ServerConfig {
+    let mut server = common::stdio_server(
+        guarded_support::demo_backend()
+            .to_string_lossy()
+            .into_owned(),
+        Vec::new(),
+    );
+    if let (Some(log), ServerTransport::Stdio { env, .. }) = (call_log, &mut server.transport) {
+        env.insert(
+            "GUARDWAY_DEMO_CALL_LOG".into(),
+            log.to_string_lossy().into_owned(),
+        );
+    }
+    server
+}
+
+fn guarded(mut server: ServerConfig, guard: &str, policy: Option<serde_json::Value>) -> ServerConfig {
+    server.guard = Some(guard.to_owned());
+    server.guard_policies = policy;
+    server
+}
+
+fn wasm_guard(path: &std::path::Path) -> GuardConfig {
+    GuardConfig {
+        kind: "wasm".into(),
+        path: Some(path.to_owned()),
+        policy: Some(json!({"allow-only": {"repos": "all", "min-integrity": "none"}})),
+        config: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_client_through_the_difc_pipeline() {
+    common::init_tracing();
+    let python = common::python();
+    let dir = tempfile::tempdir().unwrap();
+    let call_log = dir.path().join("github-calls.jsonl");
+    let trap = guarded_support::write_file(
+        dir.path(),
+        "trap.wasm",
+        &guarded_support::wat_guard("unreachable"),
+    );
+    let looping = guarded_support::write_file(
+        dir.path(),
+        "loop.wasm",
+        &guarded_support::wat_guard("(loop $spin (br $spin)) (i32.const 0)"),
+    );
+    let servers = BTreeMap::from([
+        (
+            "github".to_owned(),
+            guarded(
+                demo_server(Some(&call_log)),
+                "sample",
+                Some(json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved"}})),
+            ),
+        ),
+        (
+            "github_low".to_owned(),
+            guarded(
+                demo_server(None),
+                "sample",
+                Some(json!({"allow-only": {"repos": "all", "min-integrity": "unapproved"}})),
+            ),
+        ),
+        ("trapper".to_owned(), guarded(demo_server(None), "trap", None)),
+        ("looper".to_owned(), guarded(demo_server(None), "loop", None)),
+        ("broken".to_owned(), guarded(demo_server(None), "missing", None)),
+        ("plain".to_owned(), demo_server(None)),
+    ]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.config.guards = BTreeMap::from([
+        ("sample".to_owned(), wasm_guard(&guarded_support::sample_guard())),
+        ("trap".to_owned(), wasm_guard(&trap)),
+        ("loop".to_owned(), wasm_guard(&looping)),
+        (
+            "missing".to_owned(),
+            wasm_guard(&dir.path().join("no-such-guard.wasm")),
+        ),
+    ]);
+    let guard_options = GuardOptions::default()
+        .with_call_timeout(Duration::from_millis(300))
+        .with_quarantine(QuarantineOptions {
+            failures: 100,
+            window: Duration::from_secs(60),
+            cool_down: Duration::from_secs(1),
+        });
+    let pipeline = Arc::new(GuardPipeline::new(&options).with_guard_options(guard_options));
+    let gateway = Gateway::start_with_interceptor(options, pipeline.clone())
+        .await
+        .unwrap();
+
+    let root = common::repo_root();
+    let output = tokio::process::Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(root.join("tests/python/test_guarded.py"))
+        .env("GUARDED_URL", format!("http://{}", gateway.local_addr()))
+        .env("GATEWAY_API_KEY", common::API_KEY)
+        .env("DEMO_BACKEND", guarded_support::demo_backend())
+        .env("GITHUB_CALL_LOG", &call_log)
+        .current_dir(&root)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(output.status.success(), "pytest failed:\n{stdout}\n{stderr}");
+
+    // Counters: the denied write, the filtered list items, guard faults.
+    let metrics = pipeline.metrics();
+    assert_eq!(
+        metrics.counter("guardway_denials_total", &["github", "create_issue", "coarse"]),
+        1
+    );
+    assert!(metrics.counter("guardway_filtered_items_total", &["github", "list_issues"]) > 0);
+    assert!(
+        metrics.counter("guardway_denials_total", &["trapper", "list_issues", "guard_error"]) >= 1
+    );
+    let body = reqwest::get(format!("http://{}/metrics", gateway.local_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("guardway_guard_faults_total{server=\"trapper\",kind=\"trap\"} "));
+    assert!(body.contains("guardway_guard_faults_total{server=\"looper\",kind=\"timeout\"} "));
+    assert!(body.contains("guardway_guard_loaded{server=\"broken\"} 0"));
+    assert!(body.contains(
+        "guardway_guard_call_duration_seconds_count{server=\"github\",function=\"label_resource\"}"
+    ));
+    assert!(!body.contains("guardway_guard_faults_total{server=\"trapper\",kind=\"trap\"} 0\n"));
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_guards_makes_a_load_failure_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = BTreeMap::from([(
+        "broken".to_owned(),
+        guarded(demo_server(None), "missing", None),
+    )]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.config.guards = BTreeMap::from([(
+        "missing".to_owned(),
+        wasm_guard(&dir.path().join("absent.wasm")),
+    )]);
+    options.require_guards = true;
+    let pipeline = Arc::new(GuardPipeline::new(&options));
+    let error = Gateway::start_with_interceptor(options, pipeline)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("broken"), "{error}");
+    assert!(error.contains("absent.wasm"), "{error}");
+}

@@ -1,0 +1,105 @@
+//! Real parts for the guarded-gateway tests: the demo backend binary, the
+//! sample guard, small WAT guards compiled at test time.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// Builds (once) and returns the `guardway-demo-backend` binary.
+pub fn demo_backend() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "-q", "-p", "guardway-demo", "--bin", "guardway-demo-backend"])
+                .current_dir(repo_root())
+                .status()
+                .unwrap();
+            assert!(status.success(), "building guardway-demo-backend failed");
+            target_dir().join("debug/guardway-demo-backend")
+        })
+        .clone()
+}
+
+/// Builds (once, with scripts/build-guards.sh) and returns the sample guard.
+pub fn sample_guard() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let wasm = repo_root()
+                .join("guards/sample-guard/target/wasm32-wasip1/release/sample_guard.wasm");
+            if !wasm.exists() {
+                let status = std::process::Command::new("bash")
+                    .arg(repo_root().join("scripts/build-guards.sh"))
+                    .current_dir(repo_root())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "scripts/build-guards.sh failed");
+            }
+            assert!(wasm.exists(), "{} missing", wasm.display());
+            wasm
+        })
+        .clone()
+}
+
+/// A guard whose `label_agent` gives empty labels (filter mode) and whose
+/// `label_resource` runs `body` (e.g. `unreachable` or an endless loop).
+pub fn wat_guard(label_resource_body: &str) -> Vec<u8> {
+    let agent = r#"{"agent":{"secrecy":[],"integrity":[]},"difc_mode":"filter"}"#;
+    let escaped = agent.replace('"', "\\\"");
+    let len = agent.len();
+    let text = format!(
+        r#"(module
+  (import "env" "host_log" (func $host_log (param i32 i32 i32)))
+  (import "env" "call_backend" (func $call_backend (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 256) "{escaped}")
+  (func (export "alloc") (param $size i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (global.get $heap))
+    (global.set $heap (i32.and (i32.add (i32.add (local.get $ptr) (local.get $size)) (i32.const 7)) (i32.const -8)))
+    (if (i32.gt_u (global.get $heap) (i32.shl (memory.size) (i32.const 16)))
+      (then (drop (memory.grow (i32.add (i32.shr_u (i32.sub (global.get $heap) (i32.shl (memory.size) (i32.const 16))) (i32.const 16)) (i32.const 1))))))
+    (local.get $ptr))
+  (func (export "dealloc") (param i32 i32))
+  (func (export "label_agent") (param i32 i32 i32 i32) (result i32)
+    (if (i32.lt_u (local.get 3) (i32.const {len})) (then (return (i32.const -2))))
+    (memory.copy (local.get 2) (i32.const 256) (i32.const {len}))
+    (i32.const {len}))
+  (func (export "label_resource") (param i32 i32 i32 i32) (result i32)
+    {label_resource_body})
+  (func (export "label_response") (param i32 i32 i32 i32) (result i32)
+    (i32.const 0))
+)"#
+    );
+    wat::parse_str(text).unwrap()
+}
+
+/// Writes `bytes` to `dir/name`.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// `$GUARDWAY_PYTHON`, else `.venv/bin/python`.
+pub fn python() -> PathBuf {
+    std::env::var_os("GUARDWAY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
