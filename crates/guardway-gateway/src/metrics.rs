@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.5, 1.0,
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.5, 1.0,
 ];
 
 /// Label values of one series, in the order of the family's label names.
@@ -95,7 +95,10 @@ impl MetricsRegistry {
             .entry(name)
             .or_insert_with(|| (Family { help, labels }, BTreeMap::new()));
         let key: LabelValues = values.iter().map(|v| (*v).to_owned()).collect();
-        series.entry(key).or_default().observe(elapsed.as_secs_f64());
+        series
+            .entry(key)
+            .or_default()
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The current value of a counter series (0 when never updated).
@@ -119,7 +122,15 @@ impl MetricsRegistry {
         for (name, (family, series)) in &families.counters {
             write_header(out, name, family.help, "counter");
             for (values, value) in series {
-                write_sample(out, name, "", family.labels, values, None, &value.to_string());
+                write_sample(
+                    out,
+                    name,
+                    "",
+                    family.labels,
+                    values,
+                    None,
+                    &value.to_string(),
+                );
             }
         }
         for (name, (family, series)) in &families.histograms {
@@ -319,6 +330,9 @@ mod tests {
         family.sample(&["s"], 4);
         let mut out = String::new();
         family.render(&mut out);
-        assert_eq!(out, "# HELP g A gauge.\n# TYPE g gauge\ng{server=\"s\"} 4\n");
+        assert_eq!(
+            out,
+            "# HELP g A gauge.\n# TYPE g gauge\ng{server=\"s\"} 4\n"
+        );
     }
 }

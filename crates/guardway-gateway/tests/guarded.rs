@@ -31,7 +31,11 @@ fn demo_server(call_log: Option<&std::path::Path>) -> ServerConfig {
     server
 }
 
-fn guarded(mut server: ServerConfig, guard: &str, policy: Option<serde_json::Value>) -> ServerConfig {
+fn guarded(
+    mut server: ServerConfig,
+    guard: &str,
+    policy: Option<serde_json::Value>,
+) -> ServerConfig {
     server.guard = Some(guard.to_owned());
     server.guard_policies = policy;
     server
@@ -79,14 +83,26 @@ async fn python_sdk_client_through_the_difc_pipeline() {
                 Some(json!({"allow-only": {"repos": "all", "min-integrity": "unapproved"}})),
             ),
         ),
-        ("trapper".to_owned(), guarded(demo_server(None), "trap", None)),
-        ("looper".to_owned(), guarded(demo_server(None), "loop", None)),
-        ("broken".to_owned(), guarded(demo_server(None), "missing", None)),
+        (
+            "trapper".to_owned(),
+            guarded(demo_server(None), "trap", None),
+        ),
+        (
+            "looper".to_owned(),
+            guarded(demo_server(None), "loop", None),
+        ),
+        (
+            "broken".to_owned(),
+            guarded(demo_server(None), "missing", None),
+        ),
         ("plain".to_owned(), demo_server(None)),
     ]);
     let mut options = common::options(servers, RoutingMode::Routed);
     options.config.guards = BTreeMap::from([
-        ("sample".to_owned(), wasm_guard(&guarded_support::sample_guard())),
+        (
+            "sample".to_owned(),
+            wasm_guard(&guarded_support::sample_guard()),
+        ),
         ("trap".to_owned(), wasm_guard(&trap)),
         ("loop".to_owned(), wasm_guard(&looping)),
         (
@@ -121,17 +137,26 @@ async fn python_sdk_client_through_the_difc_pipeline() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}\n{stderr}");
-    assert!(output.status.success(), "pytest failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "pytest failed:\n{stdout}\n{stderr}"
+    );
 
     // Counters: the denied write, the filtered list items, guard faults.
     let metrics = pipeline.metrics();
     assert_eq!(
-        metrics.counter("guardway_denials_total", &["github", "create_issue", "coarse"]),
+        metrics.counter(
+            "guardway_denials_total",
+            &["github", "create_issue", "coarse"]
+        ),
         1
     );
     assert!(metrics.counter("guardway_filtered_items_total", &["github", "list_issues"]) > 0);
     assert!(
-        metrics.counter("guardway_denials_total", &["trapper", "list_issues", "guard_error"]) >= 1
+        metrics.counter(
+            "guardway_denials_total",
+            &["trapper", "list_issues", "guard_error"]
+        ) >= 1
     );
     let body = reqwest::get(format!("http://{}/metrics", gateway.local_addr()))
         .await

@@ -241,11 +241,13 @@ mod tests {
 
     #[test]
     fn payload_gets_trusted_bots_and_is_validated() {
-        let policy = serde_json::json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "approved"}});
+        let policy =
+            serde_json::json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "approved"}});
         let payload = label_agent_payload(policy.clone(), &["bot[bot]".to_owned()]).unwrap();
         assert_eq!(payload["trusted-bots"], serde_json::json!(["bot[bot]"]));
         assert_eq!(label_agent_payload(policy.clone(), &[]).unwrap(), policy);
-        let bad = serde_json::json!({"allow-only": {"repos": ["Acme/x"], "min-integrity": "approved"}});
+        let bad =
+            serde_json::json!({"allow-only": {"repos": ["Acme/x"], "min-integrity": "approved"}});
         assert!(label_agent_payload(bad, &[]).is_err());
     }
 }

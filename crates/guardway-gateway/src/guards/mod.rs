@@ -613,14 +613,7 @@ impl GuardPipeline {
                 );
             }
         }
-        for family in [
-            idle,
-            live,
-            faults,
-            quarantined,
-            quarantine_denials,
-            loaded,
-        ] {
+        for family in [idle, live, faults, quarantined, quarantine_denials, loaded] {
             family.render(out);
         }
         let mut restarts = SnapshotFamily::counter(

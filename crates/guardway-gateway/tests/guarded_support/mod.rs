@@ -25,7 +25,14 @@ pub fn demo_backend() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "-q", "-p", "guardway-demo", "--bin", "guardway-demo-backend"])
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "guardway-demo",
+                    "--bin",
+                    "guardway-demo-backend",
+                ])
                 .current_dir(repo_root())
                 .status()
                 .unwrap();
