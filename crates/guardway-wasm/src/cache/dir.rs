@@ -95,7 +95,10 @@ mod tests {
             resolve_cache_dir_with(None, &env, default.clone()),
             Some(PathBuf::from("/g"))
         );
-        let env = env_of(&[(WASM_CACHE_DIR_ENV, "  "), (REFERENCE_WASM_CACHE_DIR_ENV, " /r ")]);
+        let env = env_of(&[
+            (WASM_CACHE_DIR_ENV, "  "),
+            (REFERENCE_WASM_CACHE_DIR_ENV, " /r "),
+        ]);
         assert_eq!(
             resolve_cache_dir_with(Some(Path::new(" ")), &env, default.clone()),
             Some(PathBuf::from("/r"))

@@ -600,7 +600,10 @@ pub fn disk_usage(dir: &Path) -> Result<DiskUsage, DiskError> {
     let listing = scan(dir)?;
     let mut usage = DiskUsage::default();
     for artifact in &listing.artifacts {
-        let entry = usage.by_fingerprint.entry(artifact.fingerprint).or_default();
+        let entry = usage
+            .by_fingerprint
+            .entry(artifact.fingerprint)
+            .or_default();
         entry.artifacts += 1;
         entry.bytes += artifact.len;
     }
@@ -716,7 +719,10 @@ mod tests {
 
         let mut magic = good.clone();
         magic[0] = b'X';
-        assert_eq!(verify(magic, &key).err(), Some(ArtifactDefect::NotAnArtifact));
+        assert_eq!(
+            verify(magic, &key).err(),
+            Some(ArtifactDefect::NotAnArtifact)
+        );
 
         let mut old = encode_header_with_version(&key, Duration::ZERO, b"a", 0).to_vec();
         old.push(b'a');

@@ -59,7 +59,10 @@ pub enum DiskError {
         source: std::io::Error,
     },
     #[error("failed to serialise compiled module {module_hash}: {message}")]
-    Serialize { module_hash: String, message: String },
+    Serialize {
+        module_hash: String,
+        message: String,
+    },
 }
 
 /// Every failure a cache met, returned by

@@ -104,7 +104,12 @@ impl CacheKey {
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CacheKey({}/{})", self.fingerprint, self.module_hash_hex())
+        write!(
+            f,
+            "CacheKey({}/{})",
+            self.fingerprint,
+            self.module_hash_hex()
+        )
     }
 }
 

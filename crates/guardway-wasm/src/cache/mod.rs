@@ -27,11 +27,11 @@ pub use dir::{
     REFERENCE_WASM_CACHE_DIR_ENV, WASM_CACHE_DIR_ENV, default_cache_dir, resolve_cache_dir,
     resolve_cache_dir_with,
 };
-use disk::{DiskRead, DiskTier};
 pub use disk::{
     ARTIFACT_EXTENSION, ARTIFACT_FORMAT_VERSION, ARTIFACT_HEADER_LEN, ClearReport, DiskUsage,
     FingerprintUsage, clear_disk_cache, disk_usage,
 };
+use disk::{DiskRead, DiskTier};
 pub use error::{AlreadyInitialised, CacheCloseError, CacheError, DiskError};
 pub use key::{CacheKey, EngineFingerprint};
 use memory::MemoryTier;
@@ -535,7 +535,10 @@ impl CompilationCache {
         let Some(err) = fall_back else { return };
         let mut disk = self.disk.write();
         // Only the first thread to fail switches the tier off and reports.
-        if disk.as_ref().is_some_and(|current| Arc::ptr_eq(current, tier)) {
+        if disk
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, tier))
+        {
             *disk = None;
             drop(disk);
             self.record(err);
