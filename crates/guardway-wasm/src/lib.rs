@@ -1,7 +1,34 @@
 //! The guard host: loads WebAssembly DIFC guards and calls them through the guard ABI.
+//!
+//! - [`GuardModule`]: a compiled, validated, pre-linked guard (cheap to clone).
+//! - [`Guard`]: a module plus a session policy, serving calls from a pool of instances.
+//! - [`CompilationCache`]: compiled modules in memory and on disk, shared by every guard
+//!   (see [`CacheMode`]).
+//! - [`Backend`]: what a guard's `call_backend` reaches (implemented by the gateway).
+//!
+//! # Running guard calls
+//!
+//! The [`Guard`] API is async. WebAssembly runs inside the calling task (on a wasmtime
+//! fiber): every [`engine::EPOCH_TICK`] the guard yields back to the executor, so a long
+//! guard call never holds a tokio worker for more than about one tick, and `call_backend`
+//! awaits the backend without blocking a thread. The gateway therefore calls guards
+//! directly from its request tasks on the multi-threaded tokio runtime; no
+//! `spawn_blocking` is needed. A call must run inside a tokio runtime (backend timeouts
+//! use `tokio::time`).
 
+mod abi;
 mod cache;
+mod engine;
+mod error;
+mod imports;
+mod instance;
+mod limits;
+mod module;
+mod options;
+mod pool;
+mod quarantine;
 
+pub use abi::GuardExport;
 pub use cache::{
     ARTIFACT_EXTENSION, ARTIFACT_FORMAT_VERSION, ARTIFACT_HEADER_LEN, AlreadyInitialised,
     CacheCloseError, CacheConfig, CacheError, CacheKey, CacheMode, CacheStats, ClearReport,
@@ -10,3 +37,10 @@ pub use cache::{
     clear_disk_cache, compile_uncached, default_cache_dir, disk_usage, resolve_cache_dir,
     resolve_cache_dir_with, uncached_compilations,
 };
+pub use engine::{EPOCH_TICK, MAX_MEMORY_LIMIT, engine, engine_config, start_epoch_ticker};
+pub use error::{BackendCallError, GuardError};
+pub use imports::{Backend, BoxFuture, GUARD_LOG_TARGET};
+pub use module::GuardModule;
+pub use options::{GuardOptions, LogRateLimit, MIB, QuarantineOptions};
+pub use pool::{Guard, GuardStats};
+pub use quarantine::{Clock, GuardHealth, SystemClock};

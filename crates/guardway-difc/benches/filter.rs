@@ -1,0 +1,2 @@
+//! Benchmark placeholder: evaluating and filtering a path-labelled response.
+fn main() {}

@@ -1,0 +1,496 @@
+//! Host imports of a guard: `env.call_backend` (through the [`Backend`] trait), `env.host_log`,
+//! the guard's stdout/stderr routed to `tracing`, and the per-instance host state they share.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tracing::Level;
+use wasmtime::{Caller, Linker, Memory};
+
+use crate::error::BackendCallError;
+use crate::instance::StoreState;
+use crate::limits::LogBucket;
+use crate::options::LogRateLimit;
+
+/// `tracing` target of every line a guard logs.
+pub const GUARD_LOG_TARGET: &str = "guardway::guard";
+
+/// Longest guard log line emitted; longer lines are cut.
+const MAX_LOG_LINE: usize = 16 * 1024;
+/// Longest "last error" line kept for error reports.
+const MAX_LAST_ERROR: usize = 1024;
+
+/// A boxed, sendable future, as returned by [`Backend::call_tool`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The backend MCP server a guard may query through `env.call_backend`.
+///
+/// Implemented by the gateway. Object-safe; shared as `Arc<dyn Backend>` by every
+/// instance of a guard, so implementations must be `Send + Sync`.
+pub trait Backend: Send + Sync + 'static {
+    /// Calls `tool` with `args` (a JSON object; `{}` when the guard passed none) and
+    /// returns the tool result as JSON.
+    fn call_tool<'a>(
+        &'a self,
+        tool: &'a str,
+        args: serde_json::Value,
+    ) -> BoxFuture<'a, Result<serde_json::Value, BackendCallError>>;
+}
+
+/// A guard's log sink: name, rate limit, last error line. One per instance, shared with
+/// that instance's stdout/stderr streams.
+#[derive(Debug)]
+pub(crate) struct GuardLog {
+    name: Arc<str>,
+    bucket: Mutex<LogBucket>,
+    last_error: Mutex<Option<String>>,
+    dropped_total: Arc<AtomicU64>,
+}
+
+impl GuardLog {
+    pub(crate) fn new(name: Arc<str>, rate: LogRateLimit, dropped_total: Arc<AtomicU64>) -> Self {
+        GuardLog {
+            name,
+            bucket: Mutex::new(LogBucket::new(rate, Instant::now())),
+            last_error: Mutex::new(None),
+            dropped_total,
+        }
+    }
+
+    /// Whether a line at `level` passes the rate limit (reports earlier drops first).
+    fn admit(&self) -> bool {
+        let mut bucket = self.bucket.lock();
+        if bucket.try_take(Instant::now()) {
+            let dropped = std::mem::take(&mut bucket.dropped_unreported);
+            drop(bucket);
+            if dropped > 0 {
+                self.note_dropped(dropped);
+            }
+            true
+        } else {
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Emits the note about lines dropped since the last note, if any.
+    pub(crate) fn report_dropped(&self) {
+        let dropped = std::mem::take(&mut self.bucket.lock().dropped_unreported);
+        if dropped > 0 {
+            self.note_dropped(dropped);
+        }
+    }
+
+    fn note_dropped(&self, dropped: u64) {
+        tracing::warn!(target: GUARD_LOG_TARGET, guard = %self.name, dropped,
+            "guard log lines dropped by the rate limit");
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+
+    pub(crate) fn clear_last_error(&self) {
+        *self.last_error.lock() = None;
+    }
+
+    fn set_last_error(&self, message: &str) {
+        *self.last_error.lock() = Some(truncate(message, MAX_LAST_ERROR).to_owned());
+    }
+
+    fn emit(&self, level: Level, stream: &'static str, message: &str) {
+        let name = &*self.name;
+        let message = truncate(message, MAX_LOG_LINE);
+        match level {
+            Level::ERROR => {
+                tracing::error!(target: GUARD_LOG_TARGET, guard = %name, stream, "{message}")
+            }
+            Level::WARN => {
+                tracing::warn!(target: GUARD_LOG_TARGET, guard = %name, stream, "{message}")
+            }
+            Level::INFO => {
+                tracing::info!(target: GUARD_LOG_TARGET, guard = %name, stream, "{message}")
+            }
+            _ => tracing::debug!(target: GUARD_LOG_TARGET, guard = %name, stream, "{message}"),
+        }
+    }
+}
+
+fn level_enabled(level: Level) -> bool {
+    match level {
+        Level::ERROR => tracing::enabled!(target: GUARD_LOG_TARGET, Level::ERROR),
+        Level::WARN => tracing::enabled!(target: GUARD_LOG_TARGET, Level::WARN),
+        Level::INFO => tracing::enabled!(target: GUARD_LOG_TARGET, Level::INFO),
+        _ => tracing::enabled!(target: GUARD_LOG_TARGET, Level::DEBUG),
+    }
+}
+
+fn truncate(message: &str, max: usize) -> &str {
+    if message.len() <= max {
+        return message;
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
+/// A result kept after `call_backend` answered `-2`, served to an immediate retry.
+#[derive(Debug)]
+struct PendingResult {
+    tool: String,
+    args: Vec<u8>,
+    result: Vec<u8>,
+}
+
+/// Host-side state of one instance used by the imports.
+pub(crate) struct HostState {
+    pub(crate) log: Arc<GuardLog>,
+    pub(crate) memory: Option<Memory>,
+    backend: Option<Arc<dyn Backend>>,
+    max_backend_calls: u32,
+    backend_calls: u32,
+    backend_calls_total: Arc<AtomicU64>,
+    pending: Option<PendingResult>,
+    /// Deadline of the current guard call.
+    pub(crate) deadline: Instant,
+}
+
+impl HostState {
+    pub(crate) fn new(
+        log: Arc<GuardLog>,
+        backend: Option<Arc<dyn Backend>>,
+        max_backend_calls: u32,
+        backend_calls_total: Arc<AtomicU64>,
+    ) -> Self {
+        HostState {
+            log,
+            memory: None,
+            backend,
+            max_backend_calls,
+            backend_calls: 0,
+            backend_calls_total,
+            pending: None,
+            deadline: Instant::now(),
+        }
+    }
+
+    /// Resets the per-call state before a guard function runs.
+    pub(crate) fn begin_call(&mut self, deadline: Instant) {
+        self.backend_calls = 0;
+        self.pending = None;
+        self.deadline = deadline;
+        self.log.clear_last_error();
+    }
+}
+
+/// Adds `env.call_backend` and `env.host_log` to `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "host_log",
+        |mut caller: Caller<'_, StoreState>, level: i32, ptr: i32, len: i32| {
+            host_log(&mut caller, level, ptr, len);
+        },
+    )?;
+    linker.func_wrap_async(
+        "env",
+        "call_backend",
+        |mut caller: Caller<'_, StoreState>,
+         (tool_ptr, tool_len, args_ptr, args_len, result_ptr, result_size): (
+            i32,
+            i32,
+            i32,
+            i32,
+            i32,
+            i32,
+        )| {
+            Box::new(async move {
+                let regions = BackendCallRegions {
+                    tool: (tool_ptr, tool_len),
+                    args: (args_ptr, args_len),
+                    result: (result_ptr, result_size),
+                };
+                Ok(call_backend(&mut caller, regions).await)
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// Bounds-checked range of guard memory; `None` when out of bounds or negative length.
+pub(crate) fn guest_range(data_len: usize, ptr: i32, len: i32) -> Option<std::ops::Range<usize>> {
+    let len = usize::try_from(len).ok()?;
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len)?;
+    (end <= data_len).then_some(start..end)
+}
+
+fn host_log(caller: &mut Caller<'_, StoreState>, level: i32, ptr: i32, len: i32) {
+    let level = match level {
+        1 => Level::INFO,
+        2 => Level::WARN,
+        3 => Level::ERROR,
+        _ => Level::DEBUG,
+    };
+    let enabled = level_enabled(level);
+    // Filtered-out lines stop here, before the message is read; error lines are always
+    // read so that the last one can be attached to error reports.
+    if !enabled && level != Level::ERROR {
+        return;
+    }
+    let state = caller.data();
+    let Some(memory) = state.host.memory else {
+        return;
+    };
+    let log = Arc::clone(&state.host.log);
+    if enabled && level != Level::ERROR && !log.admit() {
+        return;
+    }
+    let data = memory.data(&*caller);
+    let Some(range) = guest_range(data.len(), ptr, len) else {
+        if enabled {
+            log.emit(
+                Level::WARN,
+                "host_log",
+                "host_log called with an out-of-bounds message",
+            );
+        }
+        return;
+    };
+    let bytes = &data[range][..(len as usize).min(MAX_LOG_LINE)];
+    let message = String::from_utf8_lossy(bytes);
+    if level == Level::ERROR {
+        log.set_last_error(&message);
+        if !enabled || !log.admit() {
+            return;
+        }
+    }
+    log.emit(level, "host_log", &message);
+}
+
+struct BackendCallRegions {
+    tool: (i32, i32),
+    args: (i32, i32),
+    result: (i32, i32),
+}
+
+/// `call_backend` failure code for everything but "buffer too small".
+const BACKEND_FAILED: i32 = -1;
+/// `call_backend` code for "result does not fit".
+const BACKEND_TOO_SMALL: i32 = -2;
+
+async fn call_backend(caller: &mut Caller<'_, StoreState>, regions: BackendCallRegions) -> i32 {
+    let log = Arc::clone(&caller.data().host.log);
+    let refuse = |reason: &str| {
+        if level_enabled(Level::WARN) && log.admit() {
+            log.emit(
+                Level::WARN,
+                "call_backend",
+                &format!("call_backend refused: {reason}"),
+            );
+        }
+        BACKEND_FAILED
+    };
+    let Some(memory) = caller.data().host.memory else {
+        return refuse("guard has no memory");
+    };
+    // Copy the request out of guard memory (bounds-checked) before awaiting anything.
+    let (tool, args_bytes, result_range) = {
+        let data = memory.data(&*caller);
+        let (Some(tool), Some(args), Some(result)) = (
+            guest_range(data.len(), regions.tool.0, regions.tool.1),
+            guest_range(data.len(), regions.args.0, regions.args.1),
+            guest_range(data.len(), regions.result.0, regions.result.1),
+        ) else {
+            return refuse("pointer or length out of bounds");
+        };
+        let Ok(tool) = std::str::from_utf8(&data[tool]) else {
+            return refuse("tool name is not UTF-8");
+        };
+        (tool.to_owned(), data[args].to_vec(), result)
+    };
+
+    let host = &mut caller.data_mut().host;
+    if let Some(pending) = host.pending.take() {
+        if pending.tool == tool && pending.args == args_bytes {
+            let code = write_result(caller, memory, result_range, &pending.result);
+            if code == BACKEND_TOO_SMALL {
+                caller.data_mut().host.pending = Some(pending);
+            }
+            return code;
+        }
+    }
+    if host.backend_calls >= host.max_backend_calls {
+        let limit = host.max_backend_calls;
+        return refuse(&format!(
+            "more than {limit} backend calls in one guard call"
+        ));
+    }
+    let Some(backend) = host.backend.clone() else {
+        return refuse("no backend is attached to this guard");
+    };
+    let args = if args_bytes.is_empty() {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        match serde_json::from_slice(&args_bytes) {
+            Ok(args) => args,
+            Err(error) => return refuse(&format!("arguments are not JSON: {error}")),
+        }
+    };
+    host.backend_calls += 1;
+    host.backend_calls_total.fetch_add(1, Ordering::Relaxed);
+    let remaining = host.deadline.saturating_duration_since(Instant::now());
+    let outcome = tokio::time::timeout(remaining, backend.call_tool(&tool, args)).await;
+    let value = match outcome {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => return refuse(&format!("backend error: {error}")),
+        Err(_) => return refuse(&format!("backend call to {tool} timed out")),
+    };
+    let result = match serde_json::to_vec(&value) {
+        Ok(result) => result,
+        Err(error) => return refuse(&format!("cannot serialise the backend result: {error}")),
+    };
+    let code = write_result(caller, memory, result_range, &result);
+    if code == BACKEND_TOO_SMALL {
+        caller.data_mut().host.pending = Some(PendingResult {
+            tool,
+            args: args_bytes,
+            result,
+        });
+    }
+    code
+}
+
+/// Writes `result` into the guard's result buffer, or answers -2 with the size hint.
+fn write_result(
+    caller: &mut Caller<'_, StoreState>,
+    memory: Memory,
+    range: std::ops::Range<usize>,
+    result: &[u8],
+) -> i32 {
+    let data = memory.data_mut(&mut *caller);
+    // The range was checked against this memory, which cannot shrink.
+    let Some(buffer) = data.get_mut(range) else {
+        return BACKEND_FAILED;
+    };
+    if result.len() > buffer.len() {
+        if let Some(head) = buffer.get_mut(..4) {
+            let needed = u32::try_from(result.len()).unwrap_or(u32::MAX);
+            head.copy_from_slice(&needed.to_le_bytes());
+        }
+        return BACKEND_TOO_SMALL;
+    }
+    let Ok(written) = i32::try_from(result.len()) else {
+        return BACKEND_FAILED;
+    };
+    buffer[..result.len()].copy_from_slice(result);
+    written
+}
+
+/// A guard's stdout or stderr: complete lines go to `tracing` (info for stdout, warn for
+/// stderr) through the instance's rate limit.
+#[derive(Clone)]
+pub(crate) struct GuardOutputStream {
+    log: Arc<GuardLog>,
+    stream: &'static str,
+    level: Level,
+    partial: Arc<Mutex<Vec<u8>>>,
+}
+
+impl GuardOutputStream {
+    pub(crate) fn stdout(log: Arc<GuardLog>) -> Self {
+        Self::new(log, "stdout", Level::INFO)
+    }
+    pub(crate) fn stderr(log: Arc<GuardLog>) -> Self {
+        Self::new(log, "stderr", Level::WARN)
+    }
+    fn new(log: Arc<GuardLog>, stream: &'static str, level: Level) -> Self {
+        GuardOutputStream {
+            log,
+            stream,
+            level,
+            partial: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn write_bytes(&self, bytes: &[u8]) {
+        if !level_enabled(self.level) {
+            return;
+        }
+        let mut partial = self.partial.lock();
+        partial.extend_from_slice(bytes);
+        while let Some(newline) = partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=newline).collect();
+            self.emit_line(&line[..line.len() - 1]);
+        }
+        if partial.len() > MAX_LOG_LINE {
+            let line = std::mem::take(&mut *partial);
+            self.emit_line(&line);
+        }
+    }
+
+    fn emit_line(&self, line: &[u8]) {
+        if self.log.admit() {
+            let line = String::from_utf8_lossy(line);
+            self.log
+                .emit(self.level, self.stream, line.trim_end_matches('\r'));
+        }
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for GuardOutputStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for GuardOutputStream {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for GuardOutputStream {
+    async fn ready(&mut self) {}
+}
+
+impl wasmtime_wasi::p2::OutputStream for GuardOutputStream {
+    fn write(&mut self, bytes: bytes::Bytes) -> wasmtime_wasi::p2::StreamResult<()> {
+        self.write_bytes(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> wasmtime_wasi::p2::StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> wasmtime_wasi::p2::StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for GuardOutputStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write_bytes(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
