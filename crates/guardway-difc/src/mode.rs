@@ -91,6 +91,22 @@ impl FromStr for EnforcementMode {
     }
 }
 
+/// The effective mode of a (session, server): the guard's `difc_mode`
+/// (case-insensitive), or `gateway_default` when it is empty (built-in guards).
+///
+/// # Errors
+/// A non-empty text that is not a mode.
+pub fn effective_mode(
+    difc_mode: &str,
+    gateway_default: EnforcementMode,
+) -> Result<EnforcementMode, UnknownEnforcementMode> {
+    if difc_mode.is_empty() {
+        Ok(gateway_default)
+    } else {
+        difc_mode.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

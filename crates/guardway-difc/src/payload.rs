@@ -2,6 +2,9 @@
 //! parsed outputs of `label_agent`, `label_resource` and `label_response` (spec difc.md §2.1, §3.1, §4.1).
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::labels::TagSet;
@@ -111,8 +114,10 @@ impl AgentLabels {
         let (secrecy, integrity) = match object.get("agent") {
             None | Some(Value::Null) => (Vec::new(), Vec::new()),
             Some(Value::Object(agent)) => (
-                strict_string_list(agent.get("secrecy"), "agent.secrecy").map_err(decode)?,
-                strict_string_list(agent.get("integrity"), "agent.integrity").map_err(decode)?,
+                strict_string_list(agent.get("secrecy"), &|| "agent.secrecy".into())
+                    .map_err(decode)?,
+                strict_string_list(agent.get("integrity"), &|| "agent.integrity".into())
+                    .map_err(decode)?,
             ),
             Some(other) => return Err(decode(type_mismatch("agent", "an object", other))),
         };
@@ -221,33 +226,6 @@ impl ItemLabels {
             integrity: lenient_tags(object.get("integrity")),
         }
     }
-
-    /// Typed reading as for path labels: wrong types are errors, `null` is empty.
-    fn from_typed(value: Option<&Value>, field: &str) -> Result<Self, String> {
-        let object = match value {
-            None | Some(Value::Null) => return Ok(ItemLabels::default()),
-            Some(Value::Object(object)) => object,
-            Some(other) => return Err(type_mismatch(field, "an object", other)),
-        };
-        let description = match object.get("description") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(description)) => description.clone(),
-            Some(other) => {
-                return Err(type_mismatch(
-                    &format!("{field}.description"),
-                    "a string",
-                    other,
-                ));
-            }
-        };
-        let secrecy = strict_string_list(object.get("secrecy"), &format!("{field}.secrecy"))?;
-        let integrity = strict_string_list(object.get("integrity"), &format!("{field}.integrity"))?;
-        Ok(ItemLabels {
-            description,
-            secrecy: secrecy.into_iter().collect(),
-            integrity: integrity.into_iter().collect(),
-        })
-    }
 }
 
 /// A labelled item of a response: its data and labels.
@@ -274,51 +252,72 @@ pub struct PathLabels {
     pub items_path: String,
 }
 
-impl PathLabels {
-    fn from_object(object: &Map<String, Value>) -> Result<Self, String> {
-        let entries: &[Value] = match object.get("labeled_paths") {
-            None | Some(Value::Null) => &[],
-            Some(Value::Array(entries)) => entries,
-            Some(other) => return Err(type_mismatch("labeled_paths", "an array", other)),
+/// `labeled_paths` output as the guard sends it; `null` anywhere is empty.
+#[derive(Deserialize)]
+struct RawPathLabels {
+    #[serde(default)]
+    labeled_paths: Option<Vec<Option<RawLabeledPath>>>,
+    #[serde(default)]
+    default_labels: Option<RawItemLabels>,
+    #[serde(default)]
+    items_path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawLabeledPath {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    labels: Option<RawItemLabels>,
+}
+
+#[derive(Deserialize)]
+struct RawItemLabels {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    secrecy: Option<Vec<Option<String>>>,
+    #[serde(default)]
+    integrity: Option<Vec<Option<String>>>,
+}
+
+impl From<RawItemLabels> for ItemLabels {
+    fn from(raw: RawItemLabels) -> Self {
+        let tags = |tags: Option<Vec<Option<String>>>| -> TagSet {
+            tags.unwrap_or_default()
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect()
         };
-        let mut labeled_paths = Vec::with_capacity(entries.len());
-        for (index, entry) in entries.iter().enumerate() {
-            let field = format!("labeled_paths[{index}]");
-            let entry = match entry {
-                Value::Null => {
-                    labeled_paths.push(LabeledPath {
-                        path: String::new(),
-                        labels: ItemLabels::default(),
-                    });
-                    continue;
-                }
-                Value::Object(entry) => entry,
-                other => return Err(type_mismatch(&field, "an object", other)),
-            };
-            let path = match entry.get("path") {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(path)) => path.clone(),
-                Some(other) => {
-                    return Err(type_mismatch(&format!("{field}.path"), "a string", other));
-                }
-            };
-            let labels = ItemLabels::from_typed(entry.get("labels"), &format!("{field}.labels"))?;
-            labeled_paths.push(LabeledPath { path, labels });
+        ItemLabels {
+            description: raw.description.unwrap_or_default(),
+            secrecy: tags(raw.secrecy),
+            integrity: tags(raw.integrity),
         }
-        let default_labels = match object.get("default_labels") {
-            None | Some(Value::Null) => None,
-            value => Some(ItemLabels::from_typed(value, "default_labels")?),
-        };
-        let items_path = match object.get("items_path") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(path)) => path.clone(),
-            Some(other) => return Err(type_mismatch("items_path", "a string", other)),
-        };
-        Ok(PathLabels {
-            labeled_paths,
-            default_labels,
-            items_path,
-        })
+    }
+}
+
+impl From<RawPathLabels> for PathLabels {
+    fn from(raw: RawPathLabels) -> Self {
+        PathLabels {
+            labeled_paths: raw
+                .labeled_paths
+                .unwrap_or_default()
+                .into_iter()
+                .map(|entry| {
+                    let entry = entry.unwrap_or(RawLabeledPath {
+                        path: None,
+                        labels: None,
+                    });
+                    LabeledPath {
+                        path: entry.path.unwrap_or_default(),
+                        labels: entry.labels.map(ItemLabels::from).unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            default_labels: raw.default_labels.map(ItemLabels::from),
+            items_path: raw.items_path.unwrap_or_default(),
+        }
     }
 }
 
@@ -345,25 +344,27 @@ impl ResponseLabels {
         if output.is_empty() {
             return Ok(ResponseLabels::None);
         }
-        let value: Value =
-            serde_json::from_slice(output).map_err(|err| LabelParseError::ResponseUnmarshal {
+        // The top level is split into raw members first so that only the
+        // members in use are decoded, path labels straight into typed form.
+        let members: Option<HashMap<String, Box<RawValue>>> = serde_json::from_slice(output)
+            .map_err(|err| LabelParseError::ResponseUnmarshal {
                 cause: err.to_string(),
             })?;
-        let object = match &value {
-            Value::Object(object) => object,
-            Value::Null => return Ok(ResponseLabels::None),
-            other => {
-                return Err(LabelParseError::ResponseUnmarshal {
-                    cause: not_an_object(other),
-                });
-            }
+        let Some(members) = members else {
+            return Ok(ResponseLabels::None);
         };
-        if object.contains_key("labeled_paths") {
-            return PathLabels::from_object(object)
-                .map(ResponseLabels::Paths)
-                .map_err(|cause| LabelParseError::PathLabelsDecode { cause });
+        if members.contains_key("labeled_paths") {
+            return serde_json::from_slice::<RawPathLabels>(output)
+                .map(|raw| ResponseLabels::Paths(raw.into()))
+                .map_err(|err| LabelParseError::PathLabelsDecode {
+                    cause: err.to_string(),
+                });
         }
-        match object.get("items") {
+        let items: Option<Value> = match members.get("items") {
+            Some(raw) => serde_json::from_str(raw.get()).ok(),
+            None => None,
+        };
+        match items {
             Some(Value::Array(items)) if !items.is_empty() => {
                 let mut labeled = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
@@ -403,7 +404,10 @@ fn non_blank_string(value: Option<&Value>) -> Option<&str> {
 }
 
 /// A list of strings where `null` (the list or an entry) means empty.
-fn strict_string_list(value: Option<&Value>, field: &str) -> Result<Vec<String>, String> {
+fn strict_string_list(
+    value: Option<&Value>,
+    field: &dyn Fn() -> String,
+) -> Result<Vec<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(entries)) => entries
@@ -413,13 +417,13 @@ fn strict_string_list(value: Option<&Value>, field: &str) -> Result<Vec<String>,
                 Value::String(text) => Ok(text.clone()),
                 Value::Null => Ok(String::new()),
                 other => Err(type_mismatch(
-                    &format!("{field}[{index}]"),
+                    &format!("{}[{index}]", field()),
                     "a string",
                     other,
                 )),
             })
             .collect(),
-        Some(other) => Err(type_mismatch(field, "an array of strings", other)),
+        Some(other) => Err(type_mismatch(&field(), "an array of strings", other)),
     }
 }
 

@@ -207,10 +207,10 @@ fn validate_exports(name: &str, module: &Module) -> Result<bool, GuardError> {
             }
         }
     }
-    if let Some(ty) = find("memory") {
-        if !matches!(ty, ExternType::Memory(_)) {
-            return Err(bad("memory", "memory", &ty));
-        }
+    if let Some(ty) = find("memory")
+        && !matches!(ty, ExternType::Memory(_))
+    {
+        return Err(bad("memory", "memory", &ty));
     }
     let alloc = match find("alloc") {
         Some(ExternType::Func(f)) if has_signature(&f, &[I32], &[I32]) => true,
