@@ -29,7 +29,7 @@ pub struct DirArgs {
     /// Cache directory [default: $GUARDWAY_WASM_CACHE_DIR, else
     /// $MCP_GATEWAY_WASM_CACHE_DIR, else $XDG_CACHE_HOME/guardway/wasm or
     /// ~/.cache/guardway/wasm].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", visible_alias = "wasm-cache-dir")]
     pub dir: Option<PathBuf>,
 }
 
@@ -388,5 +388,59 @@ fn human_duration(duration: Duration) -> String {
         format!("{} ms", duration.as_millis())
     } else {
         format!("{:.2} s", duration.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_applies_to_both_tiers_and_the_flag_names_the_directory() {
+        let config = process_cache_config(Some(Path::new("/flag")), Some(1234), None);
+        assert_eq!(config.disk_dir.as_deref(), Some(Path::new("/flag")));
+        assert_eq!(config.memory_max_bytes, 1234);
+        assert_eq!(config.disk_max_bytes, 1234);
+
+        let config = process_cache_config(Some(Path::new("/flag")), None, None);
+        assert_eq!(
+            config.memory_max_bytes,
+            CacheConfig::default().memory_max_bytes
+        );
+        assert_eq!(config.disk_max_bytes, DEFAULT_DISK_MAX_BYTES);
+    }
+
+    #[test]
+    fn sizes_and_durations_read_well() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+        assert_eq!(human_duration(Duration::from_millis(42)), "42 ms");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.50 s");
+    }
+
+    #[test]
+    fn directories_are_searched_for_wasm_files() {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(temp.path().join("github")).unwrap();
+        std::fs::write(temp.path().join("github").join("00-guard.WASM"), b"").unwrap();
+        std::fs::write(temp.path().join("b.wasm"), b"").unwrap();
+        std::fs::write(temp.path().join("notes.txt"), b"").unwrap();
+        let files = collect_guard_files(&[temp.path().to_owned(), temp.path().join("missing")]);
+        let names: Vec<String> = files
+            .iter()
+            .map(|file| match file {
+                Ok(path) => path
+                    .strip_prefix(temp.path())
+                    .unwrap()
+                    .display()
+                    .to_string(),
+                Err(message) => format!("error: {message}"),
+            })
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names[0], "b.wasm");
+        assert_eq!(names[1], "github/00-guard.WASM");
+        assert!(names[2].starts_with("error: "), "{names:?}");
     }
 }
