@@ -318,15 +318,18 @@ async fn call_backend(caller: &mut Caller<'_, StoreState>, regions: BackendCallR
     };
 
     let host = &mut caller.data_mut().host;
-    if let Some(pending) = host.pending.take() {
-        if pending.tool == tool && pending.args == args_bytes {
-            let code = write_result(caller, memory, result_range, &pending.result);
-            if code == BACKEND_TOO_SMALL {
-                caller.data_mut().host.pending = Some(pending);
-            }
-            return code;
+    // A pending result serves only an immediate retry of the same call.
+    if let Some(pending) = host.pending.take()
+        && pending.tool == tool
+        && pending.args == args_bytes
+    {
+        let code = write_result(caller, memory, result_range, &pending.result);
+        if code == BACKEND_TOO_SMALL {
+            caller.data_mut().host.pending = Some(pending);
         }
+        return code;
     }
+
     if host.backend_calls >= host.max_backend_calls {
         let limit = host.max_backend_calls;
         return refuse(&format!(

@@ -51,6 +51,8 @@ struct Buffer {
 }
 
 type LabelFunc = TypedFunc<(i32, i32, i32, i32), i32>;
+/// The guard's `alloc` and `dealloc` exports.
+type Allocator = (TypedFunc<i32, i32>, TypedFunc<(i32, i32), ()>);
 
 /// A live instance. Single-threaded: used by one call at a time (the pool hands it out).
 pub(crate) struct GuardInstance {
@@ -59,7 +61,7 @@ pub(crate) struct GuardInstance {
     settings: Arc<InstanceSettings>,
     memory: Memory,
     label_funcs: [LabelFunc; 3],
-    allocator: Option<(TypedFunc<i32, i32>, TypedFunc<(i32, i32), ()>)>,
+    allocator: Option<Allocator>,
     input: Option<Buffer>,
     output: Option<Buffer>,
     /// End-of-memory region used when the guard has no allocator: (start, len).
@@ -446,12 +448,12 @@ impl GuardInstance {
     /// Gives an output buffer grown by the `-2` protocol back to the guard, so that an
     /// instance's steady-state memory stays at the initial buffer size.
     async fn release_oversized_output(&mut self, export: GuardExport) {
-        if let Some(output) = self.output {
-            if output.cap > self.settings.output_buffer_initial {
-                self.output = None;
-                if let Err(error) = self.dealloc(export, output).await {
-                    tracing::warn!(guard = %self.settings.name, %error, "dealloc of the output buffer failed");
-                }
+        if let Some(output) = self.output
+            && output.cap > self.settings.output_buffer_initial
+        {
+            self.output = None;
+            if let Err(error) = self.dealloc(export, output).await {
+                tracing::warn!(guard = %self.settings.name, %error, "dealloc of the output buffer failed");
             }
         }
     }

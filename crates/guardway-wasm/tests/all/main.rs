@@ -8,4 +8,5 @@ mod faults;
 mod loading;
 mod logging;
 mod pool;
+mod sample_guard;
 mod typed;
