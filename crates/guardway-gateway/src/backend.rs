@@ -153,6 +153,8 @@ pub struct Backend {
     health: Mutex<Health>,
     breaker: Mutex<CircuitBreaker>,
     catalog_stale: Arc<tokio::sync::Notify>,
+    /// Where `<id>.log` lines and `rpc-messages.jsonl` records go.
+    log_files: std::sync::OnceLock<Arc<crate::logfiles::LogFiles>>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -202,6 +204,7 @@ impl Backend {
             }),
             breaker: Mutex::new(breaker),
             catalog_stale: Arc::new(tokio::sync::Notify::new()),
+            log_files: std::sync::OnceLock::new(),
         });
         backend.spawn_catalog_refresher();
         backend
@@ -209,6 +212,52 @@ impl Backend {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Sends this backend's child stderr to `<id>.log` and its messages to
+    /// `rpc-messages.jsonl` of `files`. Only the first call has an effect.
+    pub fn attach_log_files(&self, files: Arc<crate::logfiles::LogFiles>) {
+        let _ = self.log_files.set(files);
+    }
+
+    fn log_rpc(
+        &self,
+        direction: crate::logfiles::RpcDirection,
+        method: &str,
+        payload: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) {
+        if let Some(files) = self.log_files.get() {
+            files.rpc(&self.id, direction, method, payload, error);
+        }
+    }
+
+    fn log_outcome<T>(
+        &self,
+        method: &str,
+        outcome: &Result<T, BackendError>,
+        to_json: impl Fn(&T) -> Option<serde_json::Value>,
+    ) {
+        if self.log_files.get().is_none() {
+            return;
+        }
+        match outcome {
+            Ok(result) => {
+                let payload = to_json(result);
+                self.log_rpc(
+                    crate::logfiles::RpcDirection::In,
+                    method,
+                    payload.as_ref(),
+                    None,
+                );
+            }
+            Err(error) => self.log_rpc(
+                crate::logfiles::RpcDirection::In,
+                method,
+                None,
+                Some(&error.to_string()),
+            ),
+        }
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -403,10 +452,19 @@ impl Backend {
                     .map_err(|e| format!("cannot run {command:?}: {e}"))?;
                 if let Some(stderr) = stderr {
                     let server = self.id.clone();
+                    let files = self.log_files.get().cloned();
                     tokio::spawn(async move {
                         let mut lines = tokio::io::BufReader::new(stderr).lines();
                         while let Ok(Some(line)) = lines.next_line().await {
-                            tracing::info!(target: "guardway::backend", server = %server, "[stderr] {line}");
+                            if let Some(files) = &files {
+                                files.backend_line(
+                                    &server,
+                                    "INFO",
+                                    "backend",
+                                    &format!("[stderr] {line}"),
+                                );
+                            }
+                            tracing::info!(target: "guardway::backend::stderr", server = %server, "[stderr] {line}");
                         }
                     });
                 }
@@ -515,6 +573,25 @@ impl Backend {
         method: &str,
         request: ClientRequest,
     ) -> Result<ServerResult, BackendError> {
+        if self.log_files.get().is_some() {
+            let payload = serde_json::to_value(&request).ok();
+            self.log_rpc(
+                crate::logfiles::RpcDirection::Out,
+                method,
+                payload.as_ref().and_then(|p| p.get("params")),
+                None,
+            );
+        }
+        let outcome = self.request_unlogged(method, request).await;
+        self.log_outcome(method, &outcome, |r| serde_json::to_value(r).ok());
+        outcome
+    }
+
+    async fn request_unlogged(
+        &self,
+        method: &str,
+        request: ClientRequest,
+    ) -> Result<ServerResult, BackendError> {
         let peer = self.peer().await?;
         let timeout = self.tool_timeout;
         let handle = peer
@@ -531,6 +608,34 @@ impl Backend {
     /// progress relay to `progress` (agent peer and token), cancellation
     /// when `cancel` fires.
     pub async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+        meta: Option<RequestMetaObject>,
+        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<CallToolResponse, BackendError> {
+        if self.log_files.get().is_some() {
+            let payload = serde_json::to_value(&params).ok();
+            self.log_rpc(
+                crate::logfiles::RpcDirection::Out,
+                "tools/call",
+                payload.as_ref(),
+                None,
+            );
+        }
+        let outcome = self
+            .call_tool_unlogged(params, meta, progress, cancel)
+            .await;
+        self.log_outcome("tools/call", &outcome, |r| match r {
+            CallToolResponse::Complete(r) => serde_json::to_value(r).ok(),
+            CallToolResponse::InputRequired(r) => serde_json::to_value(r).ok(),
+            CallToolResponse::Task(r) => serde_json::to_value(r).ok(),
+            _ => None,
+        });
+        outcome
+    }
+
+    async fn call_tool_unlogged(
         &self,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,

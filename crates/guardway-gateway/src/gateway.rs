@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::config::{RoutingMode, ServeOptions};
 use crate::error::GatewayError;
 use crate::http::HttpState;
+use crate::logfiles::LogFiles;
 use crate::pipeline::{CallInterceptor, PassThrough};
 use crate::relay::NotificationRelay;
 use crate::server::{AgentSession, GatewayCore, SessionScope};
@@ -51,7 +52,11 @@ impl std::fmt::Debug for RunningGateway {
     }
 }
 
-fn build_core(options: &ServeOptions, interceptor: Arc<dyn CallInterceptor>) -> Arc<GatewayCore> {
+fn build_core(
+    options: &ServeOptions,
+    interceptor: Arc<dyn CallInterceptor>,
+    log_files: &Arc<LogFiles>,
+) -> Arc<GatewayCore> {
     let relay = Arc::new(NotificationRelay::default());
     let settings = &options.config.gateway;
     let backends = options
@@ -70,13 +75,36 @@ fn build_core(options: &ServeOptions, interceptor: Arc<dyn CallInterceptor>) -> 
                 ),
             )
         })
-        .collect();
+        .collect::<BTreeMap<String, Arc<Backend>>>();
+    for backend in backends.values() {
+        backend.attach_log_files(log_files.clone());
+    }
     Arc::new(GatewayCore {
         backends,
         relay,
         interceptor,
         in_flight: Default::default(),
     })
+}
+
+/// Writes `tools.json` with every backend's allowed tools.
+fn write_tools_file(core: &GatewayCore, log_files: &LogFiles) {
+    let servers = core
+        .backends
+        .iter()
+        .map(|(id, backend)| {
+            let tools = backend
+                .tools()
+                .into_iter()
+                .map(|t| {
+                    let description = t.description.as_deref().unwrap_or_default().to_owned();
+                    (t.name.to_string(), description)
+                })
+                .collect();
+            (id.clone(), tools)
+        })
+        .collect();
+    log_files.write_tools(&servers);
 }
 
 async fn launch_all(core: &GatewayCore, sequential: bool) {
@@ -144,8 +172,10 @@ impl Gateway {
             None => crate::auth::generate_api_key()
                 .map_err(|message| GatewayError::KeyGeneration { message })?,
         };
-        let core = build_core(&options, interceptor);
+        let log_files = LogFiles::open(&options.log_dir);
+        let core = build_core(&options, interceptor, &log_files);
         launch_all(&core, options.config.sequential_launch).await;
+        write_tools_file(&core, &log_files);
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
 
@@ -302,6 +332,8 @@ async fn shutdown_signal() {
 /// # Errors
 /// When the gateway cannot start or stdout cannot be written.
 pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
+    // A no-op when the caller installed logging already.
+    crate::logfiles::install_global_logging(&options.log_dir, "info");
     if options.stdio {
         return serve_stdio(options).await;
     }
@@ -346,8 +378,10 @@ impl Gateway {
         R: tokio::io::AsyncRead + Send + Unpin + 'static,
         W: tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
-        let core = build_core(&options, Arc::new(PassThrough));
+        let log_files = LogFiles::open(&options.log_dir);
+        let core = build_core(&options, Arc::new(PassThrough), &log_files);
         launch_all(&core, options.config.sequential_launch).await;
+        write_tools_file(&core, &log_files);
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
         let session = AgentSession::new(core.clone(), SessionScope::Unified);

@@ -12,6 +12,7 @@ pub mod config;
 mod error;
 mod gateway;
 mod http;
+pub mod logfiles;
 mod pipeline;
 mod relay;
 mod server;

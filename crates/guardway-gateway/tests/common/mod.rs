@@ -89,6 +89,8 @@ pub fn stdio_server(command: String, args: Vec<String>) -> ServerConfig {
         rate_limit_threshold: 3,
         rate_limit_cooldown: Duration::from_secs(60),
         registry: None,
+        auth: None,
+        working_directory: None,
     }
 }
 
@@ -108,6 +110,7 @@ pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> Se
                 trusted_bots: Vec::new(),
                 force_public_repos: true,
                 sink_visibility_exempt_servers: Vec::new(),
+                opentelemetry: None,
             },
             servers,
             guards: BTreeMap::new(),
@@ -126,6 +129,7 @@ pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> Se
         wasm_cache_max_bytes: None,
         wasm_guards_dir: None,
         require_guards: false,
+        extra: Default::default(),
     }
 }
 
