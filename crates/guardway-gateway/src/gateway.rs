@@ -39,6 +39,7 @@ pub struct RunningGateway {
     sessions_ct: CancellationToken,
     stop_server: CancellationToken,
     monitor_ct: CancellationToken,
+    close_requested: CancellationToken,
     shutdown_timeout: Duration,
     server_task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
 }
@@ -197,13 +198,22 @@ impl Gateway {
             api_key: Arc::from(api_key.as_str()),
             shutting_down: shutting_down.clone(),
         };
+        let close_requested = CancellationToken::new();
+        let close_routes = crate::compat::close_router(crate::compat::CloseState {
+            api_key: state.api_key.clone(),
+            closed: Arc::new(AtomicBool::new(false)),
+            shutting_down: shutting_down.clone(),
+            close_requested: close_requested.clone(),
+            servers: core.backends.len(),
+        });
         let router = crate::http::router(
             state,
             options.mode,
             options.session_timeout,
             options.listen.ip().is_loopback(),
             sessions_ct.clone(),
-        );
+        )
+        .merge(close_routes);
         let stop = stop_server.clone();
         let server_task = tokio::spawn(async move {
             axum::serve(listener, router)
@@ -226,6 +236,7 @@ impl Gateway {
             sessions_ct,
             stop_server,
             monitor_ct,
+            close_requested,
             shutdown_timeout: options.shutdown_timeout,
             server_task,
         })
@@ -251,6 +262,12 @@ impl RunningGateway {
     /// Progress routes still registered (zero when no call is in flight).
     pub fn pending_progress_routes(&self) -> usize {
         self.core.relay.pending_progress_routes()
+    }
+
+    /// Cancelled once an agent asked for shutdown with `POST /close`; the
+    /// owner then calls [`RunningGateway::shutdown`].
+    pub fn close_requested(&self) -> CancellationToken {
+        self.close_requested.clone()
     }
 
     /// The stdout start-up document (gateway.md §2).
@@ -350,8 +367,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
             .and_then(|()| out.flush())
             .map_err(|source| GatewayError::StartupDocument { source })?;
     }
-    shutdown_signal().await;
-    tracing::info!("shutdown requested");
+    let close_requested = running.close_requested();
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutdown requested"),
+        () = close_requested.cancelled() => {}
+    }
     running.shutdown().await;
     Ok(())
 }
