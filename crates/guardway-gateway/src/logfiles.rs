@@ -331,7 +331,9 @@ pub fn redact(text: &str) -> String {
             continue;
         }
         let word = &rest[..word_len];
-        if word.eq_ignore_ascii_case("bearer") || word.eq_ignore_ascii_case("authorization") {
+        let names_header_value = word.eq_ignore_ascii_case("authorization")
+            && rest[word_len..].trim_start().starts_with(':');
+        if word.eq_ignore_ascii_case("bearer") || names_header_value {
             out.push_str(word);
             after_bearer = true;
         } else if after_bearer || is_secret_word(word) {
@@ -524,6 +526,14 @@ mod tests {
         assert_eq!(
             redact("plain words, short ab12 hex"),
             "plain words, short ab12 hex"
+        );
+        assert_eq!(
+            redact("missing Authorization header"),
+            "missing Authorization header"
+        );
+        assert_eq!(
+            redact("Authorization: my-agent-key"),
+            "Authorization: [REDACTED]"
         );
     }
 
