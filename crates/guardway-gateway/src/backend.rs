@@ -2,8 +2,10 @@
 //! streamable-HTTP endpoint, both through `rmcp`), its tool and prompt lists,
 //! health, restart with backoff, per-call timeout and circuit breaker.
 //!
-//! Deviation from gateway.md §5.2: all agents share one connection per
-//! backend (the reference starts one stdio process per agent id).
+//! Connections (gateway.md §5.2): the start-up connection serves discovery
+//! and calls without an agent id; a stdio backend gets one more process per
+//! agent id, started on its first call and closed after
+//! [`AGENT_PROCESS_IDLE`] without calls; HTTP backends share one connection.
 
 // MCP logging is deprecated by the newest protocol revision but still
 // carried for agents and backends that speak older ones.
@@ -59,6 +61,16 @@ impl BackendStatus {
 const MAX_MONITOR_RESTARTS: u32 = 3;
 /// Longest wait between launch attempts triggered by calls.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// An agent's stdio process is closed after this long without calls.
+pub const AGENT_PROCESS_IDLE: Duration = Duration::from_secs(6 * 3600);
+/// Period of the sweep closing idle agent processes.
+const AGENT_SWEEP_PERIOD: Duration = Duration::from_secs(300);
+
+/// One agent's own process of a stdio backend.
+struct AgentProcess {
+    connection: Connection,
+    last_used: Instant,
+}
 
 #[derive(Debug)]
 struct Health {
@@ -68,6 +80,7 @@ struct Health {
     next_attempt: Option<Instant>,
     last_error: Option<String>,
     launches: u64,
+    agent_launches: u64,
     /// Set by `stop`: no more launches.
     stopped: bool,
 }
@@ -85,8 +98,11 @@ pub struct BackendHealth {
     pub status: BackendStatus,
     pub uptime: Duration,
     pub last_error: Option<String>,
-    /// Successful and failed launches since start-up.
+    /// Successful and failed launches of the shared (start-up)
+    /// connection since start-up.
     pub launches: u64,
+    /// Launches of per-agent processes (gateway.md §5.2) since start-up.
+    pub agent_launches: u64,
 }
 
 /// The `rmcp` client handler of one backend connection: relays the
@@ -153,6 +169,11 @@ pub struct Backend {
     health: Mutex<Health>,
     breaker: Mutex<CircuitBreaker>,
     catalog_stale: Arc<tokio::sync::Notify>,
+    /// Where `<id>.log` lines and `rpc-messages.jsonl` records go.
+    log_files: std::sync::OnceLock<Arc<crate::logfiles::LogFiles>>,
+    /// Per-agent processes of a stdio backend, by agent id. The lock also
+    /// serialises their launches.
+    agents: tokio::sync::Mutex<HashMap<String, AgentProcess>>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -198,17 +219,164 @@ impl Backend {
                 next_attempt: None,
                 last_error: None,
                 launches: 0,
+                agent_launches: 0,
                 stopped: false,
             }),
             breaker: Mutex::new(breaker),
             catalog_stale: Arc::new(tokio::sync::Notify::new()),
+            log_files: std::sync::OnceLock::new(),
+            agents: tokio::sync::Mutex::new(HashMap::new()),
         });
         backend.spawn_catalog_refresher();
+        if backend.per_agent_processes() {
+            backend.spawn_agent_sweeper();
+        }
         backend
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether each agent id gets its own process (stdio backends).
+    pub fn per_agent_processes(&self) -> bool {
+        matches!(self.config.transport, ServerTransport::Stdio { .. })
+    }
+
+    /// Agent processes running now.
+    pub async fn agent_process_count(&self) -> usize {
+        self.agents.lock().await.len()
+    }
+
+    /// Closes agent processes unused for `idle` or whose connection ended;
+    /// returns how many were removed.
+    pub async fn close_idle_agent_processes(&self, idle: Duration) -> usize {
+        let now = Instant::now();
+        let expired: Vec<(String, AgentProcess)> = {
+            let mut agents = self.agents.lock().await;
+            let ids: Vec<String> = agents
+                .iter()
+                .filter(|(_, p)| {
+                    now.duration_since(p.last_used) >= idle
+                        || p.connection.peer().is_transport_closed()
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| agents.remove(&id).map(|p| (id, p)))
+                .collect()
+        };
+        let count = expired.len();
+        for (agent, mut process) in expired {
+            tracing::info!(server = %self.id, %agent, "closing idle agent process");
+            let _ = process
+                .connection
+                .close_with_timeout(Duration::from_secs(3))
+                .await;
+        }
+        count
+    }
+
+    fn spawn_agent_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(AGENT_SWEEP_PERIOD);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(backend) = weak.upgrade() else {
+                    return;
+                };
+                if backend.health.lock().stopped {
+                    return;
+                }
+                backend.close_idle_agent_processes(AGENT_PROCESS_IDLE).await;
+            }
+        });
+    }
+
+    /// The connection serving `agent`: its own process for a stdio
+    /// backend (started now if it has none), else the shared connection.
+    async fn peer_for(&self, agent: Option<&str>) -> Result<Peer<RoleClient>, BackendError> {
+        let Some(agent) = agent.filter(|_| self.per_agent_processes()) else {
+            return self.peer().await;
+        };
+        // The shared process must be up (it serves discovery); this also
+        // applies its launch backoff to agents.
+        self.peer().await?;
+        let mut agents = self.agents.lock().await;
+        if let Some(process) = agents.get_mut(agent) {
+            let peer = process.connection.peer().clone();
+            if !peer.is_transport_closed() {
+                process.last_used = Instant::now();
+                return Ok(peer);
+            }
+            agents.remove(agent);
+        }
+        self.health.lock().agent_launches += 1;
+        let (connection, _) = self
+            .connect()
+            .await
+            .map_err(|reason| BackendError::Launch {
+                server: self.id.clone(),
+                reason,
+            })?;
+        tracing::info!(server = %self.id, %agent, "started the agent's backend process");
+        let peer = connection.peer().clone();
+        agents.insert(
+            agent.to_owned(),
+            AgentProcess {
+                connection,
+                last_used: Instant::now(),
+            },
+        );
+        Ok(peer)
+    }
+
+    /// Sends this backend's child stderr to `<id>.log` and its messages to
+    /// `rpc-messages.jsonl` of `files`. Only the first call has an effect.
+    pub fn attach_log_files(&self, files: Arc<crate::logfiles::LogFiles>) {
+        let _ = self.log_files.set(files);
+    }
+
+    fn log_rpc(
+        &self,
+        direction: crate::logfiles::RpcDirection,
+        method: &str,
+        payload: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) {
+        if let Some(files) = self.log_files.get() {
+            files.rpc(&self.id, direction, method, payload, error);
+        }
+    }
+
+    fn log_outcome<T>(
+        &self,
+        method: &str,
+        outcome: &Result<T, BackendError>,
+        to_json: impl Fn(&T) -> Option<serde_json::Value>,
+    ) {
+        if self.log_files.get().is_none() {
+            return;
+        }
+        match outcome {
+            Ok(result) => {
+                let payload = to_json(result);
+                self.log_rpc(
+                    crate::logfiles::RpcDirection::In,
+                    method,
+                    payload.as_ref(),
+                    None,
+                );
+            }
+            Err(error) => self.log_rpc(
+                crate::logfiles::RpcDirection::In,
+                method,
+                None,
+                Some(&error.to_string()),
+            ),
+        }
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -267,6 +435,7 @@ impl Backend {
             },
             last_error: h.last_error.clone(),
             launches: h.launches,
+            agent_launches: h.agent_launches,
         }
     }
 
@@ -403,10 +572,19 @@ impl Backend {
                     .map_err(|e| format!("cannot run {command:?}: {e}"))?;
                 if let Some(stderr) = stderr {
                     let server = self.id.clone();
+                    let files = self.log_files.get().cloned();
                     tokio::spawn(async move {
                         let mut lines = tokio::io::BufReader::new(stderr).lines();
                         while let Ok(Some(line)) = lines.next_line().await {
-                            tracing::info!(target: "guardway::backend", server = %server, "[stderr] {line}");
+                            if let Some(files) = &files {
+                                files.backend_line(
+                                    &server,
+                                    "INFO",
+                                    "backend",
+                                    &format!("[stderr] {line}"),
+                                );
+                            }
+                            tracing::info!(target: "guardway::backend::stderr", server = %server, "[stderr] {line}");
                         }
                     });
                 }
@@ -469,9 +647,23 @@ impl Backend {
     }
 
     fn error_from(&self, method: &str, timeout: Duration, error: ServiceError) -> BackendError {
+        self.error_from_peer(method, timeout, error, true)
+    }
+
+    /// Maps a request error; `shared` says it came from the shared
+    /// connection (whose end changes the backend's health).
+    fn error_from_peer(
+        &self,
+        method: &str,
+        timeout: Duration,
+        error: ServiceError,
+        shared: bool,
+    ) -> BackendError {
         match error {
             ServiceError::TransportClosed => {
-                self.mark_stopped();
+                if shared {
+                    self.mark_stopped();
+                }
                 BackendError::ConnectionClosed {
                     server: self.id.clone(),
                     method: method.to_owned(),
@@ -488,11 +680,12 @@ impl Backend {
                 reason: data.message.to_string(),
             },
             other => {
-                if self
-                    .live
-                    .read()
-                    .as_ref()
-                    .is_some_and(|p| p.is_transport_closed())
+                if shared
+                    && self
+                        .live
+                        .read()
+                        .as_ref()
+                        .is_some_and(|p| p.is_transport_closed())
                 {
                     self.mark_stopped();
                     return BackendError::ConnectionClosed {
@@ -511,6 +704,25 @@ impl Backend {
 
     /// Sends one request with the tool timeout and returns the raw result.
     async fn request(
+        &self,
+        method: &str,
+        request: ClientRequest,
+    ) -> Result<ServerResult, BackendError> {
+        if self.log_files.get().is_some() {
+            let payload = serde_json::to_value(&request).ok();
+            self.log_rpc(
+                crate::logfiles::RpcDirection::Out,
+                method,
+                payload.as_ref().and_then(|p| p.get("params")),
+                None,
+            );
+        }
+        let outcome = self.request_unlogged(method, request).await;
+        self.log_outcome(method, &outcome, |r| serde_json::to_value(r).ok());
+        outcome
+    }
+
+    async fn request_unlogged(
         &self,
         method: &str,
         request: ClientRequest,
@@ -537,6 +749,48 @@ impl Backend {
         progress: Option<(Peer<RoleServer>, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
+        self.call_tool_as(None, params, meta, progress, cancel)
+            .await
+    }
+
+    /// [`Backend::call_tool`] on the process of `agent` (gateway.md §5.2).
+    pub async fn call_tool_as(
+        &self,
+        agent: Option<&str>,
+        params: CallToolRequestParams,
+        meta: Option<RequestMetaObject>,
+        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<CallToolResponse, BackendError> {
+        if self.log_files.get().is_some() {
+            let payload = serde_json::to_value(&params).ok();
+            self.log_rpc(
+                crate::logfiles::RpcDirection::Out,
+                "tools/call",
+                payload.as_ref(),
+                None,
+            );
+        }
+        let outcome = self
+            .call_tool_unlogged(agent, params, meta, progress, cancel)
+            .await;
+        self.log_outcome("tools/call", &outcome, |r| match r {
+            CallToolResponse::Complete(r) => serde_json::to_value(r).ok(),
+            CallToolResponse::InputRequired(r) => serde_json::to_value(r).ok(),
+            CallToolResponse::Task(r) => serde_json::to_value(r).ok(),
+            _ => None,
+        });
+        outcome
+    }
+
+    async fn call_tool_unlogged(
+        &self,
+        agent: Option<&str>,
+        params: CallToolRequestParams,
+        meta: Option<RequestMetaObject>,
+        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<CallToolResponse, BackendError> {
         const METHOD: &str = "tools/call";
         if let Admission::Reject { message } = self.breaker.lock().admit(Instant::now()) {
             return Err(BackendError::CircuitOpen {
@@ -544,7 +798,8 @@ impl Backend {
                 message,
             });
         }
-        let peer = match self.peer().await {
+        let shared = agent.is_none() || !self.per_agent_processes();
+        let peer = match self.peer_for(agent).await {
             Ok(peer) => peer,
             Err(e) => {
                 self.breaker.lock().record_transport_error();
@@ -561,7 +816,7 @@ impl Backend {
             Ok(handle) => handle,
             Err(e) => {
                 self.breaker.lock().record_transport_error();
-                return Err(self.error_from(METHOD, timeout, e));
+                return Err(self.error_from_peer(METHOD, timeout, e, shared));
             }
         };
         let request_id = handle.id.clone();
@@ -608,7 +863,7 @@ impl Backend {
             }),
             Err(e) => {
                 self.breaker.lock().record_transport_error();
-                Err(self.error_from(METHOD, timeout, e))
+                Err(self.error_from_peer(METHOD, timeout, e, shared))
             }
         }
     }
@@ -687,6 +942,14 @@ impl Backend {
 
     /// Closes the connection (a stdio child is asked to exit, then killed).
     pub async fn stop(&self) {
+        let agents: Vec<AgentProcess> = self.agents.lock().await.drain().map(|(_, p)| p).collect();
+        futures::future::join_all(agents.into_iter().map(|mut p| async move {
+            let _ = p
+                .connection
+                .close_with_timeout(Duration::from_secs(3))
+                .await;
+        }))
+        .await;
         let connection = self.connection.lock().await.take();
         *self.live.write() = None;
         if let Some(mut connection) = connection {

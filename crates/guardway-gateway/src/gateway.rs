@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::config::{RoutingMode, ServeOptions};
 use crate::error::GatewayError;
 use crate::http::HttpState;
+use crate::logfiles::LogFiles;
 use crate::pipeline::{CallInterceptor, PassThrough};
 use crate::relay::NotificationRelay;
 use crate::server::{AgentSession, GatewayCore, SessionScope};
@@ -38,6 +39,7 @@ pub struct RunningGateway {
     sessions_ct: CancellationToken,
     stop_server: CancellationToken,
     monitor_ct: CancellationToken,
+    close_requested: CancellationToken,
     shutdown_timeout: Duration,
     server_task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
 }
@@ -51,7 +53,11 @@ impl std::fmt::Debug for RunningGateway {
     }
 }
 
-fn build_core(options: &ServeOptions, interceptor: Arc<dyn CallInterceptor>) -> Arc<GatewayCore> {
+fn build_core(
+    options: &ServeOptions,
+    interceptor: Arc<dyn CallInterceptor>,
+    log_files: &Arc<LogFiles>,
+) -> Arc<GatewayCore> {
     let relay = Arc::new(NotificationRelay::default());
     let settings = &options.config.gateway;
     let backends = options
@@ -70,13 +76,36 @@ fn build_core(options: &ServeOptions, interceptor: Arc<dyn CallInterceptor>) -> 
                 ),
             )
         })
-        .collect();
+        .collect::<BTreeMap<String, Arc<Backend>>>();
+    for backend in backends.values() {
+        backend.attach_log_files(log_files.clone());
+    }
     Arc::new(GatewayCore {
         backends,
         relay,
         interceptor,
         in_flight: Default::default(),
     })
+}
+
+/// Writes `tools.json` with every backend's allowed tools.
+fn write_tools_file(core: &GatewayCore, log_files: &LogFiles) {
+    let servers = core
+        .backends
+        .iter()
+        .map(|(id, backend)| {
+            let tools = backend
+                .tools()
+                .into_iter()
+                .map(|t| {
+                    let description = t.description.as_deref().unwrap_or_default().to_owned();
+                    (t.name.to_string(), description)
+                })
+                .collect();
+            (id.clone(), tools)
+        })
+        .collect();
+    log_files.write_tools(&servers);
 }
 
 async fn launch_all(core: &GatewayCore, sequential: bool) {
@@ -154,9 +183,11 @@ impl Gateway {
             None => crate::auth::generate_api_key()
                 .map_err(|message| GatewayError::KeyGeneration { message })?,
         };
-        let core = build_core(&options, interceptor);
+        let log_files = LogFiles::open(&options.log_dir);
+        let core = build_core(&options, interceptor, &log_files);
         launch_all(&core, options.config.sequential_launch).await;
         prepare_interceptor(&core).await?;
+        write_tools_file(&core, &log_files);
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
 
@@ -178,13 +209,22 @@ impl Gateway {
             api_key: Arc::from(api_key.as_str()),
             shutting_down: shutting_down.clone(),
         };
+        let close_requested = CancellationToken::new();
+        let close_routes = crate::compat::close_router(crate::compat::CloseState {
+            api_key: state.api_key.clone(),
+            closed: Arc::new(AtomicBool::new(false)),
+            shutting_down: shutting_down.clone(),
+            close_requested: close_requested.clone(),
+            servers: core.backends.len(),
+        });
         let router = crate::http::router(
             state,
             options.mode,
             options.session_timeout,
             options.listen.ip().is_loopback(),
             sessions_ct.clone(),
-        );
+        )
+        .merge(close_routes);
         let stop = stop_server.clone();
         let server_task = tokio::spawn(async move {
             axum::serve(listener, router)
@@ -207,6 +247,7 @@ impl Gateway {
             sessions_ct,
             stop_server,
             monitor_ct,
+            close_requested,
             shutdown_timeout: options.shutdown_timeout,
             server_task,
         })
@@ -232,6 +273,12 @@ impl RunningGateway {
     /// Progress routes still registered (zero when no call is in flight).
     pub fn pending_progress_routes(&self) -> usize {
         self.core.relay.pending_progress_routes()
+    }
+
+    /// Cancelled once an agent asked for shutdown with `POST /close`; the
+    /// owner then calls [`RunningGateway::shutdown`].
+    pub fn close_requested(&self) -> CancellationToken {
+        self.close_requested.clone()
     }
 
     /// The stdout start-up document (gateway.md §2).
@@ -313,6 +360,8 @@ async fn shutdown_signal() {
 /// # Errors
 /// When the gateway cannot start or stdout cannot be written.
 pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
+    // A no-op when the caller installed logging already.
+    crate::logfiles::install_global_logging(&options.log_dir, "info");
     if options.stdio {
         return serve_stdio(options).await;
     }
@@ -330,8 +379,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
             .and_then(|()| out.flush())
             .map_err(|source| GatewayError::StartupDocument { source })?;
     }
-    shutdown_signal().await;
-    tracing::info!("shutdown requested");
+    let close_requested = running.close_requested();
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutdown requested"),
+        () = close_requested.cancelled() => {}
+    }
     running.shutdown().await;
     Ok(())
 }
@@ -358,10 +410,12 @@ impl Gateway {
         R: tokio::io::AsyncRead + Send + Unpin + 'static,
         W: tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
+        let log_files = LogFiles::open(&options.log_dir);
         let interceptor = Arc::new(crate::guards::GuardPipeline::new(&options));
-        let core = build_core(&options, interceptor);
+        let core = build_core(&options, interceptor, &log_files);
         launch_all(&core, options.config.sequential_launch).await;
         prepare_interceptor(&core).await?;
+        write_tools_file(&core, &log_files);
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
         let session = AgentSession::new(core.clone(), SessionScope::Unified);

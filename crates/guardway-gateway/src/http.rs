@@ -282,6 +282,10 @@ pub fn router(
         }
     }
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(
+        crate::compat::CompatState { loopback_listener },
+        crate::compat::mcp_compat,
+    ));
+    let mcp = mcp.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         mcp_guard,
     ));

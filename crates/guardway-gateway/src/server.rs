@@ -94,6 +94,8 @@ fn unknown_tool(name: &str) -> ErrorData {
 
 struct SessionInvoker<'a> {
     backend: &'a Backend,
+    /// Selects the agent's own process of a stdio backend.
+    agent_id: Option<String>,
     meta: Option<rmcp::model::RequestMetaObject>,
     progress: Option<(Peer<RoleServer>, rmcp::model::ProgressToken)>,
     cancel: tokio_util::sync::CancellationToken,
@@ -106,7 +108,8 @@ impl BackendInvoker for SessionInvoker<'_> {
     ) -> BoxFuture<'_, Result<CallToolResponse, ErrorData>> {
         Box::pin(async move {
             self.backend
-                .call_tool(
+                .call_tool_as(
+                    self.agent_id.as_deref(),
                     params,
                     self.meta.clone(),
                     self.progress.clone(),
@@ -256,6 +259,7 @@ impl ServerHandler for AgentSession {
             .map(|token| (context.peer.clone(), token));
         let invoker = SessionInvoker {
             backend: &backend,
+            agent_id: Self::agent_id(&context),
             meta: Some(context.meta.clone()),
             progress,
             cancel: context.ct.clone(),

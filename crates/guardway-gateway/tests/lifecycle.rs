@@ -297,6 +297,11 @@ async fn agent_cancellation_reaches_the_backend() {
         common::API_KEY,
     )
     .await;
+    // The agent's own backend process is started by its first call.
+    client
+        .call_tool(common::call("echo", json!({"text": "warm"})))
+        .await
+        .unwrap();
     let handle = client
         .send_cancellable_request(
             rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(

@@ -64,7 +64,8 @@ async fn python_sdk_client_against_routed_and_unified_gateways() {
     assert_eq!(routed.pending_progress_routes(), 0);
     assert_eq!(unified.pending_progress_routes(), 0);
     // The crash test restarted alpha behind the routed gateway.
-    assert!(routed.backend("alpha").unwrap().health().launches >= 2);
+    let health = routed.backend("alpha").unwrap().health();
+    assert!(health.launches + health.agent_launches >= 2);
     routed.shutdown().await;
     unified.shutdown().await;
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`GuardModule`]: a compiled, validated, pre-linked guard (cheap to clone).
 //! - [`Guard`]: a module plus a session policy, serving calls from a pool of instances.
+//! - [`CompilationCache`]: compiled modules in memory and on disk, shared by every guard
+//!   (see [`CacheMode`]).
 //! - [`Backend`]: what a guard's `call_backend` reaches (implemented by the gateway).
 //!
 //! # Running guard calls
@@ -15,6 +17,7 @@
 //! use `tokio::time`).
 
 mod abi;
+mod cache;
 mod engine;
 mod error;
 mod imports;
@@ -26,6 +29,14 @@ mod pool;
 mod quarantine;
 
 pub use abi::GuardExport;
+pub use cache::{
+    ARTIFACT_EXTENSION, ARTIFACT_FORMAT_VERSION, ARTIFACT_HEADER_LEN, AlreadyInitialised,
+    CacheCloseError, CacheConfig, CacheError, CacheKey, CacheMode, CacheStats, ClearReport,
+    CompilationCache, DEFAULT_DISK_MAX_BYTES, DEFAULT_MEMORY_MAX_BYTES, DiskError, DiskUsage,
+    EngineFingerprint, FingerprintUsage, REFERENCE_WASM_CACHE_DIR_ENV, WASM_CACHE_DIR_ENV,
+    clear_disk_cache, compile_uncached, default_cache_dir, disk_usage, resolve_cache_dir,
+    resolve_cache_dir_with, uncached_compilations,
+};
 pub use engine::{EPOCH_TICK, MAX_MEMORY_LIMIT, engine, engine_config, start_epoch_ticker};
 pub use error::{BackendCallError, GuardError};
 pub use imports::{Backend, BoxFuture, GUARD_LOG_TARGET};

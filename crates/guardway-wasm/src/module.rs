@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
+use crate::cache::CacheError;
 use crate::engine::engine;
 use crate::error::GuardError;
 use crate::imports;
@@ -116,17 +117,24 @@ impl GuardModule {
     }
 }
 
-/// Compiles `bytes` for `engine`. The single place where guard code is compiled.
+/// Compiles `bytes` for `engine` through the compilation cache the options
+/// select. The single place where guard code is compiled.
 pub(crate) fn compile(
     engine: &Engine,
     name: &str,
     bytes: &[u8],
-    _options: &GuardOptions,
+    options: &GuardOptions,
 ) -> Result<Module, GuardError> {
-    Module::new(engine, bytes).map_err(|error| GuardError::Compile {
-        name: name.to_owned(),
-        message: format!("{error:#}"),
-    })
+    options
+        .cache
+        .get_or_compile(engine, bytes)
+        .map_err(|error| GuardError::Compile {
+            name: name.to_owned(),
+            message: match error {
+                CacheError::Compile { message, .. } => message,
+                other => other.to_string(),
+            },
+        })
 }
 
 fn func_signature(params: &[ValType], results: &[ValType]) -> String {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cache::CacheMode;
 use crate::quarantine::{Clock, SystemClock};
 
 /// 1 MiB.
@@ -39,6 +40,9 @@ pub struct GuardOptions {
     pub log_rate: LogRateLimit,
     /// Time source of quarantine decisions (tests inject a manual clock).
     pub clock: Arc<dyn Clock>,
+    /// Which compilation cache loading the guard uses (default: the
+    /// process-wide one).
+    pub cache: CacheMode,
 }
 
 /// Quarantine thresholds: `failures` instance faults within `window` deny calls for `cool_down`.
@@ -97,6 +101,7 @@ impl Default for GuardOptions {
             quarantine: QuarantineOptions::default(),
             log_rate: LogRateLimit::default(),
             clock: Arc::new(SystemClock),
+            cache: CacheMode::Shared,
         }
     }
 }
@@ -143,6 +148,11 @@ impl GuardOptions {
         self.log_rate = log_rate;
         self
     }
+    /// Sets the compilation cache used when loading the guard.
+    pub fn with_cache(mut self, cache: CacheMode) -> Self {
+        self.cache = cache;
+        self
+    }
     /// Sets the clock used for quarantine decisions.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -164,6 +174,7 @@ impl fmt::Debug for GuardOptions {
             .field("output_attempts", &self.output_attempts)
             .field("quarantine", &self.quarantine)
             .field("log_rate", &self.log_rate)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }

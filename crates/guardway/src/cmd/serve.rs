@@ -270,8 +270,8 @@ pub fn options_from_args(args: ServeArgs) -> anyhow::Result<ServeOptions> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    crate::logging::init_stderr("info");
     let options = options_from_args(args)?;
+    guardway_gateway::logfiles::install_global_logging(&options.log_dir, "info");
     for warning in &options.extra.config_warnings {
         tracing::warn!("{warning}");
     }

@@ -1,0 +1,5 @@
+//! Integration tests of the compilation cache with real modules, real files and threads.
+
+mod common;
+mod disk;
+mod memory;

@@ -1,0 +1,220 @@
+//! `guardway cache warm|stats|clear` run as real processes on a real directory,
+//! including two processes warming the same guard into one directory at once.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use guardway_wasm::EngineFingerprint;
+
+fn guardway() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_guardway"));
+    command
+        .env_remove("GUARDWAY_WASM_CACHE_DIR")
+        .env_remove("MCP_GATEWAY_WASM_CACHE_DIR")
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// Writes the host tests' well-behaved guard as a `.wasm` file in `dir`.
+fn write_guard(dir: &Path, name: &str) -> PathBuf {
+    let source =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guardway-wasm/tests/fixtures/echo.wat");
+    let path = dir.join(format!("{name}.wasm"));
+    fs::write(&path, wat::parse_file(source).unwrap()).unwrap();
+    path
+}
+
+/// Where the process engine stores the artifact of `guard`.
+fn artifact_path(cache_dir: &Path, guard: &Path) -> PathBuf {
+    let fingerprint = EngineFingerprint::of(guardway_wasm::engine().unwrap());
+    let hash = blake3::hash(&fs::read(guard).unwrap());
+    cache_dir
+        .join(fingerprint.to_string())
+        .join(format!("{}.cwasm", hash.to_hex()))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_success(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+fn warm(cache_dir: &Path, paths: &[&Path]) -> Output {
+    guardway()
+        .args(["cache", "warm"])
+        .args(paths)
+        .arg("--dir")
+        .arg(cache_dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn warm_compiles_once_and_a_second_process_finds_it_cached() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache_dir = temp.path().join("cache");
+    let guard = write_guard(temp.path(), "echo");
+
+    let first = assert_success(&warm(&cache_dir, &[&guard]));
+    assert!(
+        first.contains("1 compiled, 0 already cached, 0 failed"),
+        "{first}"
+    );
+    assert!(first.contains("compiled  "), "{first}");
+    let artifact = artifact_path(&cache_dir, &guard);
+    assert!(artifact.is_file(), "missing {}", artifact.display());
+
+    let second = assert_success(&warm(&cache_dir, &[&guard]));
+    assert!(
+        second.contains("0 compiled, 1 already cached, 0 failed"),
+        "{second}"
+    );
+
+    let stats = assert_success(
+        &guardway()
+            .args(["cache", "stats", "--dir"])
+            .arg(&cache_dir)
+            .output()
+            .unwrap(),
+    );
+    assert!(stats.contains("artifacts: 1 "), "{stats}");
+    assert!(stats.contains("(this engine)"), "{stats}");
+
+    let cleared = assert_success(
+        &guardway()
+            .args(["cache", "clear", "--dir"])
+            .arg(&cache_dir)
+            .output()
+            .unwrap(),
+    );
+    assert!(cleared.contains("removed 1 files"), "{cleared}");
+    assert!(!artifact.exists());
+    let again = assert_success(&warm(&cache_dir, &[&guard]));
+    assert!(again.contains("1 compiled"), "{again}");
+}
+
+#[test]
+fn two_processes_warming_one_directory_at_once_leave_one_valid_artifact() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache_dir = temp.path().join("cache");
+    let guard = write_guard(temp.path(), "echo");
+    let spawn = || {
+        guardway()
+            .args(["cache", "warm"])
+            .arg(&guard)
+            .arg("--dir")
+            .arg(&cache_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let output = child.wait_with_output().unwrap();
+        assert_success(&output);
+        assert!(
+            !text(&output.stderr).contains("WARN"),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+    let artifact = artifact_path(&cache_dir, &guard);
+    let entries: Vec<_> = fs::read_dir(artifact.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(
+        entries,
+        [artifact],
+        "exactly the artifact, no temporary files"
+    );
+
+    // The artifact left behind is valid: a third process loads it.
+    let third = assert_success(&warm(&cache_dir, &[&guard]));
+    assert!(third.contains("0 compiled, 1 already cached"), "{third}");
+}
+
+#[test]
+fn warm_takes_directories_and_reports_failures() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache_dir = temp.path().join("cache");
+    let guards = temp.path().join("guards");
+    fs::create_dir_all(guards.join("github")).unwrap();
+    write_guard(&guards.join("github"), "00-github-guard");
+    fs::write(guards.join("broken.wasm"), b"\0asm\x01\0\0\0\x01\xff").unwrap();
+    fs::write(guards.join("notes.txt"), b"not a guard").unwrap();
+
+    let output = warm(&cache_dir, &[&guards]);
+    assert!(!output.status.success());
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("1 compiled, 0 already cached, 1 failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("failed    "), "{stdout}");
+    assert!(stdout.contains("broken.wasm"), "{stdout}");
+    assert!(!stdout.contains("notes.txt"), "{stdout}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("2/2"), "progress on stderr: {stderr}");
+}
+
+#[test]
+fn the_directory_comes_from_the_environment_when_no_flag_is_given() {
+    let temp = tempfile::tempdir().unwrap();
+    let guard = write_guard(temp.path(), "echo");
+    let ours = temp.path().join("ours");
+    let reference = temp.path().join("reference");
+
+    let output = guardway()
+        .args(["cache", "warm"])
+        .arg(&guard)
+        .env("GUARDWAY_WASM_CACHE_DIR", &ours)
+        .env("MCP_GATEWAY_WASM_CACHE_DIR", &reference)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert!(artifact_path(&ours, &guard).is_file());
+    assert!(!reference.exists());
+
+    let output = guardway()
+        .args(["cache", "warm"])
+        .arg(&guard)
+        .env("GUARDWAY_WASM_CACHE_DIR", "  ")
+        .env(
+            "MCP_GATEWAY_WASM_CACHE_DIR",
+            format!(" {} ", reference.display()),
+        )
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert!(artifact_path(&reference, &guard).is_file());
+}
+
+#[test]
+fn an_unusable_directory_is_reported_with_the_fallback_warning() {
+    let temp = tempfile::tempdir().unwrap();
+    let guard = write_guard(temp.path(), "echo");
+    let blocker = temp.path().join("a-file");
+    fs::write(&blocker, b"").unwrap();
+    let cache_dir = blocker.join("cache");
+
+    let output = warm(&cache_dir, &[&guard]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    let expected = format!(
+        "Falling back to in-memory WASM compilation cache after \"{}\" failed: ",
+        cache_dir.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
