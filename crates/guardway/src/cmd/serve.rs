@@ -269,6 +269,40 @@ pub fn options_from_args(args: ServeArgs) -> anyhow::Result<ServeOptions> {
     Ok(options)
 }
 
+/// Configures the process-wide guard compilation cache from the serve
+/// options, before any guard is loaded.
+fn configure_compilation_cache(options: &guardway_gateway::config::ServeOptions) {
+    let disk_dir = if options.no_wasm_cache {
+        None
+    } else {
+        guardway_wasm::resolve_cache_dir_with(
+            options.wasm_cache_dir.as_deref(),
+            |name| std::env::var_os(name),
+            options
+                .log_dir
+                .parent()
+                .map(|parent| parent.join("wazero-cache")),
+        )
+    };
+    let defaults = guardway_wasm::CacheConfig::default();
+    let config = guardway_wasm::CacheConfig {
+        disk_dir: disk_dir.clone(),
+        disk_max_bytes: options
+            .wasm_cache_max_bytes
+            .unwrap_or(defaults.disk_max_bytes),
+        ..defaults
+    };
+    if guardway_wasm::CompilationCache::configure_global(config).is_err() {
+        tracing::warn!("the WASM compilation cache was already configured");
+    }
+    tracing::info!(
+        "WASM compilation cache directory: {}",
+        disk_dir
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    );
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = options_from_args(args)?;
     guardway_gateway::logfiles::install_global_logging(&options.log_dir, "info");
@@ -279,6 +313,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(guardway_gateway::serve(options))?;
+    configure_compilation_cache(&options);
+    let served = runtime.block_on(guardway_gateway::serve(options));
+    if let Err(error) = guardway_wasm::CompilationCache::global().close() {
+        tracing::error!(%error, "closing the WASM compilation cache failed");
+    }
+    served?;
     Ok(ExitCode::SUCCESS)
 }
