@@ -627,7 +627,44 @@ impl GuardPipeline {
             }
         }
         restarts.render(out);
+        render_cache_stats(out);
     }
+}
+
+/// The process-wide compilation cache counters.
+fn render_cache_stats(out: &mut String) {
+    let stats = guardway_wasm::CompilationCache::global().stats();
+    let mut lookups = SnapshotFamily::counter(
+        "guardway_wasm_cache_lookups_total",
+        "Guard module look-ups in the compilation cache by result.",
+        &["result"],
+    );
+    lookups.sample(&["memory_hit"], stats.memory_hits);
+    lookups.sample(&["disk_hit"], stats.disk_hits);
+    lookups.sample(&["miss"], stats.misses);
+    lookups.render(out);
+    let mut compilations = SnapshotFamily::counter(
+        "guardway_wasm_cache_compilations_total",
+        "Guard modules compiled.",
+        &[],
+    );
+    compilations.sample(&[], stats.compilations);
+    compilations.render(out);
+    let mut evictions = SnapshotFamily::counter(
+        "guardway_wasm_cache_evictions_total",
+        "Compiled modules evicted from the cache by tier.",
+        &["tier"],
+    );
+    evictions.sample(&["memory"], stats.memory_evictions);
+    evictions.sample(&["disk"], stats.disk_evictions);
+    evictions.render(out);
+    let mut bytes = SnapshotFamily::gauge(
+        "guardway_wasm_cache_bytes",
+        "Bytes held by the compilation cache by tier.",
+        &["tier"],
+    );
+    bytes.sample(&["memory"], stats.memory_bytes);
+    bytes.render(out);
 }
 
 fn guard_state(server: &ServerGuard) -> Value {
