@@ -423,6 +423,29 @@ mod tests {
         answer["agent"].clone()
     }
 
+    /// `label_resource` of `tool` called with `args`.
+    fn label_resource(cell: &GuardCell<GithubGuard>, tool: &str, args: &Value) -> Value {
+        call(
+            cell,
+            Export::LabelResource,
+            &json!({"tool_name": tool, "tool_args": args}),
+        )
+    }
+
+    /// `label_response` of `tool` called with `args` that answered `result`.
+    fn label_response(
+        cell: &GuardCell<GithubGuard>,
+        tool: &str,
+        args: &Value,
+        result: &Value,
+    ) -> Value {
+        call(
+            cell,
+            Export::LabelResponse,
+            &json!({"tool_name": tool, "tool_args": args, "tool_result": result}),
+        )
+    }
+
     #[test]
     fn label_agent_answers_agent_labels_and_normalized_policy() {
         let cell = GuardCell::<GithubGuard>::new();
@@ -473,11 +496,7 @@ mod tests {
         );
         let args =
             json!({"method": "get", "owner": "octo-org", "repo": "secret", "issue_number": 3});
-        let resource = call(
-            &cell,
-            Export::LabelResource,
-            &json!({"tool_name": "issue_read", "tool_args": args}),
-        );
+        let resource = label_resource(&cell, "issue_read", &args);
         assert_eq!(resource["operation"], "read");
         assert_eq!(
             resource["resource"]["description"],
@@ -485,14 +504,7 @@ mod tests {
         );
         assert_eq!(resource["resource"]["secrecy"], json!(["private:octo-org"]));
 
-        let read = |item: Value| {
-            call(
-                &cell,
-                Export::LabelResponse,
-                &json!({"tool_name": "issue_read", "tool_args": args,
-                "tool_result": text_result(&item)}),
-            )
-        };
+        let read = |item: Value| label_response(&cell, "issue_read", &args, &text_result(&item));
         let approved = read(issue("octo-org/secret", 3, "alice", "MEMBER"));
         assert_eq!(approved["items_path"], "");
         assert_eq!(approved["labeled_paths"], json!([]));
@@ -527,11 +539,11 @@ mod tests {
             issue("octo-org/api", 7, "mallory", "MEMBER"),
             issue("octo-org/api", 8, "dependabot[bot]", "NONE"),
         ]});
-        let answer = call(
+        let answer = label_response(
             &cell,
-            Export::LabelResponse,
-            &json!({"tool_name": "search_issues",
-            "tool_args": {"query": "is:issue"}, "tool_result": text_result(&result)}),
+            "search_issues",
+            &json!({"query": "is:issue"}),
+            &text_result(&result),
         );
         assert_eq!(answer["items_path"], "/items");
         let paths = answer["labeled_paths"].as_array().unwrap();
@@ -564,19 +576,19 @@ mod tests {
         );
         assert_eq!(agent, json!({"secrecy": [], "integrity": ["none:public"]}));
         let list = json!([issue("acme/internal", 1, "a", "OWNER")]);
-        let answer = call(
+        let answer = label_response(
             &cell,
-            Export::LabelResponse,
-            &json!({"tool_name": "list_issues",
-            "tool_args": {"owner": "acme", "repo": "internal"}, "tool_result": text_result(&list)}),
+            "list_issues",
+            &json!({"owner": "acme", "repo": "internal"}),
+            &text_result(&list),
         );
         assert!(!can_read(&agent, &answer["labeled_paths"][0]["labels"]));
         let list = json!([issue("acme/web", 1, "a", "NONE")]);
-        let answer = call(
+        let answer = label_response(
             &cell,
-            Export::LabelResponse,
-            &json!({"tool_name": "list_issues",
-            "tool_args": {"owner": "acme", "repo": "web"}, "tool_result": text_result(&list)}),
+            "list_issues",
+            &json!({"owner": "acme", "repo": "web"}),
+            &text_result(&list),
         );
         assert_eq!(answer["labeled_paths"][0]["path"], "/0");
         assert!(can_read(&agent, &answer["labeled_paths"][0]["labels"]));
@@ -592,11 +604,10 @@ mod tests {
             json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "none"}}),
         );
         let write = |owner: &str, repo: &str| {
-            call(
+            label_resource(
                 &cell,
-                Export::LabelResource,
-                &json!({"tool_name": "create_issue",
-                "tool_args": {"owner": owner, "repo": repo, "title": "x"}}),
+                "create_issue",
+                &json!({"owner": owner, "repo": repo, "title": "x"}),
             )
         };
         let secret = write("octo-org", "secret");
@@ -609,11 +620,7 @@ mod tests {
         // An agent holding private:octo-org cannot write to a public repository.
         assert!(!can_write(&agent, &write("octo-org", "api")["resource"]));
         assert!(!can_write(&agent, &write("acme", "internal")["resource"]));
-        let unknown = call(
-            &cell,
-            Export::LabelResource,
-            &json!({"tool_name": "delete_everything", "tool_args": {}}),
-        );
+        let unknown = label_resource(&cell, "delete_everything", &json!({}));
         assert_eq!(unknown["operation"], "write");
         assert_eq!(unknown["resource"]["secrecy"], json!([]));
         assert_eq!(unknown["resource"]["integrity"], json!([]));
@@ -622,11 +629,10 @@ mod tests {
             &public_agent,
             json!({"allow-only": {"repos": "public", "min-integrity": "none"}}),
         );
-        let labels = call(
+        let labels = label_resource(
             &public_agent,
-            Export::LabelResource,
-            &json!({"tool_name": "add_issue_comment",
-            "tool_args": {"owner": "acme", "repo": "web", "issue_number": 1, "body": "hi"}}),
+            "add_issue_comment",
+            &json!({"owner": "acme", "repo": "web", "issue_number": 1, "body": "hi"}),
         );
         assert!(can_write(&agent, &labels["resource"]));
         testing::clear_backend();
@@ -640,13 +646,8 @@ mod tests {
             &cell,
             json!({"allow-only": {"repos": ["octo-org/api"], "min-integrity": "merged"}}),
         );
-        let respond = |tool: &str, args: Value, result: Value| {
-            call(
-                &cell,
-                Export::LabelResponse,
-                &json!({"tool_name": tool, "tool_args": args, "tool_result": result}),
-            )
-        };
+        let respond =
+            |tool: &str, args: Value, result: Value| label_response(&cell, tool, &args, &result);
         let file = respond(
             "get_file_contents",
             json!({"owner": "octo-org", "repo": "api", "path": "README.md"}),
@@ -747,12 +748,11 @@ mod tests {
             json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "unapproved"}}),
         );
         for _ in 0..2 {
-            let answer = call(
+            let answer = label_response(
                 &cell,
-                Export::LabelResponse,
-                &json!({"tool_name": "pull_request_read",
-                "tool_args": {"method": "get_diff", "owner": "acme", "repo": "web", "pullNumber": 7},
-                "tool_result": {"content": [{"type": "text", "text": "diff --git a b"}]}}),
+                "pull_request_read",
+                &json!({"method": "get_diff", "owner": "acme", "repo": "web", "pullNumber": 7}),
+                &json!({"content": [{"type": "text", "text": "diff --git a b"}]}),
             );
             assert_eq!(
                 answer["default_labels"]["description"],
@@ -772,20 +772,13 @@ mod tests {
             &cell,
             json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "none"}}),
         );
-        let args =
-            json!({"owner": "acme", "repo": "web", "method": "get", "issue_number": 1}).to_string();
-        let result = text_result(&issue("acme/web", 1, "wile", "OWNER")).to_string();
-        let resource = call(
-            &cell,
-            Export::LabelResource,
-            &json!({"tool_name": "issue_read", "tool_args": args}),
+        let args = Value::from(
+            json!({"owner": "acme", "repo": "web", "method": "get", "issue_number": 1}).to_string(),
         );
+        let result = Value::from(text_result(&issue("acme/web", 1, "wile", "OWNER")).to_string());
+        let resource = label_resource(&cell, "issue_read", &args);
         assert_eq!(resource["resource"]["description"], "issue acme/web#1");
-        let answer = call(
-            &cell,
-            Export::LabelResponse,
-            &json!({"tool_name": "issue_read", "tool_args": args, "tool_result": result}),
-        );
+        let answer = label_response(&cell, "issue_read", &args, &result);
         assert_eq!(answer["default_labels"]["description"], "issue acme/web#1");
         assert!(can_read(&agent, &answer["default_labels"]));
         testing::clear_backend();
@@ -822,11 +815,10 @@ mod tests {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
         let (_, logs) = testing::with_captured_logs(|| {
-            call(
+            label_resource(
                 &cell,
-                Export::LabelResource,
-                &json!({"tool_name": "list_issues",
-                "tool_args": {"owner": "acme", "repo": "web", "body": "x".repeat(4000)}}),
+                "list_issues",
+                &json!({"owner": "acme", "repo": "web", "body": "x".repeat(4000)}),
             )
         });
         let debug = logs
