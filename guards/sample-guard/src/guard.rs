@@ -423,6 +423,14 @@ mod tests {
         answer["agent"].clone()
     }
 
+    /// The agent labels of an `allow-only` policy over `repos` at `min_integrity`.
+    fn allow_only(cell: &GuardCell<GithubGuard>, repos: Value, min_integrity: &str) -> Value {
+        agent_for(
+            cell,
+            json!({"allow-only": {"repos": repos, "min-integrity": min_integrity}}),
+        )
+    }
+
     /// `label_resource` of `tool` called with `args`.
     fn label_resource(cell: &GuardCell<GithubGuard>, tool: &str, args: &Value) -> Value {
         call(
@@ -490,10 +498,7 @@ mod tests {
     fn issue_read_is_labelled_by_visibility_and_author() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved"}}),
-        );
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "approved");
         let args =
             json!({"method": "get", "owner": "octo-org", "repo": "secret", "issue_number": 3});
         let resource = label_resource(&cell, "issue_read", &args);
@@ -570,10 +575,7 @@ mod tests {
     fn public_policy_agent_cannot_read_private_items() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": "public", "min-integrity": "none"}}),
-        );
+        let agent = allow_only(&cell, json!("public"), "none");
         assert_eq!(agent, json!({"secrecy": [], "integrity": ["none:public"]}));
         let list = json!([issue("acme/internal", 1, "a", "OWNER")]);
         let answer = label_response(
@@ -599,10 +601,7 @@ mod tests {
     fn writes_need_an_admitting_policy_and_unknown_tools_are_writes() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "none"}}),
-        );
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "none");
         let write = |owner: &str, repo: &str| {
             label_resource(
                 &cell,
@@ -625,10 +624,7 @@ mod tests {
         assert_eq!(unknown["resource"]["secrecy"], json!([]));
         assert_eq!(unknown["resource"]["integrity"], json!([]));
         let public_agent = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &public_agent,
-            json!({"allow-only": {"repos": "public", "min-integrity": "none"}}),
-        );
+        let agent = allow_only(&public_agent, json!("public"), "none");
         let labels = label_resource(
             &public_agent,
             "add_issue_comment",
@@ -642,10 +638,7 @@ mod tests {
     fn files_commits_code_repositories_and_pull_requests() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["octo-org/api"], "min-integrity": "merged"}}),
-        );
+        let agent = allow_only(&cell, json!(["octo-org/api"]), "merged");
         let respond =
             |tool: &str, args: Value, result: Value| label_response(&cell, tool, &args, &result);
         let file = respond(
@@ -743,10 +736,7 @@ mod tests {
             ))
         });
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "unapproved"}}),
-        );
+        let agent = allow_only(&cell, json!(["acme/*"]), "unapproved");
         for _ in 0..2 {
             let answer = label_response(
                 &cell,
@@ -768,10 +758,7 @@ mod tests {
     fn serialised_arguments_and_results_are_parsed() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "none"}}),
-        );
+        let agent = allow_only(&cell, json!(["acme/*"]), "none");
         let args = Value::from(
             json!({"owner": "acme", "repo": "web", "method": "get", "issue_number": 1}).to_string(),
         );
@@ -836,10 +823,7 @@ mod tests {
     fn large_list_output_goes_through_the_minus_two_protocol() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "none"}}),
-        );
+        allow_only(&cell, json!(["acme/*"]), "none");
         let items: Vec<Value> = (1..=1000)
             .map(|n| issue("acme/web", n, "u", "NONE"))
             .collect();
