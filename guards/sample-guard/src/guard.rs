@@ -121,11 +121,7 @@ impl Guard for GithubGuard {
     }
 
     fn label_resource(&mut self, input: Value) -> Result<Value, GuardError> {
-        log::debug(&format!("label_resource input: {}", input_preview(&input)));
-        let tool_name = input
-            .get("tool_name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GuardError::refused("label_resource input has no tool_name"))?;
+        let tool_name = logged_tool_name("label_resource", &input)?;
         let args = json_field(&input, "tool_args");
         let args = args.as_ref();
         let policy = self.policy();
@@ -143,11 +139,7 @@ impl Guard for GithubGuard {
     }
 
     fn label_response(&mut self, input: Value) -> Result<Option<Value>, GuardError> {
-        log::debug(&format!("label_response input: {}", input_preview(&input)));
-        let tool_name = input
-            .get("tool_name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GuardError::refused("label_response input has no tool_name"))?;
+        let tool_name = logged_tool_name("label_response", &input)?;
         let result = json_field(&input, "tool_result");
         let result = result.as_ref();
         if result.is_null() {
@@ -183,6 +175,15 @@ impl Guard for GithubGuard {
         }
         Ok(output)
     }
+}
+
+/// Logs a preview of the input of `export` and returns its `tool_name`.
+fn logged_tool_name<'a>(export: &str, input: &'a Value) -> Result<&'a str, GuardError> {
+    log::debug(&format!("{export} input: {}", input_preview(input)));
+    input
+        .get("tool_name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GuardError::refused(format!("{export} input has no tool_name")))
 }
 
 /// Resource labels and operation of a call.
