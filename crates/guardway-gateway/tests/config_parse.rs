@@ -638,7 +638,7 @@ fn json_custom_schema_rules() {
         ),
     ];
     for (schemas, expected) in cases {
-        let text = json_doc_with("customSchemas", &schemas);
+        let text = json_doc_with("customSchemas", schemas);
         assert_config_error(&json_err(&text), expected);
     }
 }
