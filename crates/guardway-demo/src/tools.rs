@@ -53,6 +53,16 @@ fn with(mut base: Value, extra: Value) -> Value {
     base
 }
 
+/// `owner` and `repo` with `extra` properties.
+fn repo_props(extra: Value) -> Value {
+    with(owner_repo(), extra)
+}
+
+/// `owner` and `repo` with `extra` properties and the paging ones.
+fn repo_paged(extra: Value) -> Value {
+    with(repo_props(extra), paging())
+}
+
 fn paging() -> Value {
     json!({
         "page": {"type": "number", "description": "Page number for pagination (min 1)", "minimum": 1},
@@ -78,17 +88,11 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "Get information about a specific issue in a GitHub repository.",
             read_only: true,
             input_schema: schema(
-                with(
-                    with(
-                        owner_repo(),
-                        json!({
-                            "method": {"type": "string", "enum": ["get", "get_comments", "get_sub_issues", "get_labels"],
-                                       "description": "The read operation to perform on a single issue."},
-                            "issue_number": {"type": "number", "description": "The number of the issue"},
-                        }),
-                    ),
-                    paging(),
-                ),
+                repo_paged(json!({
+                    "method": {"type": "string", "enum": ["get", "get_comments", "get_sub_issues", "get_labels"],
+                               "description": "The read operation to perform on a single issue."},
+                    "issue_number": {"type": "number", "description": "The number of the issue"},
+                })),
                 &["method", "owner", "repo", "issue_number"],
             ),
         },
@@ -97,20 +101,14 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "List issues in a GitHub repository. For pagination, use the 'endCursor' from the previous response's 'pageInfo' in the 'after' parameter.",
             read_only: true,
             input_schema: schema(
-                with(
-                    with(
-                        owner_repo(),
-                        json!({
-                            "state": {"type": "string", "enum": ["OPEN", "CLOSED"], "description": "Filter by state, by default both open and closed issues are returned when not provided"},
-                            "labels": {"type": "array", "items": {"type": "string"}, "description": "Filter by labels"},
-                            "orderBy": {"type": "string", "enum": ["CREATED_AT", "UPDATED_AT", "COMMENTS"], "description": "Order issues by field"},
-                            "direction": {"type": "string", "enum": ["ASC", "DESC"], "description": "Order direction"},
-                            "since": {"type": "string", "description": "Filter by date (ISO 8601 timestamp)"},
-                            "after": {"type": "string", "description": "Cursor for pagination"},
-                        }),
-                    ),
-                    paging(),
-                ),
+                repo_paged(json!({
+                    "state": {"type": "string", "enum": ["OPEN", "CLOSED"], "description": "Filter by state, by default both open and closed issues are returned when not provided"},
+                    "labels": {"type": "array", "items": {"type": "string"}, "description": "Filter by labels"},
+                    "orderBy": {"type": "string", "enum": ["CREATED_AT", "UPDATED_AT", "COMMENTS"], "description": "Order issues by field"},
+                    "direction": {"type": "string", "enum": ["ASC", "DESC"], "description": "Order direction"},
+                    "since": {"type": "string", "description": "Filter by date (ISO 8601 timestamp)"},
+                    "after": {"type": "string", "description": "Cursor for pagination"},
+                })),
                 &["owner", "repo"],
             ),
         },
@@ -137,17 +135,11 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "Get information on a specific pull request in GitHub repository.",
             read_only: true,
             input_schema: schema(
-                with(
-                    with(
-                        owner_repo(),
-                        json!({
-                            "method": {"type": "string", "enum": ["get", "get_diff", "get_status", "get_files", "get_review_comments", "get_reviews", "get_comments"],
-                                       "description": "Action to specify what pull request data needs to be retrieved from GitHub."},
-                            "pullNumber": {"type": "number", "description": "Pull request number"},
-                        }),
-                    ),
-                    paging(),
-                ),
+                repo_paged(json!({
+                    "method": {"type": "string", "enum": ["get", "get_diff", "get_status", "get_files", "get_review_comments", "get_reviews", "get_comments"],
+                               "description": "Action to specify what pull request data needs to be retrieved from GitHub."},
+                    "pullNumber": {"type": "number", "description": "Pull request number"},
+                })),
                 &["method", "owner", "repo", "pullNumber"],
             ),
         },
@@ -156,19 +148,13 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "List pull requests in a GitHub repository.",
             read_only: true,
             input_schema: schema(
-                with(
-                    with(
-                        owner_repo(),
-                        json!({
-                            "state": {"type": "string", "enum": ["open", "closed", "all"], "description": "Filter by state"},
-                            "head": {"type": "string", "description": "Filter by head user/org and branch"},
-                            "base": {"type": "string", "description": "Filter by base branch"},
-                            "sort": {"type": "string", "enum": ["created", "updated", "popularity", "long-running"], "description": "Sort by"},
-                            "direction": {"type": "string", "enum": ["asc", "desc"], "description": "Sort direction"},
-                        }),
-                    ),
-                    paging(),
-                ),
+                repo_paged(json!({
+                    "state": {"type": "string", "enum": ["open", "closed", "all"], "description": "Filter by state"},
+                    "head": {"type": "string", "description": "Filter by head user/org and branch"},
+                    "base": {"type": "string", "description": "Filter by base branch"},
+                    "sort": {"type": "string", "enum": ["created", "updated", "popularity", "long-running"], "description": "Sort by"},
+                    "direction": {"type": "string", "enum": ["asc", "desc"], "description": "Sort direction"},
+                })),
                 &["owner", "repo"],
             ),
         },
@@ -177,14 +163,11 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "Get the contents of a file or directory from a GitHub repository",
             read_only: true,
             input_schema: schema(
-                with(
-                    owner_repo(),
-                    json!({
-                        "path": {"type": "string", "description": "Path to file/directory", "default": "/"},
-                        "ref": {"type": "string", "description": "Accepts optional git refs such as `refs/tags/{tag}`, `refs/heads/{branch}` or `refs/pull/{pr_number}/head`"},
-                        "sha": {"type": "string", "description": "Accepts optional commit SHA. If specified, it will be used instead of ref"},
-                    }),
-                ),
+                repo_props(json!({
+                    "path": {"type": "string", "description": "Path to file/directory", "default": "/"},
+                    "ref": {"type": "string", "description": "Accepts optional git refs such as `refs/tags/{tag}`, `refs/heads/{branch}` or `refs/pull/{pr_number}/head`"},
+                    "sha": {"type": "string", "description": "Accepts optional commit SHA. If specified, it will be used instead of ref"},
+                })),
                 &["owner", "repo"],
             ),
         },
@@ -193,16 +176,10 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "Get list of commits of a branch in a GitHub repository.",
             read_only: true,
             input_schema: schema(
-                with(
-                    with(
-                        owner_repo(),
-                        json!({
-                            "sha": {"type": "string", "description": "Commit SHA, branch or tag name to list commits of. If not provided, uses the default branch of the repository."},
-                            "author": {"type": "string", "description": "Author username or email address to filter commits by"},
-                        }),
-                    ),
-                    paging(),
-                ),
+                repo_paged(json!({
+                    "sha": {"type": "string", "description": "Commit SHA, branch or tag name to list commits of. If not provided, uses the default branch of the repository."},
+                    "author": {"type": "string", "description": "Author username or email address to filter commits by"},
+                })),
                 &["owner", "repo"],
             ),
         },
@@ -211,16 +188,10 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "Get details for a commit from a GitHub repository",
             read_only: true,
             input_schema: schema(
-                with(
-                    with(
-                        owner_repo(),
-                        json!({
-                            "sha": {"type": "string", "description": "Commit SHA, branch name, or tag name"},
-                            "include_diff": {"type": "boolean", "description": "Whether to include file diffs and stats in the response", "default": true},
-                        }),
-                    ),
-                    paging(),
-                ),
+                repo_paged(json!({
+                    "sha": {"type": "string", "description": "Commit SHA, branch name, or tag name"},
+                    "include_diff": {"type": "boolean", "description": "Whether to include file diffs and stats in the response", "default": true},
+                })),
                 &["owner", "repo", "sha"],
             ),
         },
@@ -252,15 +223,12 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "Create a new issue in a GitHub repository.",
             read_only: false,
             input_schema: schema(
-                with(
-                    owner_repo(),
-                    json!({
-                        "title": {"type": "string", "description": "Issue title"},
-                        "body": {"type": "string", "description": "Issue body content"},
-                        "labels": {"type": "array", "items": {"type": "string"}, "description": "Labels to apply to this issue"},
-                        "assignees": {"type": "array", "items": {"type": "string"}, "description": "Usernames to assign to this issue"},
-                    }),
-                ),
+                repo_props(json!({
+                    "title": {"type": "string", "description": "Issue title"},
+                    "body": {"type": "string", "description": "Issue body content"},
+                    "labels": {"type": "array", "items": {"type": "string"}, "description": "Labels to apply to this issue"},
+                    "assignees": {"type": "array", "items": {"type": "string"}, "description": "Usernames to assign to this issue"},
+                })),
                 &["owner", "repo", "title"],
             ),
         },
@@ -269,17 +237,14 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "Create a new or update an existing issue in a GitHub repository.",
             read_only: false,
             input_schema: schema(
-                with(
-                    owner_repo(),
-                    json!({
-                        "method": {"type": "string", "enum": ["create", "update"], "description": "Write operation to perform on a single issue."},
-                        "issue_number": {"type": "number", "description": "Issue number to update"},
-                        "title": {"type": "string", "description": "Issue title"},
-                        "body": {"type": "string", "description": "Issue body content"},
-                        "state": {"type": "string", "enum": ["open", "closed"], "description": "New state"},
-                        "labels": {"type": "array", "items": {"type": "string"}, "description": "Labels to apply to this issue"},
-                    }),
-                ),
+                repo_props(json!({
+                    "method": {"type": "string", "enum": ["create", "update"], "description": "Write operation to perform on a single issue."},
+                    "issue_number": {"type": "number", "description": "Issue number to update"},
+                    "title": {"type": "string", "description": "Issue title"},
+                    "body": {"type": "string", "description": "Issue body content"},
+                    "state": {"type": "string", "enum": ["open", "closed"], "description": "New state"},
+                    "labels": {"type": "array", "items": {"type": "string"}, "description": "Labels to apply to this issue"},
+                })),
                 &["method", "owner", "repo"],
             ),
         },
@@ -288,13 +253,10 @@ pub fn specs() -> Vec<ToolSpec> {
             description: "Add a comment to a specific issue in a GitHub repository.",
             read_only: false,
             input_schema: schema(
-                with(
-                    owner_repo(),
-                    json!({
-                        "issue_number": {"type": "number", "description": "Issue number to comment on"},
-                        "body": {"type": "string", "description": "Comment content"},
-                    }),
-                ),
+                repo_props(json!({
+                    "issue_number": {"type": "number", "description": "Issue number to comment on"},
+                    "body": {"type": "string", "description": "Comment content"},
+                })),
                 &["owner", "repo", "issue_number", "body"],
             ),
         },
@@ -503,6 +465,16 @@ pub fn call(data: &mut DemoData, name: &str, args: &Args) -> Option<ToolResult> 
     })
 }
 
+/// One page of the comments on `issue`.
+fn comments_page(data: &DemoData, issue: &Issue, page: usize, per_page: usize) -> ToolOutput {
+    let comments: Vec<Value> = issue
+        .comments
+        .iter()
+        .map(|c| data.comment_json(c, issue))
+        .collect();
+    ToolOutput::Json(Value::Array(page_of(&comments, page, per_page)))
+}
+
 fn issue_read(data: &DemoData, args: &Args) -> ToolResult {
     let method = req_str(args, "method")?;
     let repo = repo_arg(data, args)?;
@@ -515,14 +487,7 @@ fn issue_read(data: &DemoData, args: &Args) -> ToolResult {
         "get" => Ok(ToolOutput::Json(data.issue_json(issue))),
         "get_comments" => {
             let (page, per_page) = paging_args(args)?;
-            let comments: Vec<Value> = issue
-                .comments
-                .iter()
-                .map(|c| data.comment_json(c, issue))
-                .collect();
-            Ok(ToolOutput::Json(Value::Array(page_of(
-                &comments, page, per_page,
-            ))))
+            Ok(comments_page(data, issue, page, per_page))
         }
         "get_sub_issues" => Ok(ToolOutput::Json(json!([]))),
         "get_labels" => Ok(ToolOutput::Json(json!({
@@ -650,16 +615,7 @@ fn pull_request_read(data: &DemoData, args: &Args) -> ToolResult {
                 &files, page, per_page,
             ))))
         }
-        "get_comments" | "get_review_comments" => {
-            let comments: Vec<Value> = issue
-                .comments
-                .iter()
-                .map(|c| data.comment_json(c, issue))
-                .collect();
-            Ok(ToolOutput::Json(Value::Array(page_of(
-                &comments, page, per_page,
-            ))))
-        }
+        "get_comments" | "get_review_comments" => Ok(comments_page(data, issue, page, per_page)),
         "get_reviews" => {
             let owner = &data.repos[repo].owner;
             Ok(ToolOutput::Json(json!([{
@@ -954,8 +910,9 @@ mod tests {
         call(data, name, &args).expect("known tool")
     }
 
-    fn json_of(result: ToolResult) -> Value {
-        match result.unwrap() {
+    /// The JSON a successful call of `name` answers.
+    fn run_json(data: &mut DemoData, name: &str, args: Value) -> Value {
+        match run(data, name, args).unwrap() {
             ToolOutput::Json(value) => value,
             other => panic!("not JSON: {other:?}"),
         }
@@ -985,7 +942,7 @@ mod tests {
             if let Some(cursor) = &after {
                 args["after"] = json!(cursor);
             }
-            let page = json_of(run(&mut data, "list_issues", args));
+            let page = run_json(&mut data, "list_issues", args);
             assert_eq!(page["totalCount"], 150);
             for issue in page["issues"].as_array().unwrap() {
                 seen.push(issue["number"].as_u64().unwrap());
@@ -998,11 +955,11 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), 150);
-        let page4 = json_of(run(
+        let page4 = run_json(
             &mut data,
             "list_issues",
             json!({"owner": "octo-org", "repo": "api", "perPage": 40, "page": 4}),
-        ));
+        );
         assert_eq!(page4["issues"].as_array().unwrap().len(), 30);
     }
 
@@ -1042,11 +999,11 @@ mod tests {
     #[test]
     fn searches_honour_qualifiers() {
         let mut data = DemoData::generate();
-        let result = json_of(run(
+        let result = run_json(
             &mut data,
             "search_issues",
             json!({"query": "repo:octo-org/secret author:alice"}),
-        ));
+        );
         let items = result["items"].as_array().unwrap();
         assert!(!items.is_empty());
         assert!(
@@ -1058,30 +1015,30 @@ mod tests {
             result["total_count"].as_u64().unwrap() as usize,
             items.len()
         );
-        let repos = json_of(run(
+        let repos = run_json(
             &mut data,
             "search_repositories",
             json!({"query": "repo:acme/internal"}),
-        ));
+        );
         assert_eq!(repos["items"][0]["private"], true);
         assert_eq!(repos["total_count"], 1);
-        let private = json_of(run(
+        let private = run_json(
             &mut data,
             "search_repositories",
             json!({"query": "is:private"}),
-        ));
+        );
         assert_eq!(private["total_count"], 2);
-        let code = json_of(run(
+        let code = run_json(
             &mut data,
             "search_code",
             json!({"query": "credentials org:acme"}),
-        ));
+        );
         assert_eq!(code["items"][0]["repository"]["full_name"], "acme/internal");
-        let pulls = json_of(run(
+        let pulls = run_json(
             &mut data,
             "search_pull_requests",
             json!({"query": "repo:acme/web is:closed"}),
-        ));
+        );
         assert!(
             pulls["items"]
                 .as_array()
@@ -1094,11 +1051,11 @@ mod tests {
     #[test]
     fn files_directories_and_the_large_file() {
         let mut data = DemoData::generate();
-        let root = json_of(run(
+        let root = run_json(
             &mut data,
             "get_file_contents",
             json!({"owner": "octo-org", "repo": "api"}),
-        ));
+        );
         let names: Vec<&str> = root
             .as_array()
             .unwrap()
@@ -1143,37 +1100,37 @@ mod tests {
     #[test]
     fn commits_and_pull_requests() {
         let mut data = DemoData::generate();
-        let main = json_of(run(
+        let main = run_json(
             &mut data,
             "list_commits",
             json!({"owner": "acme", "repo": "web", "perPage": 100}),
-        ));
+        );
         assert_eq!(main.as_array().unwrap().len(), 25);
-        let feature = json_of(run(
+        let feature = run_json(
             &mut data,
             "list_commits",
             json!({"owner": "acme", "repo": "web", "sha": "feature/experiment", "perPage": 100}),
-        ));
+        );
         assert_eq!(feature.as_array().unwrap().len(), 30);
         let sha = main[3]["sha"].as_str().unwrap()[..10].to_owned();
-        let commit = json_of(run(
+        let commit = run_json(
             &mut data,
             "get_commit",
             json!({"owner": "acme", "repo": "web", "sha": sha}),
-        ));
+        );
         assert_eq!(commit["files"].as_array().unwrap().len(), 1);
-        let pulls = json_of(run(
+        let pulls = run_json(
             &mut data,
             "list_pull_requests",
             json!({"owner": "octo-org", "repo": "api", "state": "all"}),
-        ));
+        );
         assert_eq!(pulls.as_array().unwrap().len(), 12);
         let number = pulls[0]["number"].as_u64().unwrap();
-        let pr = json_of(run(
+        let pr = run_json(
             &mut data,
             "pull_request_read",
             json!({"method": "get", "owner": "octo-org", "repo": "api", "pullNumber": number}),
-        ));
+        );
         assert_eq!(pr["base"]["repo"]["full_name"], "octo-org/api");
         let diff = run(
             &mut data,
@@ -1195,43 +1152,43 @@ mod tests {
     #[test]
     fn writes_mutate_the_data_set() {
         let mut data = DemoData::generate();
-        let created = json_of(run(
+        let created = run_json(
             &mut data,
             "create_issue",
             json!({"owner": "acme", "repo": "web", "title": "New", "labels": ["bug"]}),
-        ));
+        );
         assert_eq!(created["number"], 23);
         assert_eq!(created["user"]["login"], VIEWER);
         assert_eq!(created["author_association"], "NONE");
-        let read = json_of(run(
+        let read = run_json(
             &mut data,
             "issue_read",
             json!({"method": "get", "owner": "acme", "repo": "web", "issue_number": 23}),
-        ));
+        );
         assert_eq!(read["title"], "New");
-        let updated = json_of(run(
+        let updated = run_json(
             &mut data,
             "issue_write",
             json!({"method": "update", "owner": "acme", "repo": "web", "issue_number": 23, "state": "closed"}),
-        ));
+        );
         assert_eq!(updated["state"], "closed");
-        let comment = json_of(run(
+        let comment = run_json(
             &mut data,
             "add_issue_comment",
             json!({"owner": "acme", "repo": "web", "issue_number": 23, "body": "hi"}),
-        ));
+        );
         assert_eq!(comment["body"], "hi");
-        let comments = json_of(run(
+        let comments = run_json(
             &mut data,
             "issue_read",
             json!({"method": "get_comments", "owner": "acme", "repo": "web", "issue_number": 23}),
-        ));
+        );
         assert_eq!(comments.as_array().unwrap().len(), 1);
-        let created = json_of(run(
+        let created = run_json(
             &mut data,
             "issue_write",
             json!({"method": "create", "owner": "octo-org", "repo": "api", "title": "Via issue_write"}),
-        ));
+        );
         assert_eq!(created["author_association"], "OWNER");
     }
 }

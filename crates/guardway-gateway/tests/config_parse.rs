@@ -52,8 +52,43 @@ fn assert_contains(haystack: &str, needle: &str) {
     );
 }
 
+/// Asserts that `error` renders the configuration error `expected` (its
+/// location and message).
+fn assert_config_error(error: &str, expected: &str) {
+    assert_contains(error, &format!("Configuration error at {expected}"));
+}
+
+/// A JSON document with a valid gateway section on port 80, `section`
+/// holding `value`, and no servers.
+fn json_doc_with(section: &str, value: &Value) -> String {
+    json!({
+        "gateway": {"port": 80, "domain": "localhost", "agentId": "k"},
+        section: value,
+        "mcpServers": {}
+    })
+    .to_string()
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `docker` arguments: the fixed `run --rm -i` prefix with its three
+/// environment settings, then `rest`.
+fn docker_run(rest: &[&str]) -> Vec<String> {
+    let mut argv = strings(&[
+        "run",
+        "--rm",
+        "-i",
+        "-e",
+        "NO_COLOR=1",
+        "-e",
+        "TERM=dumb",
+        "-e",
+        "PYTHONUNBUFFERED=1",
+    ]);
+    argv.extend(strings(rest));
+    argv
 }
 
 // ---------------------------------------------------------------- JSON: good
@@ -92,16 +127,7 @@ fn spec_json_example_parses_into_the_model() {
         github.transport,
         ServerTransport::Stdio {
             command: "docker".to_owned(),
-            args: strings(&[
-                "run",
-                "--rm",
-                "-i",
-                "-e",
-                "NO_COLOR=1",
-                "-e",
-                "TERM=dumb",
-                "-e",
-                "PYTHONUNBUFFERED=1",
+            args: docker_run(&[
                 "-e",
                 "GITHUB_PERSONAL_ACCESS_TOKEN",
                 "ghcr.io/github/github-mcp-server:latest"
@@ -205,16 +231,7 @@ fn json_docker_form_builds_the_exact_argv() {
     assert!(env.is_empty());
     assert_eq!(
         args,
-        &strings(&[
-            "run",
-            "--rm",
-            "-i",
-            "-e",
-            "NO_COLOR=1",
-            "-e",
-            "TERM=dumb",
-            "-e",
-            "PYTHONUNBUFFERED=1",
+        &docker_run(&[
             "--entrypoint",
             "/entry",
             "-v",
@@ -459,10 +476,7 @@ fn json_gateway_rules() {
             gateway.as_object_mut().unwrap().remove("port");
         }
         let text = json!({"gateway": gateway, "mcpServers": {}}).to_string();
-        assert_contains(
-            &json_err(&text),
-            &format!("Configuration error at {expected}"),
-        );
+        assert_config_error(&json_err(&text), expected);
     }
 }
 
@@ -568,10 +582,7 @@ fn json_server_rules() {
     ];
     for (server, expected) in cases {
         let text = json_doc(json!({ "s": server }));
-        assert_contains(
-            &json_err(&text),
-            &format!("Configuration error at {expected}"),
-        );
+        assert_config_error(&json_err(&text), expected);
     }
 }
 
@@ -605,16 +616,8 @@ fn json_guard_rules() {
         (json!("wasm"), "guards.g: expected an object, got string"),
     ];
     for (guard, expected) in cases {
-        let text = json!({
-            "gateway": {"port": 80, "domain": "localhost", "agentId": "k"},
-            "guards": {"g": guard},
-            "mcpServers": {}
-        })
-        .to_string();
-        assert_contains(
-            &json_err(&text),
-            &format!("Configuration error at {expected}"),
-        );
+        let text = json_doc_with("guards", &json!({"g": guard}));
+        assert_config_error(&json_err(&text), expected);
     }
 }
 
@@ -635,16 +638,8 @@ fn json_custom_schema_rules() {
         ),
     ];
     for (schemas, expected) in cases {
-        let text = json!({
-            "gateway": {"port": 80, "domain": "localhost", "agentId": "k"},
-            "customSchemas": schemas,
-            "mcpServers": {}
-        })
-        .to_string();
-        assert_contains(
-            &json_err(&text),
-            &format!("Configuration error at {expected}"),
-        );
+        let text = json_doc_with("customSchemas", schemas);
+        assert_config_error(&json_err(&text), expected);
     }
 }
 
@@ -917,10 +912,7 @@ fn toml_rules() {
         ),
     ];
     for (text, expected) in cases {
-        assert_contains(
-            &toml_err(text),
-            &format!("Configuration error at {expected}"),
-        );
+        assert_config_error(&toml_err(text), expected);
     }
 }
 

@@ -193,58 +193,51 @@ mod tests {
         }
     }
 
+    /// `call_with_retry` from `first_size` against [`host_answering`]; also
+    /// the buffer size of every host call.
+    fn retry_against(
+        payload: &[u8],
+        hint: bool,
+        first_size: usize,
+    ) -> (Result<Vec<u8>, BackendError>, Vec<usize>) {
+        let mut sizes = Vec::new();
+        let mut host = host_answering(payload, hint);
+        let result = call_with_retry("t", first_size, |b| {
+            sizes.push(b.len());
+            host(b)
+        });
+        (result, sizes)
+    }
+
     #[test]
     fn fitting_result_is_returned_after_one_call() {
-        let mut calls = 0;
-        let mut host = host_answering(b"{\"ok\":true}", true);
-        let out = call_with_retry("t", 64, |b| {
-            calls += 1;
-            host(b)
-        })
-        .unwrap();
-        assert_eq!(out, b"{\"ok\":true}");
-        assert_eq!(calls, 1);
+        let (out, sizes) = retry_against(b"{\"ok\":true}", true, 64);
+        assert_eq!(out.unwrap(), b"{\"ok\":true}");
+        assert_eq!(sizes.len(), 1);
     }
 
     #[test]
     fn minus_two_with_hint_retries_once_with_the_hinted_size() {
         let payload = vec![b'x'; 1000];
-        let mut sizes = Vec::new();
-        let mut host = host_answering(&payload, true);
-        let out = call_with_retry("t", 16, |b| {
-            sizes.push(b.len());
-            host(b)
-        })
-        .unwrap();
-        assert_eq!(out.len(), 1000);
+        let (out, sizes) = retry_against(&payload, true, 16);
+        assert_eq!(out.unwrap().len(), 1000);
         assert_eq!(sizes, vec![16, 1000]);
     }
 
     #[test]
     fn minus_two_without_hint_doubles() {
         let payload = vec![b'x'; 30];
-        let mut sizes = Vec::new();
-        let mut host = host_answering(&payload, false);
-        let out = call_with_retry("t", 16, |b| {
-            sizes.push(b.len());
-            host(b)
-        })
-        .unwrap();
-        assert_eq!(out.len(), 30);
+        let (out, sizes) = retry_against(&payload, false, 16);
+        assert_eq!(out.unwrap().len(), 30);
         assert_eq!(sizes, vec![16, 32]);
     }
 
     #[test]
     fn second_minus_two_gives_up() {
         let payload = vec![b'x'; 100];
-        let mut calls = 0;
-        let mut host = host_answering(&payload, false);
-        let err = call_with_retry("t", 16, |b| {
-            calls += 1;
-            host(b)
-        })
-        .unwrap_err();
-        assert_eq!(calls, 2);
+        let (out, sizes) = retry_against(&payload, false, 16);
+        let err = out.unwrap_err();
+        assert_eq!(sizes.len(), 2);
         assert!(matches!(err, BackendError::ResultTooLarge { size: 32, .. }));
     }
 

@@ -62,61 +62,33 @@ pub mod __private {
 /// cdylib crate.
 #[macro_export]
 macro_rules! export_guard {
+    // One `label_*` export calling `call_export` on the guard cell.
+    (@export $cell:ident, $name:ident, $export:ident) => {
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name(
+            input_ptr: i32,
+            input_len: i32,
+            output_ptr: i32,
+            output_size: i32,
+        ) -> i32 {
+            $crate::__private::call_export(
+                &$cell,
+                $crate::Export::$export,
+                input_ptr,
+                input_len,
+                output_ptr,
+                output_size,
+            )
+        }
+    };
     ($guard:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             static GUARDWAY_GUARD_CELL: $crate::GuardCell<$guard> = $crate::GuardCell::new();
 
-            #[unsafe(no_mangle)]
-            pub extern "C" fn label_agent(
-                input_ptr: i32,
-                input_len: i32,
-                output_ptr: i32,
-                output_size: i32,
-            ) -> i32 {
-                $crate::__private::call_export(
-                    &GUARDWAY_GUARD_CELL,
-                    $crate::Export::LabelAgent,
-                    input_ptr,
-                    input_len,
-                    output_ptr,
-                    output_size,
-                )
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn label_resource(
-                input_ptr: i32,
-                input_len: i32,
-                output_ptr: i32,
-                output_size: i32,
-            ) -> i32 {
-                $crate::__private::call_export(
-                    &GUARDWAY_GUARD_CELL,
-                    $crate::Export::LabelResource,
-                    input_ptr,
-                    input_len,
-                    output_ptr,
-                    output_size,
-                )
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn label_response(
-                input_ptr: i32,
-                input_len: i32,
-                output_ptr: i32,
-                output_size: i32,
-            ) -> i32 {
-                $crate::__private::call_export(
-                    &GUARDWAY_GUARD_CELL,
-                    $crate::Export::LabelResponse,
-                    input_ptr,
-                    input_len,
-                    output_ptr,
-                    output_size,
-                )
-            }
+    $crate::export_guard!(@export GUARDWAY_GUARD_CELL, label_agent, LabelAgent);
+    $crate::export_guard!(@export GUARDWAY_GUARD_CELL, label_resource, LabelResource);
+    $crate::export_guard!(@export GUARDWAY_GUARD_CELL, label_response, LabelResponse);
 
             #[unsafe(no_mangle)]
             pub extern "C" fn alloc(size: i32) -> i32 {

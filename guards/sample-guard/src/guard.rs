@@ -121,11 +121,7 @@ impl Guard for GithubGuard {
     }
 
     fn label_resource(&mut self, input: Value) -> Result<Value, GuardError> {
-        log::debug(&format!("label_resource input: {}", input_preview(&input)));
-        let tool_name = input
-            .get("tool_name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GuardError::refused("label_resource input has no tool_name"))?;
+        let tool_name = logged_tool_name("label_resource", &input)?;
         let args = json_field(&input, "tool_args");
         let args = args.as_ref();
         let policy = self.policy();
@@ -143,11 +139,7 @@ impl Guard for GithubGuard {
     }
 
     fn label_response(&mut self, input: Value) -> Result<Option<Value>, GuardError> {
-        log::debug(&format!("label_response input: {}", input_preview(&input)));
-        let tool_name = input
-            .get("tool_name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GuardError::refused("label_response input has no tool_name"))?;
+        let tool_name = logged_tool_name("label_response", &input)?;
         let result = json_field(&input, "tool_result");
         let result = result.as_ref();
         if result.is_null() {
@@ -183,6 +175,15 @@ impl Guard for GithubGuard {
         }
         Ok(output)
     }
+}
+
+/// Logs a preview of the input of `export` and returns its `tool_name`.
+fn logged_tool_name<'a>(export: &str, input: &'a Value) -> Result<&'a str, GuardError> {
+    log::debug(&format!("{export} input: {}", input_preview(input)));
+    input
+        .get("tool_name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GuardError::refused(format!("{export} input has no tool_name")))
 }
 
 /// Resource labels and operation of a call.
@@ -423,6 +424,37 @@ mod tests {
         answer["agent"].clone()
     }
 
+    /// The agent labels of an `allow-only` policy over `repos` at `min_integrity`.
+    fn allow_only(cell: &GuardCell<GithubGuard>, repos: Value, min_integrity: &str) -> Value {
+        agent_for(
+            cell,
+            json!({"allow-only": {"repos": repos, "min-integrity": min_integrity}}),
+        )
+    }
+
+    /// `label_resource` of `tool` called with `args`.
+    fn label_resource(cell: &GuardCell<GithubGuard>, tool: &str, args: &Value) -> Value {
+        call(
+            cell,
+            Export::LabelResource,
+            &json!({"tool_name": tool, "tool_args": args}),
+        )
+    }
+
+    /// `label_response` of `tool` called with `args` that answered `result`.
+    fn label_response(
+        cell: &GuardCell<GithubGuard>,
+        tool: &str,
+        args: &Value,
+        result: &Value,
+    ) -> Value {
+        call(
+            cell,
+            Export::LabelResponse,
+            &json!({"tool_name": tool, "tool_args": args, "tool_result": result}),
+        )
+    }
+
     #[test]
     fn label_agent_answers_agent_labels_and_normalized_policy() {
         let cell = GuardCell::<GithubGuard>::new();
@@ -467,17 +499,10 @@ mod tests {
     fn issue_read_is_labelled_by_visibility_and_author() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved"}}),
-        );
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "approved");
         let args =
             json!({"method": "get", "owner": "octo-org", "repo": "secret", "issue_number": 3});
-        let resource = call(
-            &cell,
-            Export::LabelResource,
-            &json!({"tool_name": "issue_read", "tool_args": args}),
-        );
+        let resource = label_resource(&cell, "issue_read", &args);
         assert_eq!(resource["operation"], "read");
         assert_eq!(
             resource["resource"]["description"],
@@ -485,14 +510,7 @@ mod tests {
         );
         assert_eq!(resource["resource"]["secrecy"], json!(["private:octo-org"]));
 
-        let read = |item: Value| {
-            call(
-                &cell,
-                Export::LabelResponse,
-                &json!({"tool_name": "issue_read", "tool_args": args,
-                "tool_result": text_result(&item)}),
-            )
-        };
+        let read = |item: Value| label_response(&cell, "issue_read", &args, &text_result(&item));
         let approved = read(issue("octo-org/secret", 3, "alice", "MEMBER"));
         assert_eq!(approved["items_path"], "");
         assert_eq!(approved["labeled_paths"], json!([]));
@@ -527,11 +545,11 @@ mod tests {
             issue("octo-org/api", 7, "mallory", "MEMBER"),
             issue("octo-org/api", 8, "dependabot[bot]", "NONE"),
         ]});
-        let answer = call(
+        let answer = label_response(
             &cell,
-            Export::LabelResponse,
-            &json!({"tool_name": "search_issues",
-            "tool_args": {"query": "is:issue"}, "tool_result": text_result(&result)}),
+            "search_issues",
+            &json!({"query": "is:issue"}),
+            &text_result(&result),
         );
         assert_eq!(answer["items_path"], "/items");
         let paths = answer["labeled_paths"].as_array().unwrap();
@@ -558,25 +576,22 @@ mod tests {
     fn public_policy_agent_cannot_read_private_items() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": "public", "min-integrity": "none"}}),
-        );
+        let agent = allow_only(&cell, json!("public"), "none");
         assert_eq!(agent, json!({"secrecy": [], "integrity": ["none:public"]}));
         let list = json!([issue("acme/internal", 1, "a", "OWNER")]);
-        let answer = call(
+        let answer = label_response(
             &cell,
-            Export::LabelResponse,
-            &json!({"tool_name": "list_issues",
-            "tool_args": {"owner": "acme", "repo": "internal"}, "tool_result": text_result(&list)}),
+            "list_issues",
+            &json!({"owner": "acme", "repo": "internal"}),
+            &text_result(&list),
         );
         assert!(!can_read(&agent, &answer["labeled_paths"][0]["labels"]));
         let list = json!([issue("acme/web", 1, "a", "NONE")]);
-        let answer = call(
+        let answer = label_response(
             &cell,
-            Export::LabelResponse,
-            &json!({"tool_name": "list_issues",
-            "tool_args": {"owner": "acme", "repo": "web"}, "tool_result": text_result(&list)}),
+            "list_issues",
+            &json!({"owner": "acme", "repo": "web"}),
+            &text_result(&list),
         );
         assert_eq!(answer["labeled_paths"][0]["path"], "/0");
         assert!(can_read(&agent, &answer["labeled_paths"][0]["labels"]));
@@ -587,16 +602,12 @@ mod tests {
     fn writes_need_an_admitting_policy_and_unknown_tools_are_writes() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "none"}}),
-        );
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "none");
         let write = |owner: &str, repo: &str| {
-            call(
+            label_resource(
                 &cell,
-                Export::LabelResource,
-                &json!({"tool_name": "create_issue",
-                "tool_args": {"owner": owner, "repo": repo, "title": "x"}}),
+                "create_issue",
+                &json!({"owner": owner, "repo": repo, "title": "x"}),
             )
         };
         let secret = write("octo-org", "secret");
@@ -609,24 +620,16 @@ mod tests {
         // An agent holding private:octo-org cannot write to a public repository.
         assert!(!can_write(&agent, &write("octo-org", "api")["resource"]));
         assert!(!can_write(&agent, &write("acme", "internal")["resource"]));
-        let unknown = call(
-            &cell,
-            Export::LabelResource,
-            &json!({"tool_name": "delete_everything", "tool_args": {}}),
-        );
+        let unknown = label_resource(&cell, "delete_everything", &json!({}));
         assert_eq!(unknown["operation"], "write");
         assert_eq!(unknown["resource"]["secrecy"], json!([]));
         assert_eq!(unknown["resource"]["integrity"], json!([]));
         let public_agent = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
+        let agent = allow_only(&public_agent, json!("public"), "none");
+        let labels = label_resource(
             &public_agent,
-            json!({"allow-only": {"repos": "public", "min-integrity": "none"}}),
-        );
-        let labels = call(
-            &public_agent,
-            Export::LabelResource,
-            &json!({"tool_name": "add_issue_comment",
-            "tool_args": {"owner": "acme", "repo": "web", "issue_number": 1, "body": "hi"}}),
+            "add_issue_comment",
+            &json!({"owner": "acme", "repo": "web", "issue_number": 1, "body": "hi"}),
         );
         assert!(can_write(&agent, &labels["resource"]));
         testing::clear_backend();
@@ -636,17 +639,9 @@ mod tests {
     fn files_commits_code_repositories_and_pull_requests() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["octo-org/api"], "min-integrity": "merged"}}),
-        );
-        let respond = |tool: &str, args: Value, result: Value| {
-            call(
-                &cell,
-                Export::LabelResponse,
-                &json!({"tool_name": tool, "tool_args": args, "tool_result": result}),
-            )
-        };
+        let agent = allow_only(&cell, json!(["octo-org/api"]), "merged");
+        let respond =
+            |tool: &str, args: Value, result: Value| label_response(&cell, tool, &args, &result);
         let file = respond(
             "get_file_contents",
             json!({"owner": "octo-org", "repo": "api", "path": "README.md"}),
@@ -742,17 +737,13 @@ mod tests {
             ))
         });
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "unapproved"}}),
-        );
+        let agent = allow_only(&cell, json!(["acme/*"]), "unapproved");
         for _ in 0..2 {
-            let answer = call(
+            let answer = label_response(
                 &cell,
-                Export::LabelResponse,
-                &json!({"tool_name": "pull_request_read",
-                "tool_args": {"method": "get_diff", "owner": "acme", "repo": "web", "pullNumber": 7},
-                "tool_result": {"content": [{"type": "text", "text": "diff --git a b"}]}}),
+                "pull_request_read",
+                &json!({"method": "get_diff", "owner": "acme", "repo": "web", "pullNumber": 7}),
+                &json!({"content": [{"type": "text", "text": "diff --git a b"}]}),
             );
             assert_eq!(
                 answer["default_labels"]["description"],
@@ -768,24 +759,14 @@ mod tests {
     fn serialised_arguments_and_results_are_parsed() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        let agent = agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "none"}}),
+        let agent = allow_only(&cell, json!(["acme/*"]), "none");
+        let args = Value::from(
+            json!({"owner": "acme", "repo": "web", "method": "get", "issue_number": 1}).to_string(),
         );
-        let args =
-            json!({"owner": "acme", "repo": "web", "method": "get", "issue_number": 1}).to_string();
-        let result = text_result(&issue("acme/web", 1, "wile", "OWNER")).to_string();
-        let resource = call(
-            &cell,
-            Export::LabelResource,
-            &json!({"tool_name": "issue_read", "tool_args": args}),
-        );
+        let result = Value::from(text_result(&issue("acme/web", 1, "wile", "OWNER")).to_string());
+        let resource = label_resource(&cell, "issue_read", &args);
         assert_eq!(resource["resource"]["description"], "issue acme/web#1");
-        let answer = call(
-            &cell,
-            Export::LabelResponse,
-            &json!({"tool_name": "issue_read", "tool_args": args, "tool_result": result}),
-        );
+        let answer = label_response(&cell, "issue_read", &args, &result);
         assert_eq!(answer["default_labels"]["description"], "issue acme/web#1");
         assert!(can_read(&agent, &answer["default_labels"]));
         testing::clear_backend();
@@ -822,11 +803,10 @@ mod tests {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
         let (_, logs) = testing::with_captured_logs(|| {
-            call(
+            label_resource(
                 &cell,
-                Export::LabelResource,
-                &json!({"tool_name": "list_issues",
-                "tool_args": {"owner": "acme", "repo": "web", "body": "x".repeat(4000)}}),
+                "list_issues",
+                &json!({"owner": "acme", "repo": "web", "body": "x".repeat(4000)}),
             )
         });
         let debug = logs
@@ -844,10 +824,7 @@ mod tests {
     fn large_list_output_goes_through_the_minus_two_protocol() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
-        agent_for(
-            &cell,
-            json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "none"}}),
-        );
+        allow_only(&cell, json!(["acme/*"]), "none");
         let items: Vec<Value> = (1..=1000)
             .map(|n| issue("acme/web", n, "u", "NONE"))
             .collect();

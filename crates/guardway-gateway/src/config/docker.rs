@@ -242,6 +242,24 @@ mod tests {
         items.iter().map(|s| (*s).to_owned()).collect()
     }
 
+    /// `docker` arguments: the fixed `run --rm -i` prefix with its three
+    /// environment settings, then `rest`.
+    fn docker_run(rest: &[&str]) -> Vec<String> {
+        let mut argv = strings(&[
+            "run",
+            "--rm",
+            "-i",
+            "-e",
+            "NO_COLOR=1",
+            "-e",
+            "TERM=dumb",
+            "-e",
+            "PYTHONUNBUFFERED=1",
+        ]);
+        argv.extend(strings(rest));
+        argv
+    }
+
     #[test]
     fn minimal_docker_argv() {
         let server = DockerServer {
@@ -250,18 +268,7 @@ mod tests {
         };
         assert_eq!(
             server.docker_args(),
-            strings(&[
-                "run",
-                "--rm",
-                "-i",
-                "-e",
-                "NO_COLOR=1",
-                "-e",
-                "TERM=dumb",
-                "-e",
-                "PYTHONUNBUFFERED=1",
-                "ghcr.io/github/github-mcp-server:latest"
-            ])
+            docker_run(&["ghcr.io/github/github-mcp-server:latest"])
         );
     }
 
@@ -280,16 +287,7 @@ mod tests {
         };
         assert_eq!(
             server.docker_args(),
-            strings(&[
-                "run",
-                "--rm",
-                "-i",
-                "-e",
-                "NO_COLOR=1",
-                "-e",
-                "TERM=dumb",
-                "-e",
-                "PYTHONUNBUFFERED=1",
+            docker_run(&[
                 "--entrypoint",
                 "/bin/server",
                 "-v",

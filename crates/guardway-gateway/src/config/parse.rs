@@ -226,64 +226,49 @@ impl<'e> Validator<'e> {
         }
     }
 
+    /// `map[key]` converted by `convert`; reports a wrong type at
+    /// `path.key`, naming `expected`, when `convert` refuses it.
+    fn typed<'v, T>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        key: &str,
+        path: &str,
+        expected: &str,
+        convert: impl FnOnce(&'v Value) -> Option<T>,
+    ) -> Option<T> {
+        let value = map.get(key)?;
+        let converted = convert(value);
+        if converted.is_none() {
+            self.wrong_type(&join(path, key), expected, value);
+        }
+        converted
+    }
+
     fn object<'v>(
         &mut self,
         map: &'v Map<String, Value>,
         key: &str,
         path: &str,
     ) -> Option<&'v Map<String, Value>> {
-        let value = map.get(key)?;
-        match value.as_object() {
-            Some(object) => Some(object),
-            None => {
-                self.wrong_type(&join(path, key), "an object", value);
-                None
-            }
-        }
+        self.typed(map, key, path, "an object", Value::as_object)
     }
 
     fn string(&mut self, map: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
-        let value = map.get(key)?;
-        match value.as_str() {
-            Some(s) => Some(s.to_owned()),
-            None => {
-                self.wrong_type(&join(path, key), "a string", value);
-                None
-            }
-        }
+        self.typed(map, key, path, "a string", |v| {
+            v.as_str().map(str::to_owned)
+        })
     }
 
     fn int(&mut self, map: &Map<String, Value>, key: &str, path: &str) -> Option<i64> {
-        let value = map.get(key)?;
-        match value.as_i64() {
-            Some(i) => Some(i),
-            None => {
-                self.wrong_type(&join(path, key), "an integer", value);
-                None
-            }
-        }
+        self.typed(map, key, path, "an integer", Value::as_i64)
     }
 
     fn float(&mut self, map: &Map<String, Value>, key: &str, path: &str) -> Option<f64> {
-        let value = map.get(key)?;
-        match value.as_f64() {
-            Some(f) => Some(f),
-            None => {
-                self.wrong_type(&join(path, key), "a number", value);
-                None
-            }
-        }
+        self.typed(map, key, path, "a number", Value::as_f64)
     }
 
     fn boolean(&mut self, map: &Map<String, Value>, key: &str, path: &str) -> Option<bool> {
-        let value = map.get(key)?;
-        match value.as_bool() {
-            Some(b) => Some(b),
-            None => {
-                self.wrong_type(&join(path, key), "a boolean", value);
-                None
-            }
-        }
+        self.typed(map, key, path, "a boolean", Value::as_bool)
     }
 
     fn strings(&mut self, map: &Map<String, Value>, key: &str, path: &str) -> Option<Vec<String>> {

@@ -12,12 +12,7 @@ use crate::common::*;
 async fn result_too_large_gives_a_hint_and_the_retry_is_served_from_the_kept_result() {
     let result = json!({"visibility": "private", "owner": "octo-org", "name": "api"});
     let backend = MockBackend::new(result.clone());
-    let guard = guard_with(
-        "backend_calls",
-        options(),
-        Some(backend.clone() as Arc<dyn Backend>),
-    )
-    .await;
+    let guard = guard_backed_by("backend_calls", options(), &backend).await;
     let out = guard
         .call(
             GuardExport::LabelResource,
@@ -45,12 +40,7 @@ async fn result_too_large_gives_a_hint_and_the_retry_is_served_from_the_kept_res
 #[tokio::test]
 async fn small_result_fits_at_once() {
     let backend = MockBackend::new(json!(1));
-    let guard = guard_with(
-        "backend_calls",
-        options(),
-        Some(backend.clone() as Arc<dyn Backend>),
-    )
-    .await;
+    let guard = guard_backed_by("backend_calls", options(), &backend).await;
     let out = guard.call(GuardExport::LabelResource, b"").await.unwrap();
     assert_eq!(out, b"1");
     // Empty arguments reach the backend as an empty object.
@@ -60,12 +50,7 @@ async fn small_result_fits_at_once() {
 #[tokio::test]
 async fn more_than_fifty_calls_are_refused() {
     let backend = MockBackend::new(json!({"ok": true}));
-    let guard = guard_with(
-        "backend_calls",
-        options(),
-        Some(backend.clone() as Arc<dyn Backend>),
-    )
-    .await;
+    let guard = guard_backed_by("backend_calls", options(), &backend).await;
     let out = guard.call(GuardExport::LabelResponse, b"{}").await.unwrap();
     assert_eq!(le_i32s(&out), vec![50, -1]);
     assert_eq!(backend.calls(), 50);
@@ -79,12 +64,7 @@ async fn more_than_fifty_calls_are_refused() {
 async fn the_limit_is_configurable() {
     let backend = MockBackend::new(json!(null));
     let options = options().with_max_backend_calls(3);
-    let guard = guard_with(
-        "backend_calls",
-        options,
-        Some(backend.clone() as Arc<dyn Backend>),
-    )
-    .await;
+    let guard = guard_backed_by("backend_calls", options, &backend).await;
     let out = guard.call(GuardExport::LabelResponse, b"{}").await.unwrap();
     assert_eq!(le_i32s(&out), vec![3, -1]);
 }
@@ -92,12 +72,7 @@ async fn the_limit_is_configurable() {
 #[tokio::test]
 async fn bad_pointers_and_bad_data_return_minus_one_without_calling_the_backend() {
     let backend = MockBackend::new(json!(1));
-    let guard = guard_with(
-        "backend_bad_pointers",
-        options(),
-        Some(backend.clone() as Arc<dyn Backend>),
-    )
-    .await;
+    let guard = guard_backed_by("backend_bad_pointers", options(), &backend).await;
     let out = guard.call(GuardExport::LabelResource, b"{}").await.unwrap();
     assert_eq!(le_i32s(&out), vec![-1, -1, -1, -1, -1]);
     assert_eq!(backend.calls(), 0);
@@ -107,12 +82,7 @@ async fn bad_pointers_and_bad_data_return_minus_one_without_calling_the_backend(
 #[tokio::test]
 async fn backend_errors_and_a_missing_backend_return_minus_one() {
     let backend = MockBackend::failing();
-    let guard = guard_with(
-        "backend_calls",
-        options(),
-        Some(backend.clone() as Arc<dyn Backend>),
-    )
-    .await;
+    let guard = guard_backed_by("backend_calls", options(), &backend).await;
     let out = guard.call(GuardExport::LabelResponse, b"{}").await.unwrap();
     assert_eq!(le_i32s(&out), vec![0, -1]);
     assert_eq!(backend.calls(), 50);
@@ -141,10 +111,7 @@ async fn a_backend_that_never_answers_is_cut_at_the_call_deadline() {
     let options = options().with_call_timeout(std::time::Duration::from_millis(200));
     let guard = guard_with("backend_calls", options, Some(Arc::new(HangingBackend))).await;
     // call_backend answers -1 at the deadline; the fixture passes the code on.
-    let err = guard
-        .call(GuardExport::LabelResource, b"{}")
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, b"{}").await;
     match &err {
         guardway_wasm::GuardError::GuardFailed { code, .. } => assert_eq!(*code, -1),
         other => panic!("unexpected {other:?}"),

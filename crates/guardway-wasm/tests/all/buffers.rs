@@ -32,10 +32,7 @@ async fn retry_without_hint_doubles() {
 async fn retry_without_hint_gives_up_after_three_attempts() {
     let options = options().with_output_buffers(1024, 2048);
     let guard = guard_with("retry_without_hint", options, None).await;
-    let err = guard
-        .call(GuardExport::LabelResource, b"{}")
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, b"{}").await;
     match &err {
         GuardError::BufferTooSmall { attempts, max, .. } => {
             assert_eq!(attempts, &[1024, 2048]);
@@ -48,10 +45,7 @@ async fn retry_without_hint_gives_up_after_three_attempts() {
 #[tokio::test]
 async fn minus_two_forever_fails_naming_the_sizes() {
     let guard = guard_with("retry_forever", small_buffers(), None).await;
-    let err = guard
-        .call(GuardExport::LabelResource, b"{}")
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, b"{}").await;
     match &err {
         GuardError::BufferTooSmall {
             attempts, required, ..
@@ -76,10 +70,7 @@ async fn default_buffers_start_at_four_mib() {
     )
     .await
     .unwrap();
-    let err = guard
-        .call(GuardExport::LabelResource, b"{}")
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, b"{}").await;
     match &err {
         GuardError::BufferTooSmall { attempts, max, .. } => {
             assert_eq!(attempts, &[4 * MIB, 8 * MIB, 16 * MIB]);

@@ -56,6 +56,23 @@ pub async fn guard_with(
         .unwrap()
 }
 
+/// The error `label_resource` of `input` fails with.
+pub async fn resource_error(guard: &Guard, input: &[u8]) -> GuardError {
+    guard
+        .call(guardway_wasm::GuardExport::LabelResource, input)
+        .await
+        .unwrap_err()
+}
+
+/// A guard over fixture `name` whose host calls reach `backend`.
+pub async fn guard_backed_by(
+    name: &str,
+    options: GuardOptions,
+    backend: &Arc<MockBackend>,
+) -> Guard {
+    guard_with(name, options, Some(backend.clone() as Arc<dyn Backend>)).await
+}
+
 /// A backend answering every tool with a fixed result, counting calls.
 pub struct MockBackend {
     pub result: Value,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use guardway_wasm::{GuardError, GuardExport, MIB};
+use guardway_wasm::{GuardError, MIB};
 
 use crate::common::*;
 
@@ -18,10 +18,7 @@ async fn assert_recovers(name: &str, guard: &guardway_wasm::Guard) {
 #[tokio::test]
 async fn unreachable_is_a_trap_and_the_instance_is_replaced() {
     let guard = guard("trap_unreachable").await;
-    let err = guard
-        .call(GuardExport::LabelResource, INPUT)
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, INPUT).await;
     assert!(matches!(err, GuardError::Trap { .. }), "{err:?}");
     assert!(err.to_string().contains("label_resource"), "{err}");
     assert!(err.to_string().contains("unreachable"), "{err}");
@@ -35,10 +32,7 @@ async fn unreachable_is_a_trap_and_the_instance_is_replaced() {
 #[tokio::test]
 async fn out_of_bounds_access_is_a_trap() {
     let guard = guard("trap_out_of_bounds").await;
-    let err = guard
-        .call(GuardExport::LabelResource, INPUT)
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, INPUT).await;
     assert!(matches!(err, GuardError::Trap { .. }), "{err:?}");
     assert!(err.to_string().contains("out of bounds"), "{err}");
     assert_recovers("trap_out_of_bounds", &guard).await;
@@ -48,10 +42,7 @@ async fn out_of_bounds_access_is_a_trap() {
 async fn infinite_loop_times_out() {
     let options = options().with_call_timeout(Duration::from_millis(200));
     let guard = guard_with("infinite_loop", options, None).await;
-    let err = guard
-        .call(GuardExport::LabelResource, INPUT)
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, INPUT).await;
     match &err {
         GuardError::Timeout { limit, export, .. } => {
             assert_eq!(*limit, Duration::from_millis(200));
@@ -68,10 +59,7 @@ async fn infinite_loop_times_out() {
 async fn unbounded_memory_growth_hits_the_cap() {
     let options = options().with_memory_limit(8 * MIB);
     let guard = guard_with("memory_growth", options, None).await;
-    let err = guard
-        .call(GuardExport::LabelResource, INPUT)
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, INPUT).await;
     match &err {
         GuardError::MemoryLimit { limit, .. } => assert_eq!(*limit, 8 * MIB),
         other => panic!("unexpected {other:?}"),
@@ -84,10 +72,7 @@ async fn unbounded_memory_growth_hits_the_cap() {
 #[tokio::test]
 async fn length_larger_than_the_buffer_is_an_error_not_a_read() {
     let guard = guard("length_overrun").await;
-    let err = guard
-        .call(GuardExport::LabelResource, INPUT)
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, INPUT).await;
     match &err {
         GuardError::OutputOverrun {
             returned, buffer, ..
@@ -102,10 +87,7 @@ async fn length_larger_than_the_buffer_is_an_error_not_a_read() {
 #[tokio::test]
 async fn negative_code_carries_the_code_and_the_last_error_line() {
     let guard = guard("negative_code").await;
-    let err = guard
-        .call(GuardExport::LabelResource, INPUT)
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, INPUT).await;
     match &err {
         GuardError::GuardFailed {
             code, last_error, ..
@@ -127,10 +109,7 @@ async fn input_over_the_limit_is_refused_before_the_call() {
     let guard = guard("echo").await;
     let calls_before = guard.stats().calls;
     let big = vec![b' '; 8 * MIB + 1];
-    let err = guard
-        .call(GuardExport::LabelResource, &big)
-        .await
-        .unwrap_err();
+    let err = resource_error(&guard, &big).await;
     match &err {
         GuardError::InputTooLarge { size, limit, .. } => {
             assert_eq!(*size, 8 * MIB + 1);
