@@ -4,13 +4,13 @@
 
 mod common;
 
+use common::{messages, post};
+
 use std::collections::BTreeMap;
 
 use guardway_gateway::config::RoutingMode;
 use guardway_gateway::{Gateway, RunningGateway};
 use serde_json::{Value, json};
-
-const ACCEPT: &str = "application/json, text/event-stream";
 
 async fn gateway() -> RunningGateway {
     common::init_tracing();
@@ -18,24 +18,6 @@ async fn gateway() -> RunningGateway {
     let mut options = common::options(servers, RoutingMode::Routed);
     options.log_dir = std::env::temp_dir().join("guardway-compat-http-logs");
     Gateway::start(options).await.unwrap()
-}
-
-fn post(url: &str) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .post(url)
-        .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header("authorization", common::API_KEY)
-}
-
-fn messages(body: &str) -> Vec<Value> {
-    if let Ok(v) = serde_json::from_str::<Value>(body) {
-        return vec![v];
-    }
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str(d.trim()).ok())
-        .collect()
 }
 
 fn echo_call(id: i64, text: &str) -> Value {

@@ -5,14 +5,14 @@
 
 mod common;
 
+use common::{ACCEPT, messages, post};
+
 use std::collections::BTreeMap;
 
 use guardway_gateway::config::RoutingMode;
 use guardway_gateway::{Gateway, RunningGateway};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const ACCEPT: &str = "application/json, text/event-stream";
 
 async fn gateway() -> RunningGateway {
     common::init_tracing();
@@ -28,25 +28,6 @@ fn initialize() -> Value {
         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
                    "clientInfo": {"name": "raw", "version": "0"}}
     })
-}
-
-fn post(url: &str) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .post(url)
-        .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header("authorization", common::API_KEY)
-}
-
-/// The JSON-RPC messages of an SSE (or plain JSON) response body.
-fn messages(body: &str) -> Vec<Value> {
-    if let Ok(v) = serde_json::from_str::<Value>(body) {
-        return vec![v];
-    }
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str(d.trim()).ok())
-        .collect()
 }
 
 /// A full raw session: initialize, initialized, tools/call — proves the

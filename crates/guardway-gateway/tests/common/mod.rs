@@ -186,3 +186,26 @@ pub fn mcp_error(error: rmcp::ServiceError) -> rmcp::ErrorData {
         other => panic!("expected a JSON-RPC error, got {other:?}"),
     }
 }
+
+/// The `Accept` header MCP clients send on POST.
+pub const ACCEPT: &str = "application/json, text/event-stream";
+
+/// A POST to the gateway with the MCP headers and the test API key.
+pub fn post(url: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("accept", ACCEPT)
+        .header("content-type", "application/json")
+        .header("authorization", API_KEY)
+}
+
+/// The JSON-RPC messages of an SSE (or plain JSON) response body.
+pub fn messages(body: &str) -> Vec<serde_json::Value> {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        return vec![v];
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
