@@ -263,6 +263,33 @@ async fn restarted_streamable_backend_is_reached_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_sse_backend_is_reached_again() {
+    let mut backend = PythonBackend::start("http_server.py", &["legacy", "sse"]).await;
+    let port = backend.port.to_string();
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/sse");
+    let gw = gateway_for("legacy", http_server(url), logs.path(), None).await;
+    let b = gw.backend("legacy").unwrap().clone();
+    let agent = agent(&gw, "legacy").await;
+    let first_pid = call_text(&agent, "pid", json!({})).await;
+    backend.kill().await;
+    let _restarted =
+        PythonBackend::start("http_server.py", &["legacy", "sse", "--port", &port]).await;
+    // Either the ended event stream or the new server's 404 for the old
+    // session makes the gateway reconnect; the agent sees a normal answer.
+    let second_pid = call_text(&agent, "pid", json!({})).await;
+    assert_ne!(first_pid, second_pid);
+    assert_eq!(b.http_transport(), Some(HttpTransportKind::Sse));
+    assert_eq!(b.health().launches, 2);
+    assert_eq!(
+        call_text(&agent, "echo", json!({"text": "back"})).await,
+        "legacy: back"
+    );
+    agent.cancel().await.unwrap();
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_pings_the_backend_and_logs_failures() {
     let mut backend = PythonBackend::start("json_post_server.py", &["plain"]).await;
     let logs = tempfile::tempdir().unwrap();

@@ -498,4 +498,69 @@ mod tests {
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, client_session_id());
     }
+
+    /// An HTTP server on 127.0.0.1 whose GET answers `status`,
+    /// `content_type` and `body`.
+    async fn server(status: u16, content_type: &'static str, body: &'static str) -> String {
+        let app = axum::Router::new().fallback(move || async move {
+            (
+                http::StatusCode::from_u16(status).unwrap(),
+                [(http::header::CONTENT_TYPE, content_type)],
+                body,
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/sse")
+    }
+
+    async fn sse_error(url: &str) -> HttpTransportError {
+        let http = super::super::http_client::build_http_client().unwrap();
+        match LegacySseTransport::connect(http, url, http::HeaderMap::new()).await {
+            Ok(_) => panic!("connected to {url}"),
+            Err(e) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn sse_refuses_what_is_not_an_mcp_event_stream() {
+        let url = server(200, "text/html", "<html></html>").await;
+        assert!(matches!(
+            sse_error(&url).await,
+            HttpTransportError::NotEventStream { .. }
+        ));
+        let url = server(200, "text/event-stream", "event: message\ndata: {}\n\n").await;
+        assert!(matches!(
+            sse_error(&url).await,
+            HttpTransportError::NoEndpoint { .. }
+        ));
+        let url = server(
+            200,
+            "text/event-stream",
+            "event: endpoint\ndata: http://elsewhere.invalid/messages\n\n",
+        )
+        .await;
+        let error = sse_error(&url).await;
+        assert!(error.to_string().contains("not the origin"), "{error}");
+        let url = server(503, "text/plain", "down").await;
+        let error = sse_error(&url).await.to_string();
+        assert!(error.contains("HTTP 503: down"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn sse_endpoint_is_resolved_against_the_stream_url() {
+        let url = server(
+            200,
+            "text/event-stream",
+            "event: endpoint\ndata: /messages/?session_id=abc\n\n",
+        )
+        .await;
+        let http = super::super::http_client::build_http_client().unwrap();
+        let transport = LegacySseTransport::connect(http, &url, http::HeaderMap::new())
+            .await
+            .unwrap();
+        let expected = url.replace("/sse", "/messages/?session_id=abc");
+        assert_eq!(transport.endpoint(), expected);
+    }
 }
