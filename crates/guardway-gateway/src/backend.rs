@@ -78,6 +78,8 @@ const MAX_MONITOR_RESTARTS: u32 = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An agent's stdio process is closed after this long without calls.
 pub const AGENT_PROCESS_IDLE: Duration = Duration::from_secs(6 * 3600);
+/// Wait before another token renewal after one failed.
+const TOKEN_RENEWAL_RETRY: Duration = Duration::from_secs(10);
 /// Period of the sweep closing idle agent processes.
 const AGENT_SWEEP_PERIOD: Duration = Duration::from_secs(300);
 
@@ -516,8 +518,7 @@ impl Backend {
 
     async fn renew_token_connection(&self) {
         let mut slot = self.connection.lock().await;
-        // Cleared first: a failed reconnect must not be retried in a loop
-        // (the next call relaunches, subject to backoff).
+        // Cleared first; a failed reconnect sets the next attempt.
         *self.auth_renew_at.lock() = None;
         if self.health.lock().stopped || slot.is_none() {
             return;
@@ -526,7 +527,28 @@ impl Backend {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.log_backend("INFO", "renewing the github-oidc token; reconnecting");
         tracing::info!(server = %self.id, "renewing the github-oidc token; reconnecting");
-        let _ = self.launch_locked(&mut slot).await;
+        // The old connection keeps serving while the new one is made, and
+        // its calls in flight get the tool timeout to finish.
+        let old = slot.take();
+        match self.launch_locked(&mut slot).await {
+            Ok(_) => {
+                if let Some(old) = old {
+                    let grace = self.tool_timeout;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let _ = old.cancel().await;
+                    });
+                }
+            }
+            Err(_) => {
+                // Keep the old connection (its token may still be valid)
+                // and try again shortly.
+                *slot = old;
+                *self.auth_renew_at.lock() =
+                    Some(std::time::SystemTime::now() + TOKEN_RENEWAL_RETRY);
+                self.auth_changed.notify_one();
+            }
+        }
     }
 
     /// Reconnects after the backend lost the session, unless the connection
