@@ -339,7 +339,48 @@ async fn guarded_series(calls: usize) {
     let (g50, g99) = report("list_issues 30 guarded", &via_list);
     print_added(g50, d50, g99, d99);
     print_paired(&pairs_list);
+    via.cancel().await.unwrap();
+    gw.shutdown().await;
+    unguarded_demo_series(&direct, &issue_read, &list_issues, calls).await;
     direct.cancel().await.unwrap();
+}
+
+/// The same calls through a gateway without a guard in front of the demo
+/// backend: what the HTTP layer and the relay add without the DIFC pipeline.
+async fn unguarded_demo_series(
+    direct: &RunningService<RoleClient, ()>,
+    issue_read: &CallToolRequestParams,
+    list_issues: &CallToolRequestParams,
+    calls: usize,
+) {
+    let server = common::stdio_server(
+        guarded_support::demo_backend()
+            .to_string_lossy()
+            .into_owned(),
+        Vec::new(),
+    );
+    let gw = Gateway::start(common::options(
+        BTreeMap::from([("github".to_owned(), server)]),
+        RoutingMode::Routed,
+    ))
+    .await
+    .unwrap();
+    let via = common::rmcp_client(
+        &format!("http://{}/mcp/github", gw.local_addr()),
+        common::API_KEY,
+    )
+    .await;
+    let (direct_read, via_read, pairs_read) = measure_pairs(direct, &via, issue_read, calls).await;
+    let (direct_list, via_list, pairs_list) = measure_pairs(direct, &via, list_issues, calls).await;
+    println!("the same calls through a gateway without a guard:");
+    let (d50, d99) = report("issue_read direct", &direct_read);
+    let (g50, g99) = report("issue_read unguarded", &via_read);
+    print_added(g50, d50, g99, d99);
+    print_paired(&pairs_read);
+    let (d50, d99) = report("list_issues 30 direct", &direct_list);
+    let (g50, g99) = report("list_issues 30 unguarded", &via_list);
+    print_added(g50, d50, g99, d99);
+    print_paired(&pairs_list);
     via.cancel().await.unwrap();
     gw.shutdown().await;
 }
