@@ -183,6 +183,9 @@ async fn guard_series() {
     };
     let read_response = response("issue_read", &read_args, &read_result);
     let list_response = response("list_issues", &list_args, &list_result);
+    // A write tool gets no response labels: the guest only reads its input
+    // (parses the JSON and the text content inside), the floor of the list.
+    let list_unlabelled = response("create_issue", &list_args, &list_result);
 
     let mut builds = vec![("guard", bench_guard_pool(&bench_guard()).await)];
     if let Some(baseline) = std::env::var_os("GUARDWAY_BENCH_BASELINE_GUARD") {
@@ -210,6 +213,14 @@ async fn guard_series() {
             Box::new(|g| {
                 Box::pin(async {
                     g.label_response(&read_response).await.unwrap();
+                })
+            }),
+        ),
+        (
+            "label_response list 30, input only",
+            Box::new(|g| {
+                Box::pin(async {
+                    g.label_response(&list_unlabelled).await.unwrap();
                 })
             }),
         ),
