@@ -8,7 +8,14 @@
 //!
 //! `cargo bench -p guardway-gateway --bench call_latency` (needs the test
 //! environment: scripts/setup-test-env.sh). `GUARDWAY_BENCH_CALLS` sets the
-//! number of measured calls per side (default 300).
+//! number of measured calls per side (default 300); `GUARDWAY_BENCH_SERIES`
+//! = `echo` or `guarded` runs only those series (default both);
+//! `GUARDWAY_BENCH_GUARD` = a `.wasm` path replaces the sample guard (to
+//! compare two builds of it). The `guard` series times the guard alone
+//! (`label_resource` / `label_response` on the demo backend's real results,
+//! p50 of 1000 calls each, no HTTP or backend); with
+//! `GUARDWAY_BENCH_BASELINE_GUARD` = another `.wasm` it alternates calls of
+//! both builds so that they see the same machine load.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -49,25 +56,199 @@ async fn measure(client: &RunningService<RoleClient, ()>, calls: usize) -> Vec<D
     samples
 }
 
-/// Times `calls` successful calls of `params` (after 20 warm-up calls).
-async fn measure_call(
-    client: &RunningService<RoleClient, ()>,
+/// Times `calls` pairs of the same call, first `direct` then `via` (after
+/// 20 warm-up pairs): both sorted series and the sorted differences
+/// (via − direct, µs) of each pair.
+async fn measure_pairs(
+    direct: &RunningService<RoleClient, ()>,
+    via: &RunningService<RoleClient, ()>,
     params: &CallToolRequestParams,
     calls: usize,
-) -> Vec<Duration> {
+) -> (Vec<Duration>, Vec<Duration>, Vec<f64>) {
     for _ in 0..20 {
-        client.call_tool(params.clone()).await.unwrap();
+        direct.call_tool(params.clone()).await.unwrap();
+        via.call_tool(params.clone()).await.unwrap();
     }
-    let mut samples = Vec::with_capacity(calls);
+    let mut direct_samples = Vec::with_capacity(calls);
+    let mut via_samples = Vec::with_capacity(calls);
+    let mut differences = Vec::with_capacity(calls);
     for _ in 0..calls {
-        let params = params.clone();
-        let start = Instant::now();
-        let result = client.call_tool(params).await.unwrap();
-        samples.push(start.elapsed());
-        assert_ne!(result.is_error, Some(true), "{}", common::text_of(&result));
+        let mut pair = [Duration::ZERO; 2];
+        for (side, client) in [direct, via].into_iter().enumerate() {
+            let start = Instant::now();
+            let result = client.call_tool(params.clone()).await.unwrap();
+            pair[side] = start.elapsed();
+            assert_ne!(result.is_error, Some(true), "{}", common::text_of(&result));
+        }
+        direct_samples.push(pair[0]);
+        via_samples.push(pair[1]);
+        differences.push((pair[1].as_secs_f64() - pair[0].as_secs_f64()) * 1e6);
     }
-    samples.sort();
-    samples
+    direct_samples.sort();
+    via_samples.sort();
+    differences.sort_by(f64::total_cmp);
+    (direct_samples, via_samples, differences)
+}
+
+fn print_paired(differences: &[f64]) {
+    let at = |p: f64| {
+        let rank = ((differences.len() as f64 - 1.0) * p).round() as usize;
+        differences[rank.min(differences.len() - 1)]
+    };
+    println!(
+        "added, paired (median of via − direct per pair): p50 {:+.0}µs, p90 {:+.0}µs",
+        at(0.5),
+        at(0.9)
+    );
+}
+
+/// The sample guard build under test (`GUARDWAY_BENCH_GUARD`, else the
+/// repository's).
+fn bench_guard() -> std::path::PathBuf {
+    std::env::var_os("GUARDWAY_BENCH_GUARD")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(guarded_support::sample_guard)
+}
+
+/// Answers the guard's repository look-ups (`search_repositories`
+/// `repo:o/r`) with a public repository, as the demo backend does.
+struct PublicRepos;
+
+impl guardway_wasm::Backend for PublicRepos {
+    fn call_tool<'a>(
+        &'a self,
+        tool: &'a str,
+        args: serde_json::Value,
+    ) -> guardway_wasm::BoxFuture<'a, Result<serde_json::Value, guardway_wasm::BackendCallError>>
+    {
+        Box::pin(async move {
+            if tool != "search_repositories" {
+                return Err(guardway_wasm::BackendCallError::ToolNotAllowed {
+                    tool: tool.to_owned(),
+                });
+            }
+            let query = args.get("query").and_then(|q| q.as_str()).unwrap_or("");
+            let page = json!({"total_count": 1, "items": [{
+                "full_name": query.trim_start_matches("repo:"), "private": false,
+                "visibility": "public"}]});
+            Ok(json!({"content": [{"type": "text", "text": page.to_string()}]}))
+        })
+    }
+}
+
+/// A ready `Guard` of the wasm file at `path` with the bench policy.
+async fn bench_guard_pool(path: &std::path::Path) -> guardway_wasm::Guard {
+    let options = guardway_wasm::GuardOptions::default();
+    let module = guardway_wasm::GuardModule::from_file(path, &options).unwrap();
+    guardway_wasm::Guard::new(
+        module,
+        &json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved"}}),
+        options,
+        Some(Arc::new(PublicRepos)),
+    )
+    .await
+    .unwrap()
+}
+
+/// The guard alone: label_resource of issue_read, label_response of
+/// issue_read and of list_issues (30), on the demo backend's results.
+async fn guard_series() {
+    const CALLS: usize = 1000;
+    let direct = direct_demo_client().await;
+    let number = approved_issue(&direct).await;
+    let read_args =
+        json!({"method": "get", "owner": "octo-org", "repo": "api", "issue_number": number});
+    let list_args = json!({"owner": "octo-org", "repo": "api", "perPage": 30});
+    let read_result = direct
+        .call_tool(common::call("issue_read", read_args.clone()))
+        .await
+        .unwrap();
+    let list_result = direct
+        .call_tool(common::call("list_issues", list_args.clone()))
+        .await
+        .unwrap();
+    direct.cancel().await.unwrap();
+    let resource = guardway_difc::LabelResourceInput {
+        tool_name: "issue_read".into(),
+        tool_args: read_args.clone(),
+        capabilities: Some(json!({})),
+    };
+    let response = |tool: &str, args: &serde_json::Value, result: &rmcp::model::CallToolResult| {
+        guardway_difc::LabelResponseInput {
+            tool_name: tool.into(),
+            tool_result: serde_json::to_value(result).unwrap(),
+            tool_args: Some(args.clone()),
+            capabilities: Some(json!({})),
+        }
+    };
+    let read_response = response("issue_read", &read_args, &read_result);
+    let list_response = response("list_issues", &list_args, &list_result);
+    // A write tool gets no response labels: the guest only reads its input
+    // (parses the JSON and the text content inside), the floor of the list.
+    let list_unlabelled = response("create_issue", &list_args, &list_result);
+
+    let mut builds = vec![("guard", bench_guard_pool(&bench_guard()).await)];
+    if let Some(baseline) = std::env::var_os("GUARDWAY_BENCH_BASELINE_GUARD") {
+        builds.push((
+            "baseline",
+            bench_guard_pool(std::path::Path::new(&baseline)).await,
+        ));
+    }
+    println!("guard alone (p50 of {CALLS} calls each):");
+    type Step<'a> = (
+        &'a str,
+        Box<dyn Fn(&'a guardway_wasm::Guard) -> futures::future::BoxFuture<'a, ()> + 'a>,
+    );
+    let steps: Vec<Step<'_>> = vec![
+        (
+            "label_resource issue_read",
+            Box::new(|g| {
+                Box::pin(async {
+                    g.label_resource(&resource).await.unwrap();
+                })
+            }),
+        ),
+        (
+            "label_response issue_read",
+            Box::new(|g| {
+                Box::pin(async {
+                    g.label_response(&read_response).await.unwrap();
+                })
+            }),
+        ),
+        (
+            "label_response list 30, input only",
+            Box::new(|g| {
+                Box::pin(async {
+                    g.label_response(&list_unlabelled).await.unwrap();
+                })
+            }),
+        ),
+        (
+            "label_response list 30",
+            Box::new(|g| {
+                Box::pin(async {
+                    g.label_response(&list_response).await.unwrap();
+                })
+            }),
+        ),
+    ];
+    for (label, step) in &steps {
+        let mut samples = vec![Vec::with_capacity(CALLS); builds.len()];
+        for round in 0..CALLS + 50 {
+            for (index, (_, guard)) in builds.iter().enumerate() {
+                let start = Instant::now();
+                step(guard).await;
+                if round >= 50 {
+                    samples[index].push(start.elapsed());
+                }
+            }
+        }
+        for ((name, _), mut series) in builds.iter().zip(samples) {
+            series.sort();
+            report(&format!("{label} ({name})"), &series);
+        }
+    }
 }
 
 /// A client of the demo backend over stdio, spawned directly.
@@ -117,8 +298,6 @@ async fn guarded_series(calls: usize) {
         "list_issues",
         json!({"owner": "octo-org", "repo": "api", "perPage": 30}),
     );
-    let direct_read = measure_call(&direct, &issue_read, calls).await;
-    let direct_list = measure_call(&direct, &list_issues, calls).await;
 
     let mut server = common::stdio_server(
         guarded_support::demo_backend()
@@ -137,7 +316,11 @@ async fn guarded_series(calls: usize) {
         "sample".to_owned(),
         GuardConfig {
             kind: "wasm".into(),
-            path: Some(guarded_support::sample_guard()),
+            path: Some(
+                std::env::var_os("GUARDWAY_BENCH_GUARD")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(guarded_support::sample_guard),
+            ),
             policy: None,
             config: None,
         },
@@ -151,17 +334,64 @@ async fn guarded_series(calls: usize) {
         common::API_KEY,
     )
     .await;
-    let via_read = measure_call(&via, &issue_read, calls).await;
-    let via_list = measure_call(&via, &list_issues, calls).await;
+    // Direct and guarded calls alternate, so that both sides of a
+    // comparison see the same machine load.
+    let (direct_read, via_read, pairs_read) =
+        measure_pairs(&direct, &via, &issue_read, calls).await;
+    let (direct_list, via_list, pairs_list) =
+        measure_pairs(&direct, &via, &list_issues, calls).await;
 
     println!("guarded tools/call, demo backend (stdio) behind the sample guard:");
     let (d50, d99) = report(&format!("issue_read #{number} direct"), &direct_read);
     let (g50, g99) = report("issue_read guarded", &via_read);
     print_added(g50, d50, g99, d99);
+    print_paired(&pairs_read);
     let (d50, d99) = report("list_issues 30 direct", &direct_list);
     let (g50, g99) = report("list_issues 30 guarded", &via_list);
     print_added(g50, d50, g99, d99);
+    print_paired(&pairs_list);
+    via.cancel().await.unwrap();
+    gw.shutdown().await;
+    unguarded_demo_series(&direct, &issue_read, &list_issues, calls).await;
     direct.cancel().await.unwrap();
+}
+
+/// The same calls through a gateway without a guard in front of the demo
+/// backend: what the HTTP layer and the relay add without the DIFC pipeline.
+async fn unguarded_demo_series(
+    direct: &RunningService<RoleClient, ()>,
+    issue_read: &CallToolRequestParams,
+    list_issues: &CallToolRequestParams,
+    calls: usize,
+) {
+    let server = common::stdio_server(
+        guarded_support::demo_backend()
+            .to_string_lossy()
+            .into_owned(),
+        Vec::new(),
+    );
+    let gw = Gateway::start(common::options(
+        BTreeMap::from([("github".to_owned(), server)]),
+        RoutingMode::Routed,
+    ))
+    .await
+    .unwrap();
+    let via = common::rmcp_client(
+        &format!("http://{}/mcp/github", gw.local_addr()),
+        common::API_KEY,
+    )
+    .await;
+    let (direct_read, via_read, pairs_read) = measure_pairs(direct, &via, issue_read, calls).await;
+    let (direct_list, via_list, pairs_list) = measure_pairs(direct, &via, list_issues, calls).await;
+    println!("the same calls through a gateway without a guard:");
+    let (d50, d99) = report("issue_read direct", &direct_read);
+    let (g50, g99) = report("issue_read unguarded", &via_read);
+    print_added(g50, d50, g99, d99);
+    print_paired(&pairs_read);
+    let (d50, d99) = report("list_issues 30 direct", &direct_list);
+    let (g50, g99) = report("list_issues 30 unguarded", &via_list);
+    print_added(g50, d50, g99, d99);
+    print_paired(&pairs_list);
     via.cancel().await.unwrap();
     gw.shutdown().await;
 }
@@ -198,42 +428,61 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let series = std::env::var("GUARDWAY_BENCH_SERIES").unwrap_or_default();
+    let (echo, guarded) = match series.as_str() {
+        "echo" => (true, false),
+        "guarded" => (false, true),
+        "guard" => (false, false),
+        _ => (true, true),
+    };
+    let guard_only = matches!(series.as_str(), "guard" | "");
     runtime.block_on(async move {
-        let backend = common::echo_backend("bench");
-        let ServerTransport::Stdio { command, args, .. } = backend.transport.clone() else {
-            unreachable!("the echo backend is a stdio server")
-        };
-
-        let mut cmd = tokio::process::Command::new(command);
-        cmd.args(args);
-        let (transport, _) = TokioChildProcess::builder(cmd)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let direct = ().serve(transport).await.unwrap();
-        let direct_samples = measure(&direct, calls).await;
-
-        let gw = Gateway::start(common::options(
-            BTreeMap::from([("bench".to_owned(), backend)]),
-            RoutingMode::Routed,
-        ))
-        .await
-        .unwrap();
-        let via = common::rmcp_client(
-            &format!("http://{}/mcp/bench", gw.local_addr()),
-            common::API_KEY,
-        )
-        .await;
-        let via_samples = measure(&via, calls).await;
-
-        println!("tools/call echo, Python FastMCP stdio backend:");
-        let (d50, d99) = report("direct (stdio)", &direct_samples);
-        let (g50, g99) = report("via gateway (http)", &via_samples);
-        print_added(g50, d50, g99, d99);
-        direct.cancel().await.unwrap();
-        via.cancel().await.unwrap();
-        gw.shutdown().await;
-
-        guarded_series(calls).await;
+        if echo {
+            echo_series(calls).await;
+        }
+        if guarded {
+            guarded_series(calls).await;
+        }
+        if guard_only {
+            guard_series().await;
+        }
     });
+}
+
+/// Direct and routed series of the Python echo backend's `echo`.
+async fn echo_series(calls: usize) {
+    let backend = common::echo_backend("bench");
+    let ServerTransport::Stdio { command, args, .. } = backend.transport.clone() else {
+        unreachable!("the echo backend is a stdio server")
+    };
+
+    let mut cmd = tokio::process::Command::new(command);
+    cmd.args(args);
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let direct = ().serve(transport).await.unwrap();
+    let direct_samples = measure(&direct, calls).await;
+
+    let gw = Gateway::start(common::options(
+        BTreeMap::from([("bench".to_owned(), backend)]),
+        RoutingMode::Routed,
+    ))
+    .await
+    .unwrap();
+    let via = common::rmcp_client(
+        &format!("http://{}/mcp/bench", gw.local_addr()),
+        common::API_KEY,
+    )
+    .await;
+    let via_samples = measure(&via, calls).await;
+
+    println!("tools/call echo, Python FastMCP stdio backend:");
+    let (d50, d99) = report("direct (stdio)", &direct_samples);
+    let (g50, g99) = report("via gateway (http)", &via_samples);
+    print_added(g50, d50, g99, d99);
+    direct.cancel().await.unwrap();
+    via.cancel().await.unwrap();
+    gw.shutdown().await;
 }

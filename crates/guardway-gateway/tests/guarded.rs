@@ -195,3 +195,158 @@ async fn require_guards_makes_a_load_failure_fatal() {
     assert!(error.contains("broken"), "{error}");
     assert!(error.contains("absent.wasm"), "{error}");
 }
+
+/// The `/metrics` body of a running gateway.
+async fn metrics_body(gateway: &guardway_gateway::RunningGateway) -> String {
+    reqwest::get(format!("http://{}/metrics", gateway.local_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_call_limits_per_session_through_the_python_sdk() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let call_log = dir.path().join("github-calls.jsonl");
+    let servers = BTreeMap::from([(
+        "github".to_owned(),
+        guarded(
+            demo_server(Some(&call_log)),
+            "sample",
+            Some(
+                json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved",
+                "tool-call-limits": {"issue_read": 2, "list_issues": 0}}}),
+            ),
+        ),
+    )]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.config.guards = BTreeMap::from([(
+        "sample".to_owned(),
+        wasm_guard(&guarded_support::sample_guard()),
+    )]);
+    let pipeline = Arc::new(GuardPipeline::new(&options));
+    let gateway = Gateway::start_with_interceptor(options, pipeline.clone())
+        .await
+        .unwrap();
+
+    // An approved octo-org/api issue: the first item the filtered list keeps.
+    let probe = common::rmcp_client(
+        &format!("http://{}/mcp/github", gateway.local_addr()),
+        common::API_KEY,
+    )
+    .await;
+    let listed = probe
+        .call_tool(common::call(
+            "list_issues",
+            json!({"owner": "octo-org", "repo": "api", "perPage": 60}),
+        ))
+        .await
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_str(
+        listed.content[0]
+            .as_text()
+            .map(|t| t.text.as_str())
+            .unwrap(),
+    )
+    .unwrap();
+    let approved = listed[0]["number"].as_u64().unwrap();
+    probe.cancel().await.unwrap();
+
+    let output = tokio::process::Command::new(common::python())
+        .arg(guarded_support::limits_client_script())
+        .env("GUARDED_URL", format!("http://{}", gateway.local_addr()))
+        .env("GATEWAY_API_KEY", common::API_KEY)
+        .env("APPROVED_ISSUE", approved.to_string())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "client failed:\n{stdout}\n{stderr}"
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let refused = "0: tool call limit reached for \"issue_read\" (max: 2)";
+    let expected = json!(["ok", "ok", refused, "ok", refused]);
+    assert_eq!(seen["first"], expected, "{stderr}");
+    assert_eq!(seen["second"], expected, "a new session starts from zero");
+
+    // Refused calls never reach the backend: 2 reads per session.
+    let log = std::fs::read_to_string(&call_log).unwrap();
+    let reads = log.lines().filter(|l| l.contains("\"issue_read\"")).count();
+    assert_eq!(reads, 4, "{log}");
+    let metrics = pipeline.metrics();
+    assert_eq!(
+        metrics.counter("guardway_denials_total", &["github", "issue_read", "limit"]),
+        4
+    );
+    let body = metrics_body(&gateway).await;
+    assert!(
+        body.contains(
+            "guardway_denials_total{server=\"github\",tool=\"issue_read\",stage=\"limit\"} 4\n"
+        ),
+        "{body}"
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_agent_trap_on_a_new_policy_counts_as_a_guard_fault() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let trap = guarded_support::write_file(
+        dir.path(),
+        "agent-trap.wasm",
+        &guarded_support::wat_guard_with_agent(Some("unreachable"), "(i32.const 0)"),
+    );
+    let servers = BTreeMap::from([(
+        "agent_trap".to_owned(),
+        guarded(demo_server(None), "agent_trap", None),
+    )]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.config.guards = BTreeMap::from([("agent_trap".to_owned(), wasm_guard(&trap))]);
+    let pipeline = Arc::new(GuardPipeline::new(&options));
+    let gateway = Gateway::start_with_interceptor(options, pipeline.clone())
+        .await
+        .unwrap();
+    // Start-up tried the policy once; the call tries it again.
+    let client = common::rmcp_client(
+        &format!("http://{}/mcp/agent_trap", gateway.local_addr()),
+        common::API_KEY,
+    )
+    .await;
+    let error = client
+        .call_tool(common::call(
+            "list_issues",
+            json!({"owner": "o", "repo": "r"}),
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("guard session initialization failed: LabelAgent failed:"),
+        "{error}"
+    );
+    client.cancel().await.unwrap();
+    let body = metrics_body(&gateway).await;
+    assert!(
+        body.contains("guardway_guard_faults_total{server=\"agent_trap\",kind=\"trap\"} 2\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("guardway_guard_faults_total{server=\"agent_trap\",kind=\"timeout\"} 0\n"),
+        "{body}"
+    );
+    assert_eq!(
+        pipeline.metrics().counter(
+            "guardway_denials_total",
+            &["agent_trap", "list_issues", "guard_error"]
+        ),
+        1
+    );
+    gateway.shutdown().await;
+}

@@ -52,9 +52,85 @@ pub fn preview(text: &str, max_bytes: usize) -> &str {
     &text[..end]
 }
 
+/// The first `max_bytes` bytes of `value`'s compact JSON text, cut at a
+/// character boundary: the same text as `preview(&value.to_string(),
+/// max_bytes)`, but serialisation stops soon after `max_bytes`, so a
+/// preview of a large input costs little.
+pub fn json_preview(value: &serde_json::Value, max_bytes: usize) -> String {
+    let mut writer = BoundedWriter {
+        bytes: Vec::with_capacity(max_bytes.saturating_add(8).min(4096)),
+        // Four bytes past the cut: whatever UTF-8 sequence is left unfinished
+        // at the end of what was written starts after `max_bytes`.
+        limit: max_bytes.saturating_add(4),
+    };
+    // The writer stops serialisation with an error once it holds enough.
+    let _ = serde_json::to_writer(&mut writer, value);
+    let text = String::from_utf8_lossy(&writer.bytes);
+    preview(&text, max_bytes).to_owned()
+}
+
+/// Collects written bytes and fails once it holds `limit` of them.
+struct BoundedWriter {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for BoundedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.limit.saturating_sub(self.bytes.len());
+        if room == 0 {
+            return Err(std::io::Error::other("preview complete"));
+        }
+        let taken = buf.len().min(room);
+        self.bytes.extend_from_slice(&buf[..taken]);
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_preview_equals_the_preview_of_the_whole_text() {
+        let value = serde_json::json!({
+            "tool_name": "list_issues",
+            "tool_result": {"content": [{"type": "text",
+                "text": "[{\"title\": \"é😀\\\"quoted\\\"\"}]".repeat(40)}]},
+            "tool_args": {"owner": "octo-org", "note": "ééé😀😀😀"},
+        });
+        let whole = value.to_string();
+        for max in [
+            0,
+            1,
+            2,
+            3,
+            10,
+            37,
+            100,
+            255,
+            256,
+            257,
+            1000,
+            whole.len(),
+            whole.len() + 9,
+        ] {
+            assert_eq!(json_preview(&value, max), preview(&whole, max), "max {max}");
+        }
+        let multibyte = serde_json::json!(["😀é".repeat(100)]);
+        let whole = multibyte.to_string();
+        for max in 0..40 {
+            assert_eq!(
+                json_preview(&multibyte, max),
+                preview(&whole, max),
+                "max {max}"
+            );
+        }
+    }
 
     #[test]
     fn preview_cuts_at_char_boundary() {

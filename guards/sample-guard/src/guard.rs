@@ -56,8 +56,7 @@ fn json_field<'a>(input: &'a Value, key: &str) -> Cow<'a, Value> {
 }
 
 fn input_preview(input: &Value) -> String {
-    let text = input.to_string();
-    log::preview(&text, PREVIEW_BYTES).to_owned()
+    log::json_preview(input, PREVIEW_BYTES)
 }
 
 /// Where a list sits in a result: the root array or a known array field.

@@ -6,6 +6,7 @@
 
 mod binding;
 mod call_backend;
+mod limits;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall};
 use crate::server::gateway_error;
 
 pub use binding::{BoundGuard, GuardSource, discover_guard_file, label_agent_payload};
+pub use limits::{CallCounters, ToolCallLimits, split_tool_call_limits};
 
 /// `tracing` target of the per-call decision lines.
 pub const DIFC_LOG_TARGET: &str = "guardway::difc";
@@ -43,10 +45,38 @@ struct ServerGuard {
     bound: BoundGuard,
     /// The validated `label_agent` payload, if a policy resolves.
     policy: Option<Result<Value, String>>,
+    /// `policy`'s payload serialised once: the key of its pool and of the
+    /// per-session state.
+    payload_text: String,
     /// One `Guard` (instance pool) per serialised policy payload.
     pools: tokio::sync::Mutex<HashMap<String, Guard>>,
     /// The pools, readable without awaiting (health, metrics).
     pools_view: Mutex<Vec<Guard>>,
+    /// Per-session `tool-call-limits` of the server's policy.
+    limits: ToolCallLimits,
+    /// Faults of `label_agent` calls that never produced a pool (a policy
+    /// the guard trapped on), which no pool's statistics can show.
+    init_faults: Mutex<GuardFaults>,
+}
+
+/// Fault counts by kind (the `kind` label of `guardway_guard_faults_total`).
+#[derive(Debug, Clone, Copy, Default)]
+struct GuardFaults {
+    traps: u64,
+    timeouts: u64,
+    memory_limits: u64,
+}
+
+impl GuardFaults {
+    /// Counts `error` when it is a fault (trap, timeout, memory cap).
+    fn record(&mut self, error: &guardway_wasm::GuardError) {
+        match error {
+            guardway_wasm::GuardError::Trap { .. } => self.traps += 1,
+            guardway_wasm::GuardError::Timeout { .. } => self.timeouts += 1,
+            guardway_wasm::GuardError::MemoryLimit { .. } => self.memory_limits += 1,
+            _ => {}
+        }
+    }
 }
 
 /// Per (session, server): the payload `label_agent` ran for and its mode.
@@ -77,6 +107,7 @@ pub struct GuardPipeline {
     backends: OnceLock<BTreeMap<String, Arc<Backend>>>,
     registry: AgentRegistry,
     sessions: Mutex<HashMap<(String, String), SessionState>>,
+    call_counts: CallCounters,
     metrics: MetricsRegistry,
 }
 
@@ -129,6 +160,7 @@ impl GuardPipeline {
             backends: OnceLock::new(),
             registry: AgentRegistry::new(),
             sessions: Mutex::new(HashMap::new()),
+            call_counts: CallCounters::default(),
             metrics: MetricsRegistry::new(),
         }
     }
@@ -168,9 +200,17 @@ impl GuardPipeline {
                     name: id.clone(),
                     reason: format!("guard loading panicked: {error}"),
                 });
+            // The limits leave the payload here (see `limits` for why).
+            let split = raw.map(split_tool_call_limits);
+            let limits = match &split {
+                Some(Ok((_, limits))) => limits.clone(),
+                _ => ToolCallLimits::default(),
+            };
             let policy = match &loaded {
-                BoundGuard::Wasm { .. } => raw.map(|policy| {
-                    binding::label_agent_payload(policy, &self.config.gateway.trusted_bots)
+                BoundGuard::Wasm { .. } => split.map(|split| {
+                    split.and_then(|(policy, _)| {
+                        binding::label_agent_payload(policy, &self.config.gateway.trusted_bots)
+                    })
                 }),
                 _ => None,
             };
@@ -196,16 +236,23 @@ impl GuardPipeline {
                 }
                 _ => {}
             }
+            let payload_text = match &policy {
+                Some(Ok(payload)) => payload.to_string(),
+                _ => String::new(),
+            };
             let guard = Arc::new(ServerGuard {
                 bound: loaded,
                 policy,
+                payload_text,
                 pools: tokio::sync::Mutex::new(HashMap::new()),
                 pools_view: Mutex::new(Vec::new()),
+                limits,
+                init_faults: Mutex::new(GuardFaults::default()),
             });
             // Create the pool for the configured policy now, so that the
             // first call does not pay for it and a rejected policy shows.
             if let Some(Ok(payload)) = &guard.policy
-                && let Err(error) = self.pool_for(&guard, payload).await
+                && let Err(error) = self.pool_for(&guard, payload, &guard.payload_text).await
             {
                 tracing::error!(target: DIFC_LOG_TARGET, server = %id, %error,
                     "guard rejected its policy at start-up");
@@ -221,13 +268,18 @@ impl GuardPipeline {
     }
 
     /// The `Guard` serving `payload` on a server, created on first use.
-    async fn pool_for(&self, server: &ServerGuard, payload: &Value) -> Result<Guard, String> {
+    /// `key` is `payload` serialised.
+    async fn pool_for(
+        &self,
+        server: &ServerGuard,
+        payload: &Value,
+        key: &str,
+    ) -> Result<Guard, String> {
         let BoundGuard::Wasm { module, link, .. } = &server.bound else {
             return Err("not a wasm guard".to_owned());
         };
-        let key = payload.to_string();
         let mut pools = server.pools.lock().await;
-        if let Some(guard) = pools.get(&key) {
+        if let Some(guard) = pools.get(key) {
             return Ok(guard.clone());
         }
         let backend: Arc<dyn guardway_wasm::Backend> = link.clone();
@@ -238,8 +290,11 @@ impl GuardPipeline {
             Some(backend),
         )
         .await
-        .map_err(|e| e.to_string())?;
-        pools.insert(key, guard.clone());
+        .map_err(|error| {
+            server.init_faults.lock().record(&error);
+            error.to_string()
+        })?;
+        pools.insert(key.to_owned(), guard.clone());
         server.pools_view.lock().push(guard.clone());
         Ok(guard)
     }
@@ -274,22 +329,30 @@ impl GuardPipeline {
                     }
                     None => return Ok((Labeler::Noop, self.default_mode)),
                 };
-                let guard = self.pool_for(server, payload).await.map_err(|error| {
-                    format!("guard session initialization failed: LabelAgent failed: {error}")
-                })?;
+                let serialised = &server.payload_text;
+                let guard = self
+                    .pool_for(server, payload, serialised)
+                    .await
+                    .map_err(|error| {
+                        format!("guard session initialization failed: LabelAgent failed: {error}")
+                    })?;
                 let key = (session.to_owned(), server_id.to_owned());
-                let serialised = payload.to_string();
-                let known = self.sessions.lock().get(&key).cloned();
+                let known = self
+                    .sessions
+                    .lock()
+                    .get(&key)
+                    .filter(|state| state.payload == *serialised)
+                    .map(|state| state.mode);
                 let mode = match known {
-                    Some(state) if state.payload == serialised => state.mode,
-                    _ => {
+                    Some(mode) => mode,
+                    None => {
                         let labels = guard.agent_labels();
                         self.registry.apply_agent_labels(agent_id, labels);
                         let mode = labels.difc_mode;
                         self.sessions.lock().insert(
                             key,
                             SessionState {
-                                payload: serialised,
+                                payload: serialised.clone(),
                                 mode,
                             },
                         );
@@ -382,6 +445,14 @@ impl GuardPipeline {
             }
         };
         decision.mode = Some(mode);
+        if let Err(text) = self
+            .call_counts
+            .admit(&server.limits, &session, &server_id, &tool)
+        {
+            self.count_denial(&server_id, &tool, "limit");
+            decision.log("deny", &text, None);
+            return Err(gateway_error(text));
+        }
         let resource = match self.label_resource(&labeler, &server_id, &call).await {
             Ok(resource) => resource,
             Err(text) => {
@@ -495,7 +566,8 @@ impl GuardPipeline {
                 &[server_id, tool],
                 removed as u64,
             );
-            for item in &filtered.outcome.filtered {
+            let logged = tracing::enabled!(target: DIFC_LOG_TARGET, tracing::Level::INFO);
+            for item in filtered.outcome.filtered.iter().filter(|_| logged) {
                 if let Some(labeled) = items.get(item.index) {
                     let record =
                         guardway_difc::filtered_item_record(server_id, tool, labeled, item);
@@ -535,7 +607,7 @@ impl GuardPipeline {
     fn count_denial(&self, server: &str, tool: &str, stage: &str) {
         self.metrics.add(
             "guardway_denials_total",
-            "tools/call requests refused by the DIFC pipeline (stage: coarse, response, guard_error).",
+            "tools/call requests refused by the DIFC pipeline (stage: limit, coarse, response, guard_error).",
             &["server", "tool", "stage"],
             &[server, tool, stage],
             1,
@@ -589,6 +661,10 @@ impl GuardPipeline {
             for (id, server) in servers {
                 let pools = server.pools_view.lock().clone();
                 let mut totals = guardway_wasm::GuardStats::default();
+                let init_faults = *server.init_faults.lock();
+                totals.traps += init_faults.traps;
+                totals.timeouts += init_faults.timeouts;
+                totals.memory_limits += init_faults.memory_limits;
                 let mut is_quarantined = false;
                 for guard in &pools {
                     let stats = guard.stats();

@@ -66,9 +66,22 @@ pub fn sample_guard() -> PathBuf {
 /// A guard whose `label_agent` gives empty labels (filter mode) and whose
 /// `label_resource` runs `body` (e.g. `unreachable` or an endless loop).
 pub fn wat_guard(label_resource_body: &str) -> Vec<u8> {
+    wat_guard_with_agent(None, label_resource_body)
+}
+
+/// As [`wat_guard`], with `label_agent` running `label_agent_body` instead
+/// of answering empty labels when one is given (e.g. `unreachable`).
+pub fn wat_guard_with_agent(label_agent_body: Option<&str>, label_resource_body: &str) -> Vec<u8> {
     let agent = r#"{"agent":{"secrecy":[],"integrity":[]},"difc_mode":"filter"}"#;
     let escaped = agent.replace('"', "\\\"");
     let len = agent.len();
+    let label_agent_body = label_agent_body.map(str::to_owned).unwrap_or_else(|| {
+        format!(
+            "(if (i32.lt_u (local.get 3) (i32.const {len})) (then (return (i32.const -2))))
+    (memory.copy (local.get 2) (i32.const 256) (i32.const {len}))
+    (i32.const {len})"
+        )
+    });
     let text = format!(
         r#"(module
   (import "env" "host_log" (func $host_log (param i32 i32 i32)))
@@ -85,9 +98,7 @@ pub fn wat_guard(label_resource_body: &str) -> Vec<u8> {
     (local.get $ptr))
   (func (export "dealloc") (param i32 i32))
   (func (export "label_agent") (param i32 i32 i32 i32) (result i32)
-    (if (i32.lt_u (local.get 3) (i32.const {len})) (then (return (i32.const -2))))
-    (memory.copy (local.get 2) (i32.const 256) (i32.const {len}))
-    (i32.const {len}))
+    {label_agent_body})
   (func (export "label_resource") (param i32 i32 i32 i32) (result i32)
     {label_resource_body})
   (func (export "label_response") (param i32 i32 i32 i32) (result i32)
@@ -102,6 +113,11 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
+}
+
+/// The Python MCP SDK client of the tool-call limit test.
+pub fn limits_client_script() -> PathBuf {
+    repo_root().join("crates/guardway-gateway/tests/guarded_support/limits_client.py")
 }
 
 /// `$GUARDWAY_PYTHON`, else `.venv/bin/python`.
