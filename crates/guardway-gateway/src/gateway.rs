@@ -85,6 +85,7 @@ fn build_core(
         relay,
         interceptor,
         in_flight: Default::default(),
+        postprocess: crate::postprocess::ResultPostProcessor::new(settings),
     })
 }
 
