@@ -102,7 +102,9 @@ fn describe_load_error(code: &str, error: jaq_core::load::Error<&str>) -> String
         Error::Lex(errors) => {
             for (expect, at) in errors {
                 let text = match expect {
-                    jaq_core::load::lex::Expect::Delim(open) => format!("unclosed '{open}'"),
+                    jaq_core::load::lex::Expect::Delim(open) => {
+                        format!("unclosed '{open}': expected {}", expect.as_str())
+                    }
                     other => format!("expected {}", other.as_str()),
                 };
                 parts.push(format!("{text} at column {}", column(code, at)));
