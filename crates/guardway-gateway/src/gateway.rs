@@ -89,6 +89,13 @@ fn build_core(
     })
 }
 
+fn mode_name(mode: RoutingMode) -> &'static str {
+    match mode {
+        RoutingMode::Routed => "routed",
+        RoutingMode::Unified => "unified",
+    }
+}
+
 /// Writes `tools.json` with every backend's allowed tools.
 fn write_tools_file(core: &GatewayCore, log_files: &LogFiles) {
     let servers = core
@@ -232,6 +239,12 @@ impl Gateway {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
+        log_files.write_startup_digest(&crate::logfiles::startup_digest(
+            &options,
+            &core,
+            mode_name(options.mode),
+            &local_addr.to_string(),
+        ));
         tracing::info!(%local_addr, mode = ?options.mode, "gateway listening");
         Ok(RunningGateway {
             local_addr,
@@ -417,6 +430,12 @@ impl Gateway {
         launch_all(&core, options.config.sequential_launch).await;
         prepare_interceptor(&core).await?;
         write_tools_file(&core, &log_files);
+        log_files.write_startup_digest(&crate::logfiles::startup_digest(
+            &options,
+            &core,
+            "stdio (unified)",
+            "stdin/stdout",
+        ));
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
         let session = AgentSession::new(core.clone(), SessionScope::Unified);
