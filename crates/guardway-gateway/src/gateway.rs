@@ -16,7 +16,7 @@ use crate::backend::Backend;
 use crate::config::{RoutingMode, ServeOptions};
 use crate::error::GatewayError;
 use crate::http::HttpState;
-use crate::logfiles::LogFiles;
+use crate::logfiles::{LogFiles, startup_digest};
 use crate::pipeline::{CallInterceptor, PassThrough};
 use crate::relay::NotificationRelay;
 use crate::server::{AgentSession, GatewayCore, SessionScope};
@@ -87,13 +87,6 @@ fn build_core(
         in_flight: Default::default(),
         postprocess: crate::postprocess::ResultPostProcessor::new(settings),
     })
-}
-
-fn mode_name(mode: RoutingMode) -> &'static str {
-    match mode {
-        RoutingMode::Routed => "routed",
-        RoutingMode::Unified => "unified",
-    }
 }
 
 /// Writes `tools.json` with every backend's allowed tools.
@@ -239,12 +232,7 @@ impl Gateway {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
-        log_files.write_startup_digest(&crate::logfiles::startup_digest(
-            &options,
-            &core,
-            mode_name(options.mode),
-            &local_addr.to_string(),
-        ));
+        log_files.write_startup_digest(&startup_digest(&options, &core, Some(local_addr)));
         tracing::info!(%local_addr, mode = ?options.mode, "gateway listening");
         Ok(RunningGateway {
             local_addr,
@@ -430,12 +418,7 @@ impl Gateway {
         launch_all(&core, options.config.sequential_launch).await;
         prepare_interceptor(&core).await?;
         write_tools_file(&core, &log_files);
-        log_files.write_startup_digest(&crate::logfiles::startup_digest(
-            &options,
-            &core,
-            "stdio (unified)",
-            "stdin/stdout",
-        ));
+        log_files.write_startup_digest(&startup_digest(&options, &core, None));
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
         let session = AgentSession::new(core.clone(), SessionScope::Unified);

@@ -419,14 +419,18 @@ impl StartupDigest {
 }
 
 /// The start-up digest of a gateway whose backends were launched and whose
-/// interceptor was prepared.
+/// interceptor was prepared; `listen` is `None` for `serve --stdio`.
 pub(crate) fn startup_digest(
     options: &crate::config::ServeOptions,
     core: &crate::server::GatewayCore,
-    mode: &str,
-    listen: &str,
+    listen: Option<std::net::SocketAddr>,
 ) -> StartupDigest {
-    use crate::config::ServerTransport;
+    use crate::config::{RoutingMode, ServerTransport};
+    let (mode, listen) = match (listen, options.mode) {
+        (None, _) => ("stdio (unified)", "stdin/stdout".to_owned()),
+        (Some(addr), RoutingMode::Routed) => ("routed", addr.to_string()),
+        (Some(addr), RoutingMode::Unified) => ("unified", addr.to_string()),
+    };
     let servers = core
         .backends
         .iter()
@@ -456,7 +460,7 @@ pub(crate) fn startup_digest(
     StartupDigest {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         mode: mode.to_owned(),
-        listen: listen.to_owned(),
+        listen,
         servers,
         guards: core.interceptor.guard_states(),
         cache,

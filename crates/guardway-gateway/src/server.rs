@@ -285,10 +285,9 @@ impl ServerHandler for AgentSession {
         .await
         {
             Ok(result) => {
-                (self.core.postprocess)
-                    .apply(backend.id(), result, response_filter, || {
-                        Self::agent_id(&context)
-                    })
+                let agent = || Self::agent_id(&context);
+                let post = &self.core.postprocess;
+                post.apply(backend.id(), result, response_filter, agent)
                     .await
             }
             Err(_) => Err(backend_error(BackendError::Timeout {
