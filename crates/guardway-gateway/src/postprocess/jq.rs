@@ -249,19 +249,14 @@ impl JqFilter {
     }
 }
 
+/// A jq exception as an error; `halt` never exits the process here.
 fn exception(error: jaq_core::Exn<Val>) -> JqRunError {
     match error.get_err() {
         Ok(error) => JqRunError::Failed {
-            message: error_text(&error),
+            message: error.to_string(),
         },
         Err(_) => JqRunError::Halted,
     }
-}
-
-/// The message of a jq error: the string thrown by `error("…")`, else the
-/// error's own description.
-fn error_text(error: &jaq_core::Error<Val>) -> String {
-    error.to_string()
 }
 
 /// A jaq value as JSON: byte strings and non-string object keys are refused,

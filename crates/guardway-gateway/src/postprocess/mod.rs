@@ -6,7 +6,9 @@
 //! [`ResultPostProcessor::apply`] costs one map lookup done by the caller
 //! and a size bound over the content lengths when there is no filter and
 //! the result is small; the jq run and the spill run on tokio's blocking
-//! pool.
+//! pool. A filter that overruns its time limit is abandoned, not stopped:
+//! jaq cannot be interrupted, so its blocking thread runs until the filter
+//! ends (filters come from the operator's configuration, not from agents).
 
 mod jq;
 mod spill;
