@@ -16,7 +16,7 @@ use crate::backend::Backend;
 use crate::config::{RoutingMode, ServeOptions};
 use crate::error::GatewayError;
 use crate::http::HttpState;
-use crate::logfiles::LogFiles;
+use crate::logfiles::{LogFiles, startup_digest};
 use crate::pipeline::{CallInterceptor, PassThrough};
 use crate::relay::NotificationRelay;
 use crate::server::{AgentSession, GatewayCore, SessionScope};
@@ -86,6 +86,7 @@ fn build_core(
         relay,
         interceptor,
         in_flight: Default::default(),
+        postprocess: crate::postprocess::ResultPostProcessor::new(settings),
     })
 }
 
@@ -232,6 +233,7 @@ impl Gateway {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
+        log_files.write_startup_digest(&startup_digest(&options, &core, Some(local_addr)));
         tracing::info!(%local_addr, mode = ?options.mode, "gateway listening");
         Ok(RunningGateway {
             local_addr,
@@ -417,6 +419,7 @@ impl Gateway {
         launch_all(&core, options.config.sequential_launch).await;
         prepare_interceptor(&core).await?;
         write_tools_file(&core, &log_files);
+        log_files.write_startup_digest(&startup_digest(&options, &core, None));
         let monitor_ct = CancellationToken::new();
         spawn_monitor(core.clone(), monitor_ct.clone());
         let session = AgentSession::new(core.clone(), SessionScope::Unified);

@@ -17,6 +17,7 @@ mod http;
 pub mod logfiles;
 pub mod metrics;
 mod pipeline;
+pub mod postprocess;
 mod relay;
 mod server;
 

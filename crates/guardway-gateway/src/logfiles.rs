@@ -1,10 +1,13 @@
 //! The files in the log directory (gateway.md §7): `mcp-gateway.log`,
-//! `<id>.log` per backend, `rpc-messages.jsonl`, `tools.json`, and the
-//! redaction of secrets in everything written there.
+//! `<id>.log` per backend, `rpc-messages.jsonl`, `tools.json`, the
+//! `gateway.md` digest (start-up, then errors and warnings as they
+//! happen), and the redaction of secrets in everything written there.
 //!
-//! [`LogFiles`] is the handle the gateway writes through; when the
-//! directory cannot be created, log lines go to stderr instead and the
-//! JSON files are not written. [`LogFileLayer`] is the `tracing` layer that
+//! [`LogFiles`] is the handle the gateway writes through, one per log
+//! directory and process (opening a directory again returns the live
+//! handle, so the `tracing` layer and the gateway share the digest); when
+//! the directory cannot be created, log lines go to stderr instead and the
+//! JSON and markdown files are not written. [`LogFileLayer`] is the `tracing` layer that
 //! turns the gateway's events into `mcp-gateway.log` (and `<id>.log` for
 //! events carrying a `server` field); [`install_global_logging`] installs it
 //! with a stderr logger for `guardway serve`.
@@ -29,6 +32,14 @@ pub const TOOLS_FILE: &str = "tools.json";
 pub const RPC_SCHEMA: &str = "rpc-message/v2";
 /// Payloads longer than this (after redaction, as JSON text) are cut.
 pub const MAX_RPC_PAYLOAD_CHARS: usize = 10_000;
+/// Name of the markdown digest of start-up, errors and warnings.
+pub const DIGEST_FILE: &str = "gateway.md";
+/// `gateway.md` stops growing at about this size (one closing line says so).
+pub const MAX_DIGEST_BYTES: u64 = 512 * 1024;
+/// Errors and warnings kept in memory until the start-up digest is written.
+const MAX_PENDING_PROBLEMS: usize = 200;
+/// One error or warning line in `gateway.md` is cut to this many characters.
+const MAX_DIGEST_LINE_CHARS: usize = 2_000;
 
 /// Direction of a backend message: `OUT` to the backend, `IN` from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +67,25 @@ pub struct LogFiles {
     main: Mutex<Option<File>>,
     backends: Mutex<HashMap<String, File>>,
     rpc: Mutex<Option<File>>,
+    digest: Mutex<DigestState>,
+}
+
+/// Where `gateway.md` stands: before the start-up digest, problems wait in
+/// `pending`; after it, they are appended until the size bound.
+#[derive(Debug, Default)]
+struct DigestState {
+    written: bool,
+    pending: Vec<String>,
+    dropped_pending: usize,
+    bytes: u64,
+    full: bool,
+}
+
+/// Live handles by log directory (see [`LogFiles::open`]).
+fn open_handles() -> &'static Mutex<HashMap<PathBuf, std::sync::Weak<LogFiles>>> {
+    static HANDLES: std::sync::OnceLock<Mutex<HashMap<PathBuf, std::sync::Weak<LogFiles>>>> =
+        std::sync::OnceLock::new();
+    HANDLES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 fn open_append(path: &Path) -> Option<File> {
@@ -82,10 +112,24 @@ fn backend_file_name(server: &str) -> String {
 }
 
 impl LogFiles {
-    /// Opens (creating if needed) `dir` and its main and RPC files. Never
-    /// fails: without a usable directory the handle writes lines to stderr.
+    /// Opens (creating if needed) `dir` and its main and RPC files, or
+    /// returns the handle of `dir` that is still alive in this process.
+    /// Never fails: without a usable directory the handle writes lines to
+    /// stderr.
     pub fn open(dir: &Path) -> Arc<Self> {
         let usable = std::fs::create_dir_all(dir).is_ok();
+        let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut handles = open_handles().lock();
+        handles.retain(|_, handle| handle.strong_count() > 0);
+        if let Some(live) = handles.get(&key).and_then(std::sync::Weak::upgrade) {
+            return live;
+        }
+        let files = Self::open_new(dir, usable);
+        handles.insert(key, Arc::downgrade(&files));
+        files
+    }
+
+    fn open_new(dir: &Path, usable: bool) -> Arc<Self> {
         let main = if usable {
             open_append(&dir.join(MAIN_LOG_FILE))
         } else {
@@ -101,6 +145,7 @@ impl LogFiles {
                 main: Mutex::new(None),
                 backends: Mutex::new(HashMap::new()),
                 rpc: Mutex::new(None),
+                digest: Mutex::new(DigestState::default()),
             });
         }
         Arc::new(Self {
@@ -108,6 +153,7 @@ impl LogFiles {
             main: Mutex::new(main),
             backends: Mutex::new(HashMap::new()),
             rpc: Mutex::new(open_append(&dir.join(RPC_LOG_FILE))),
+            digest: Mutex::new(DigestState::default()),
         })
     }
 
@@ -204,6 +250,220 @@ impl LogFiles {
         if let Ok(text) = serde_json::to_string_pretty(&document) {
             let _ = std::fs::write(dir.join(TOOLS_FILE), text);
         }
+    }
+}
+
+impl LogFiles {
+    /// Writes `gateway.md` afresh: the start-up digest, then the errors and
+    /// warnings recorded so far; later ones are appended as they happen.
+    pub fn write_startup_digest(&self, digest: &StartupDigest) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let mut state = self.digest.lock();
+        let mut text = digest.render();
+        text.push_str("\n## Errors and warnings\n\n");
+        for line in state.pending.drain(..) {
+            text.push_str(&line);
+        }
+        if state.dropped_pending > 0 {
+            text.push_str(&format!(
+                "- … {} more before start-up completed (see {MAIN_LOG_FILE})\n",
+                state.dropped_pending
+            ));
+            state.dropped_pending = 0;
+        }
+        state.written = std::fs::write(dir.join(DIGEST_FILE), text.as_bytes()).is_ok();
+        state.bytes = text.len() as u64;
+        state.full = false;
+    }
+
+    /// Records an error or warning in `gateway.md` (redacted, one line).
+    pub fn digest_problem(&self, level: &str, category: &str, message: &str) {
+        if self.dir.is_none() {
+            return;
+        }
+        let line = digest_line(level, category, message);
+        let mut state = self.digest.lock();
+        if !state.written {
+            if state.pending.len() < MAX_PENDING_PROBLEMS {
+                state.pending.push(line);
+            } else {
+                state.dropped_pending += 1;
+            }
+            return;
+        }
+        if state.full {
+            return;
+        }
+        let text = if state.bytes + line.len() as u64 > MAX_DIGEST_BYTES {
+            state.full = true;
+            format!("- … further errors and warnings are only in {MAIN_LOG_FILE}\n")
+        } else {
+            line
+        };
+        if let Some(dir) = &self.dir
+            && let Some(mut file) = open_append(&dir.join(DIGEST_FILE))
+            && file.write_all(text.as_bytes()).is_ok()
+        {
+            state.bytes += text.len() as u64;
+        }
+    }
+}
+
+/// `- `time` **LEVEL** [category] message` for `gateway.md`.
+fn digest_line(level: &str, category: &str, message: &str) -> String {
+    let mut message = redact(message).replace(['\n', '\r'], " ");
+    if message.chars().count() > MAX_DIGEST_LINE_CHARS {
+        message = message
+            .chars()
+            .take(MAX_DIGEST_LINE_CHARS)
+            .collect::<String>()
+            + "…";
+    }
+    format!(
+        "- `{}` **{level}** [{category}] {message}\n",
+        utc_timestamp(SystemTime::now())
+    )
+}
+
+/// A table cell: redacted, one line, `|` escaped.
+fn cell(text: &str) -> String {
+    redact(text).replace(['\n', '\r'], " ").replace('|', "\\|")
+}
+
+/// One backend in the start-up digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestServer {
+    pub id: String,
+    /// `stdio` or `http`, with the command or URL.
+    pub transport: String,
+    /// `running`, `stopped` or `error`.
+    pub status: String,
+    /// Tools the backend listed.
+    pub tools: usize,
+    /// The last launch error, if any.
+    pub error: Option<String>,
+}
+
+/// What `gateway.md` says about start-up. Plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartupDigest {
+    pub version: String,
+    /// `routed`, `unified` or `stdio`.
+    pub mode: String,
+    /// The bound address, or `stdin/stdout`.
+    pub listen: String,
+    pub servers: Vec<DigestServer>,
+    /// Per server, its guard's state as `/health` shows it.
+    pub guards: BTreeMap<String, Value>,
+    /// The guard compilation cache: a directory, `memory only` or `disabled`.
+    pub cache: String,
+}
+
+impl StartupDigest {
+    /// The start-up part of `gateway.md`.
+    pub fn render(&self) -> String {
+        let mut out = String::from("# MCP Gateway\n\n");
+        out.push_str(&format!(
+            "Started at `{}`.\n\n",
+            utc_timestamp(SystemTime::now())
+        ));
+        out.push_str("| | |\n|---|---|\n");
+        out.push_str(&format!("| Version | guardway {} |\n", cell(&self.version)));
+        out.push_str(&format!("| Mode | {} |\n", cell(&self.mode)));
+        out.push_str(&format!("| Listening on | {} |\n", cell(&self.listen)));
+        out.push_str(&format!(
+            "| Guard compilation cache | {} |\n",
+            cell(&self.cache)
+        ));
+        let running = self
+            .servers
+            .iter()
+            .filter(|s| s.status == "running")
+            .count();
+        out.push_str(&format!(
+            "\n## Servers ({running} of {} running)\n\n",
+            self.servers.len()
+        ));
+        out.push_str("| Server | Transport | Status | Tools | Error |\n|---|---|---|---|---|\n");
+        for server in &self.servers {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                cell(&server.id),
+                cell(&server.transport),
+                cell(&server.status),
+                server.tools,
+                cell(server.error.as_deref().unwrap_or(""))
+            ));
+        }
+        out.push_str("\n## Guards\n\n");
+        if self.guards.is_empty() {
+            out.push_str("No guards.\n");
+        } else {
+            out.push_str("| Server | Guard | Type | State | Reason |\n|---|---|---|---|---|\n");
+            for (server, state) in &self.guards {
+                let field = |name: &str| state.get(name).and_then(Value::as_str).unwrap_or("");
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    cell(server),
+                    cell(field("name")),
+                    cell(field("type")),
+                    cell(field("state")),
+                    cell(field("reason"))
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The start-up digest of a gateway whose backends were launched and whose
+/// interceptor was prepared; `listen` is `None` for `serve --stdio`.
+pub(crate) fn startup_digest(
+    options: &crate::config::ServeOptions,
+    core: &crate::server::GatewayCore,
+    listen: Option<std::net::SocketAddr>,
+) -> StartupDigest {
+    use crate::config::{RoutingMode, ServerTransport};
+    let (mode, listen) = match (listen, options.mode) {
+        (None, _) => ("stdio (unified)", "stdin/stdout".to_owned()),
+        (Some(addr), RoutingMode::Routed) => ("routed", addr.to_string()),
+        (Some(addr), RoutingMode::Unified) => ("unified", addr.to_string()),
+    };
+    let servers = core
+        .backends
+        .iter()
+        .map(|(id, backend)| {
+            let health = backend.health();
+            let transport = match &backend.config().transport {
+                ServerTransport::Stdio { command, .. } => format!("stdio `{command}`"),
+                ServerTransport::Http { url, .. } => format!("http `{url}`"),
+            };
+            DigestServer {
+                id: id.clone(),
+                transport,
+                status: health.status.as_str().to_owned(),
+                tools: backend.tools().len(),
+                error: health.last_error,
+            }
+        })
+        .collect();
+    let cache = if options.no_wasm_cache {
+        "disabled".to_owned()
+    } else {
+        match &options.wasm_cache_dir {
+            Some(dir) => format!("`{}`", dir.display()),
+            None => "memory only".to_owned(),
+        }
+    };
+    StartupDigest {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        mode: mode.to_owned(),
+        listen,
+        servers,
+        guards: core.interceptor.guard_states(),
+        cache,
     }
 }
 
@@ -462,6 +722,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogFileLayer {
         }
         message.push_str(&text.fields);
         self.files.main_line(level, category, &message);
+        if matches!(*meta.level(), tracing::Level::ERROR | tracing::Level::WARN) {
+            self.files.digest_problem(level, category, &message);
+        }
         if let Some(server) = &text.server
             && meta.target() != STDERR_TARGET
         {
@@ -593,5 +856,119 @@ mod tests {
         assert_eq!(backend_file_name("github"), "github.log");
         assert_eq!(backend_file_name("../x"), ".._x.log");
         assert_eq!(backend_file_name(".."), "_...log");
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    fn sample_digest() -> StartupDigest {
+        StartupDigest {
+            version: "1.2.3".into(),
+            mode: "routed".into(),
+            listen: "127.0.0.1:3000".into(),
+            servers: vec![
+                DigestServer {
+                    id: "github".into(),
+                    transport: "stdio `demo`".into(),
+                    status: "running".into(),
+                    tools: 12,
+                    error: None,
+                },
+                DigestServer {
+                    id: "broken".into(),
+                    transport: "stdio `missing`".into(),
+                    status: "error".into(),
+                    tools: 0,
+                    error: Some("spawn failed | no such file".into()),
+                },
+            ],
+            guards: BTreeMap::from([(
+                "github".to_owned(),
+                json!({"name": "sample", "type": "wasm", "state": "healthy"}),
+            )]),
+            cache: "memory only".into(),
+        }
+    }
+
+    #[test]
+    fn one_handle_per_directory_while_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = LogFiles::open(dir.path());
+        let b = LogFiles::open(&dir.path().join("."));
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = tempfile::tempdir().unwrap();
+        assert!(!Arc::ptr_eq(&a, &LogFiles::open(other.path())));
+    }
+
+    #[test]
+    fn digest_lists_startup_then_problems_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open(dir.path());
+        files.digest_problem(
+            "WARN",
+            "gateway",
+            "before start-up with ghp_abcdefghijklmnop",
+        );
+        assert!(!dir.path().join(DIGEST_FILE).exists());
+        files.write_startup_digest(&sample_digest());
+        files.digest_problem("ERROR", "backend", "after\nstart-up");
+        let text = std::fs::read_to_string(dir.path().join(DIGEST_FILE)).unwrap();
+        assert!(text.starts_with("# MCP Gateway\n"), "{text}");
+        assert!(text.contains("| Version | guardway 1.2.3 |"), "{text}");
+        assert!(text.contains("| Mode | routed |"), "{text}");
+        assert!(text.contains("| Listening on | 127.0.0.1:3000 |"), "{text}");
+        assert!(
+            text.contains("| Guard compilation cache | memory only |"),
+            "{text}"
+        );
+        assert!(text.contains("## Servers (1 of 2 running)"), "{text}");
+        assert!(
+            text.contains("| github | stdio `demo` | running | 12 |  |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| broken | stdio `missing` | error | 0 | spawn failed \\| no such file |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| github | sample | wasm | healthy |  |"),
+            "{text}"
+        );
+        let problems = text.split("## Errors and warnings").nth(1).unwrap();
+        let lines: Vec<&str> = problems.lines().filter(|l| l.starts_with("- ")).collect();
+        assert_eq!(lines.len(), 2, "{problems}");
+        assert!(lines[0].contains("**WARN** [gateway] before start-up with [REDACTED]"));
+        assert!(lines[1].contains("**ERROR** [backend] after start-up"));
+    }
+
+    #[test]
+    fn digest_stops_growing_at_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open(dir.path());
+        files.write_startup_digest(&sample_digest());
+        let message = "x".repeat(1_000);
+        for _ in 0..1_000 {
+            files.digest_problem("WARN", "test", &message);
+        }
+        let text = std::fs::read_to_string(dir.path().join(DIGEST_FILE)).unwrap();
+        assert!(
+            text.len() as u64 <= MAX_DIGEST_BYTES + 200,
+            "{}",
+            text.len()
+        );
+        assert!(text.len() as u64 > MAX_DIGEST_BYTES - 2_000);
+        assert!(text.ends_with("further errors and warnings are only in mcp-gateway.log\n"));
+        assert_eq!(text.matches("only in mcp-gateway.log").count(), 1);
+    }
+
+    #[test]
+    fn long_problem_lines_are_cut() {
+        let line = digest_line("WARN", "c", &"y".repeat(MAX_DIGEST_LINE_CHARS * 2));
+        assert!(line.chars().count() < MAX_DIGEST_LINE_CHARS + 80);
+        assert!(line.ends_with("…\n"));
     }
 }

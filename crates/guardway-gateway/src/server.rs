@@ -33,6 +33,8 @@ pub struct GatewayCore {
     pub interceptor: Arc<dyn CallInterceptor>,
     /// `tools/call` requests being served right now.
     pub in_flight: std::sync::atomic::AtomicUsize,
+    /// jq response filters and payload spill after the interceptor.
+    pub postprocess: crate::postprocess::ResultPostProcessor,
 }
 
 impl GatewayCore {
@@ -264,6 +266,7 @@ impl ServerHandler for AgentSession {
             progress,
             cancel: context.ct.clone(),
         };
+        let response_filter = backend.config().tool_response_filters.get(&tool);
         let call = ToolCall {
             server: backend.id().to_owned(),
             tool,
@@ -281,7 +284,12 @@ impl ServerHandler for AgentSession {
         )
         .await
         {
-            Ok(result) => result,
+            Ok(result) => {
+                let agent = || Self::agent_id(&context);
+                let post = &self.core.postprocess;
+                post.apply(backend.id(), result, response_filter, agent)
+                    .await
+            }
             Err(_) => Err(backend_error(BackendError::Timeout {
                 server: backend.id().to_owned(),
                 method: "tools/call".into(),

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::postprocess::JqFilter;
+
 /// Default per-stdio-launch timeout (`startupTimeout`).
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default per-`tools/call` timeout (`toolTimeout`).
@@ -118,8 +120,8 @@ pub struct ServerConfig {
     pub guard: Option<String>,
     /// The server's guard policy (`{"allow-only": …}` or `{"write-sink": …}`).
     pub guard_policies: Option<serde_json::Value>,
-    /// Tool name → jq expression applied to results.
-    pub tool_response_filters: BTreeMap<String, String>,
+    /// Tool name → jq expression applied to results, compiled at load.
+    pub tool_response_filters: BTreeMap<String, JqFilter>,
     /// Consecutive rate-limited results that open the circuit breaker.
     pub rate_limit_threshold: u32,
     /// How long an open circuit stays open without a reset time.

@@ -997,14 +997,18 @@ impl<'e> Validator<'e> {
             for (tool, expression) in &filters {
                 if tool.trim().is_empty() {
                     self.issue(at.clone(), "tool name must not be blank");
-                } else if let Err(why) = check_jq(expression) {
-                    self.issue(
+                    continue;
+                }
+                match crate::postprocess::JqFilter::compile(expression) {
+                    Ok(filter) => {
+                        server.tool_response_filters.insert(tool.clone(), filter);
+                    }
+                    Err(why) => self.issue(
                         join(&at, tool),
                         format!("invalid jq expression for tool '{tool}': {why}"),
-                    );
+                    ),
                 }
             }
-            server.tool_response_filters = filters;
         }
         server.guard = self
             .string(map, "guard", path)
@@ -1204,49 +1208,4 @@ fn is_valid_domain(domain: &str) -> bool {
 /// Guard types the gateway implements without a configured `[guards.*]` entry.
 fn is_builtin_guard_type(name: &str) -> bool {
     matches!(name, "noop" | "write-sink")
-}
-
-/// A syntactic check of a jq expression: not blank, strings terminated,
-/// brackets balanced. The full compilation happens where filters run.
-fn check_jq(expression: &str) -> Result<(), String> {
-    if expression.trim().is_empty() {
-        return Err("expression is empty".to_owned());
-    }
-    let mut stack = Vec::new();
-    let mut chars = expression.chars();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '(' | '[' | '{' => stack.push(c),
-            ')' | ']' | '}' => {
-                let open = match c {
-                    ')' => '(',
-                    ']' => '[',
-                    _ => '{',
-                };
-                if stack.pop() != Some(open) {
-                    return Err(format!("unexpected '{c}'"));
-                }
-            }
-            _ => {}
-        }
-    }
-    if in_string {
-        return Err("unterminated string".to_owned());
-    }
-    if let Some(open) = stack.pop() {
-        return Err(format!("unclosed '{open}'"));
-    }
-    Ok(())
 }
