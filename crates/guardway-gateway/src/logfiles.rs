@@ -614,11 +614,7 @@ fn redact_value(value: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let key = k.to_ascii_lowercase();
-                    let secret_key = ["token", "secret", "password", "authorization", "api_key"]
-                        .iter()
-                        .any(|s| key.contains(s));
-                    if secret_key && v.is_string() {
+                    if is_secret_key(k) && v.is_string() {
                         (k.clone(), Value::String(REDACTED.into()))
                     } else {
                         (k.clone(), redact_value(v))
@@ -630,17 +626,153 @@ fn redact_value(value: &Value) -> Value {
     }
 }
 
+/// Whether an object key names a secret, whose string value is replaced whole.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["token", "secret", "password", "authorization", "api_key"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
 /// A payload as `rpc-messages.jsonl` stores it: secrets redacted, and cut
 /// to a string preview when its JSON text exceeds
-/// [`MAX_RPC_PAYLOAD_CHARS`].
+/// [`MAX_RPC_PAYLOAD_CHARS`] bytes (the preview keeps that many characters).
+///
+/// Only the part of a large payload that the preview shows is redacted and
+/// serialised: a 30-issue list result is ~30 KB of text, and redacting all
+/// of it to keep 10,000 characters was most of the cost of logging it.
 pub fn sanitize_payload(payload: &Value) -> Value {
-    let clean = redact_value(payload);
-    let text = clean.to_string();
-    if text.len() <= MAX_RPC_PAYLOAD_CHARS {
-        return clean;
+    let mut preview = BoundedText::new(MAX_RPC_PAYLOAD_CHARS + 1);
+    write_redacted(payload, &mut preview);
+    if !preview.is_full() && preview.text.len() <= MAX_RPC_PAYLOAD_CHARS {
+        return redact_value(payload);
     }
-    let cut: String = text.chars().take(MAX_RPC_PAYLOAD_CHARS).collect();
+    let cut = match preview.text.char_indices().nth(MAX_RPC_PAYLOAD_CHARS) {
+        Some((end, _)) => &preview.text[..end],
+        None => preview.text.as_str(),
+    };
     Value::String(format!("{cut}… [truncated]"))
+}
+
+/// Text that stops growing after `limit` characters.
+struct BoundedText {
+    text: String,
+    chars: usize,
+    limit: usize,
+}
+
+impl BoundedText {
+    fn new(limit: usize) -> Self {
+        Self {
+            text: String::new(),
+            chars: 0,
+            limit,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.chars >= self.limit
+    }
+
+    fn room(&self) -> usize {
+        self.limit.saturating_sub(self.chars)
+    }
+
+    /// Appends as much of `piece` as the limit allows.
+    fn push(&mut self, piece: &str) {
+        let room = self.room();
+        let end = match piece.char_indices().nth(room) {
+            Some((end, _)) => end,
+            None => piece.len(),
+        };
+        let kept = &piece[..end];
+        self.chars += kept.chars().count();
+        self.text.push_str(kept);
+    }
+}
+
+/// Writes `value` redacted as compact JSON (the text `redact_value(value)
+/// .to_string()` starts with) into `out`, stopping once `out` is full.
+fn write_redacted(value: &Value, out: &mut BoundedText) {
+    if out.is_full() {
+        return;
+    }
+    match value {
+        Value::String(s) => write_redacted_string(s, out),
+        Value::Array(items) => {
+            out.push("[");
+            for (index, item) in items.iter().enumerate() {
+                if out.is_full() {
+                    return;
+                }
+                if index > 0 {
+                    out.push(",");
+                }
+                write_redacted(item, out);
+            }
+            out.push("]");
+        }
+        Value::Object(map) => {
+            out.push("{");
+            for (index, (key, item)) in map.iter().enumerate() {
+                if out.is_full() {
+                    return;
+                }
+                if index > 0 {
+                    out.push(",");
+                }
+                out.push(&Value::String(key.clone()).to_string());
+                out.push(":");
+                if is_secret_key(key) && item.is_string() {
+                    out.push(&Value::String(REDACTED.into()).to_string());
+                } else {
+                    write_redacted(item, out);
+                }
+            }
+            out.push("}");
+        }
+        other => out.push(&other.to_string()),
+    }
+}
+
+/// Writes the JSON string of `redact(text)`, redacting only a prefix of
+/// `text` long enough to fill `out`. The prefix always ends where a word
+/// ends, so each word in it is redacted exactly as in the whole text (a
+/// word's fate depends only on itself and the words before it).
+fn write_redacted_string(text: &str, out: &mut BoundedText) {
+    let mut want = out.room().max(16);
+    loop {
+        let end = word_safe_end(text, want);
+        let prefix = &text[..end];
+        let quoted = Value::String(redact(prefix)).to_string();
+        if end == text.len() {
+            out.push(&quoted);
+            return;
+        }
+        // Drop the closing quote: the string goes on past the prefix.
+        let open = &quoted[..quoted.len() - 1];
+        if open.chars().count() >= out.room() || want >= text.len() {
+            out.push(open);
+            return;
+        }
+        // Redaction shrank the prefix below what is needed: take more.
+        want = want.saturating_mul(2);
+    }
+}
+
+/// A byte offset of `text` at or after its `min_chars`-th character where
+/// no word is cut (the end of the text at worst).
+fn word_safe_end(text: &str, min_chars: usize) -> usize {
+    let Some((start, _)) = text.char_indices().nth(min_chars) else {
+        return text.len();
+    };
+    match text[start..]
+        .char_indices()
+        .find(|(_, c)| !is_word_char(*c))
+    {
+        Some((offset, _)) => start + offset,
+        None => text.len(),
+    }
 }
 
 /// Writes the gateway's `tracing` events to `mcp-gateway.log` (and those
@@ -797,6 +929,80 @@ mod tests {
         assert_eq!(
             redact("Authorization: my-agent-key"),
             "Authorization: [REDACTED]"
+        );
+    }
+
+    /// `sanitize_payload` as it was before it learnt to stop early: redact
+    /// everything, then cut. The bounded version must agree with it.
+    fn sanitize_payload_whole(payload: &Value) -> Value {
+        let clean = redact_value(payload);
+        let text = clean.to_string();
+        if text.len() <= MAX_RPC_PAYLOAD_CHARS {
+            return clean;
+        }
+        let cut: String = text.chars().take(MAX_RPC_PAYLOAD_CHARS).collect();
+        Value::String(format!("{cut}… [truncated]"))
+    }
+
+    #[test]
+    fn bounded_payload_preview_matches_redacting_everything() {
+        let words = [
+            "plain",
+            "Bearer",
+            "tok",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123",
+            "Authorization:",
+            "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            "é€😀",
+            "\"quoted\"\n",
+            "a.b/c+d=",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % bound as u64) as usize
+        };
+        for round in 0..300 {
+            let sizes = [10, 200, 1_500, 2_400, 2_600, 5_000];
+            let target = sizes[round % sizes.len()];
+            let mut make_text = |count: usize| {
+                (0..count)
+                    .map(|_| words[next(words.len())])
+                    .collect::<Vec<_>>()
+                    .join(if next(3) == 0 { "  " } else { " " })
+            };
+            let items: Vec<Value> = (0..(round % 4 + 1))
+                .map(|index| {
+                    json!({
+                        "id": index,
+                        "api_token": "short",
+                        "body": make_text(target),
+                        "tags": [make_text(3), null, true, 1.5],
+                    })
+                })
+                .collect();
+            let payload =
+                json!({"content": [{"type": "text", "text": make_text(target)}], "items": items});
+            assert_eq!(
+                sanitize_payload(&payload),
+                sanitize_payload_whole(&payload),
+                "round {round}"
+            );
+        }
+        let exact = json!("x".repeat(MAX_RPC_PAYLOAD_CHARS - 2));
+        assert_eq!(sanitize_payload(&exact), sanitize_payload_whole(&exact));
+        let wide = json!("é".repeat(MAX_RPC_PAYLOAD_CHARS));
+        assert_eq!(sanitize_payload(&wide), sanitize_payload_whole(&wide));
+        let shrinking = json!(format!(
+            "{} end",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123 ".repeat(2_000)
+        ));
+        assert_eq!(
+            sanitize_payload(&shrinking),
+            sanitize_payload_whole(&shrinking)
         );
     }
 
