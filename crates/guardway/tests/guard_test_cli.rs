@@ -563,3 +563,33 @@ fn cases_of_a_guard_written_against_the_raw_abi_run_the_same_way() {
             .any(|c| c["backend_calls"] == json!(["search_repositories"]))
     );
 }
+
+#[test]
+fn a_trapping_guard_fails_its_case_and_update_does_not_snapshot_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = repo_root().join("crates/guardway-wasm/tests/fixtures/trap_unreachable.wat");
+    let guard = dir.path().join("trap.wasm");
+    std::fs::write(&guard, wat::parse_file(fixture).unwrap()).unwrap();
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    let case = json!({"call": "label_resource",
+        "input": {"tool_name": "t", "tool_args": {}}, "expect": {"output": null}});
+    let file = write_case(&cases, "trap.json", &case);
+    let before = std::fs::read_to_string(&file).unwrap();
+    for update in [false, true] {
+        let mut args = vec!["guard", "test", path_str(&guard), path_str(&cases)];
+        if update {
+            args.push("--update");
+        }
+        let out = guardway(&args);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        // Named after its file when it has no name.
+        assert!(stdout.contains("FAILED   trap"), "{stdout}");
+        assert!(
+            stdout.contains("the guard failed: guard trap: label_resource trapped"),
+            "{stdout}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+}

@@ -121,9 +121,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     }
     let cache = CompilationCache::global();
     let before = cache.stats();
-    let options = GuardOptions::default()
-        .with_call_timeout(Duration::from_millis(args.timeout_ms))
-        .with_pool_size(1);
+    let options = GuardOptions::default().with_call_timeout(Duration::from_millis(args.timeout_ms));
     let load_started = Instant::now();
     let module = GuardModule::from_file(&args.guard, &options)
         .with_context(|| format!("cannot load the guard {}", args.guard.display()))?;
@@ -249,9 +247,11 @@ async fn run_cases(
 /// Compares a case's result with its expectation.
 fn judge(expect: Option<&Expectation>, outcome: &Outcome, backend_calls: &[String]) -> Status {
     let Some(expect) = expect else {
-        return Status::Failed(vec![
-            "the case has no `expect` (run with --update)".to_owned(),
-        ]);
+        let problem = match outcome {
+            Outcome::Fault(message) => format!("the guard failed: {message}"),
+            _ => "the case has no `expect` (run with --update)".to_owned(),
+        };
+        return Status::Failed(vec![problem]);
     };
     let mut problems = Vec::new();
     match (&expect.output, outcome) {
