@@ -593,3 +593,29 @@ fn a_trapping_guard_fails_its_case_and_update_does_not_snapshot_it() {
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
 }
+
+#[test]
+fn with_a_disk_cache_the_next_run_compiles_nothing() {
+    let guard = sample_guard();
+    let cases = sample_cases();
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = guardway(&[
+            "guard",
+            "test",
+            path_str(&guard),
+            path_str(&cases),
+            "--json",
+            "--wasm-cache-dir",
+            path_str(cache.path()),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["cache"]["compilations"], 1);
+    let second = run();
+    assert_eq!(second["cache"]["compilations"], 0);
+    assert_eq!(second["cache"]["disk_hits"], 1);
+    assert_eq!(second["failed"], 0);
+}
