@@ -42,6 +42,76 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<serde_json::Value, BackendCallError>>;
 }
 
+/// Severity of a guard log line, as given to `host_log` (0 debug, 1 info, 2 warn, 3 error;
+/// any other value is debug) or implied by the stream (stdout info, stderr warn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GuardLogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl GuardLogLevel {
+    /// `debug`, `info`, `warn` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardLogLevel::Debug => "debug",
+            GuardLogLevel::Info => "info",
+            GuardLogLevel::Warn => "warn",
+            GuardLogLevel::Error => "error",
+        }
+    }
+
+    fn of(level: Level) -> Self {
+        match level {
+            Level::ERROR => GuardLogLevel::Error,
+            Level::WARN => GuardLogLevel::Warn,
+            Level::INFO => GuardLogLevel::Info,
+            _ => GuardLogLevel::Debug,
+        }
+    }
+}
+
+/// One `call_backend` call as the host answered it, reported to a [`GuardObserver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendCallRecord {
+    /// The tool name; `None` when the guard's pointers or UTF-8 could not be read.
+    pub tool: Option<String>,
+    /// The arguments as the guard passed them (JSON text; empty means none).
+    pub args: String,
+    /// What `call_backend` returned to the guard: bytes written, `-2` (buffer too small)
+    /// or `-1` (failed).
+    pub code: i32,
+    /// Size in bytes of the serialised backend answer, when there was one.
+    pub answer_bytes: Option<usize>,
+    /// Why the call failed (`code == -1`).
+    pub error: Option<String>,
+    /// Whether the answer came from the result kept after a `-2`, without asking the
+    /// backend again.
+    pub retry: bool,
+}
+
+/// Watches what a guard does through its host imports, in the order it happens: every
+/// `host_log` line and stdout/stderr line (whatever the log level and rate limit) and every
+/// `call_backend`. For tools that trace guard calls (`guardway guard call --trace`,
+/// `guard test`); the gateway sets none.
+///
+/// Shared by every instance created with the options that carry it, so implementations
+/// must be `Send + Sync`; calls come from the thread running the guard, one at a time per
+/// instance.
+pub trait GuardObserver: Send + Sync + 'static {
+    /// A log line: `stream` is `host_log`, `stdout` or `stderr`.
+    fn log(&self, level: GuardLogLevel, stream: &str, message: &str) {
+        let _ = (level, stream, message);
+    }
+    /// A `call_backend` call and its answer.
+    fn backend_call(&self, record: &BackendCallRecord) {
+        let _ = record;
+    }
+}
+
 /// A guard's log sink: name, rate limit, last error line. One per instance, shared with
 /// that instance's stdout/stderr streams.
 #[derive(Debug)]
@@ -50,6 +120,13 @@ pub(crate) struct GuardLog {
     bucket: Mutex<LogBucket>,
     last_error: Mutex<Option<String>>,
     dropped_total: Arc<AtomicU64>,
+    observer: Option<Arc<dyn GuardObserver>>,
+}
+
+impl std::fmt::Debug for dyn GuardObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GuardObserver")
+    }
 }
 
 impl GuardLog {
@@ -59,6 +136,29 @@ impl GuardLog {
             bucket: Mutex::new(LogBucket::new(rate, Instant::now())),
             last_error: Mutex::new(None),
             dropped_total,
+            observer: None,
+        }
+    }
+
+    /// Reports every line and backend call of this instance to `observer` as well.
+    pub(crate) fn with_observer(mut self, observer: Option<Arc<dyn GuardObserver>>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    fn observe_line(&self, level: Level, stream: &str, message: &str) {
+        if let Some(observer) = &self.observer {
+            observer.log(
+                GuardLogLevel::of(level),
+                stream,
+                truncate(message, MAX_LOG_LINE),
+            );
+        }
+    }
+
+    fn observe_backend_call(&self, record: impl FnOnce() -> BackendCallRecord) {
+        if let Some(observer) = &self.observer {
+            observer.backend_call(&record());
         }
     }
 
@@ -240,9 +340,10 @@ fn host_log(caller: &mut Caller<'_, StoreState>, level: i32, ptr: i32, len: i32)
         _ => Level::DEBUG,
     };
     let enabled = level_enabled(level);
+    let observed = caller.data().host.log.observer.is_some();
     // Filtered-out lines stop here, before the message is read; error lines are always
     // read so that the last one can be attached to error reports.
-    if !enabled && level != Level::ERROR {
+    if !enabled && !observed && level != Level::ERROR {
         return;
     }
     let state = caller.data();
@@ -250,11 +351,16 @@ fn host_log(caller: &mut Caller<'_, StoreState>, level: i32, ptr: i32, len: i32)
         return;
     };
     let log = Arc::clone(&state.host.log);
-    if enabled && level != Level::ERROR && !log.admit() {
+    if enabled && !observed && level != Level::ERROR && !log.admit() {
         return;
     }
     let data = memory.data(&*caller);
     let Some(range) = guest_range(data.len(), ptr, len) else {
+        log.observe_line(
+            Level::WARN,
+            "host_log",
+            "host_log called with an out-of-bounds message",
+        );
         if enabled {
             log.emit(
                 Level::WARN,
@@ -266,6 +372,13 @@ fn host_log(caller: &mut Caller<'_, StoreState>, level: i32, ptr: i32, len: i32)
     };
     let bytes = &data[range][..(len as usize).min(MAX_LOG_LINE)];
     let message = String::from_utf8_lossy(bytes);
+    log.observe_line(level, "host_log", &message);
+    if observed && level != Level::ERROR {
+        if enabled && log.admit() {
+            log.emit(level, "host_log", &message);
+        }
+        return;
+    }
     if level == Level::ERROR {
         log.set_last_error(&message);
         if !enabled || !log.admit() {
@@ -288,7 +401,15 @@ const BACKEND_TOO_SMALL: i32 = -2;
 
 async fn call_backend(caller: &mut Caller<'_, StoreState>, regions: BackendCallRegions) -> i32 {
     let log = Arc::clone(&caller.data().host.log);
-    let refuse = |reason: &str| {
+    let refuse = |tool: Option<&str>, args: &[u8], reason: &str| {
+        log.observe_backend_call(|| BackendCallRecord {
+            tool: tool.map(str::to_owned),
+            args: String::from_utf8_lossy(args).into_owned(),
+            code: BACKEND_FAILED,
+            answer_bytes: None,
+            error: Some(reason.to_owned()),
+            retry: false,
+        });
         if level_enabled(Level::WARN) && log.admit() {
             log.emit(
                 Level::WARN,
@@ -299,7 +420,7 @@ async fn call_backend(caller: &mut Caller<'_, StoreState>, regions: BackendCallR
         BACKEND_FAILED
     };
     let Some(memory) = caller.data().host.memory else {
-        return refuse("guard has no memory");
+        return refuse(None, &[], "guard has no memory");
     };
     // Copy the request out of guard memory (bounds-checked) before awaiting anything.
     let (tool, args_bytes, result_range) = {
@@ -309,10 +430,10 @@ async fn call_backend(caller: &mut Caller<'_, StoreState>, regions: BackendCallR
             guest_range(data.len(), regions.args.0, regions.args.1),
             guest_range(data.len(), regions.result.0, regions.result.1),
         ) else {
-            return refuse("pointer or length out of bounds");
+            return refuse(None, &[], "pointer or length out of bounds");
         };
         let Ok(tool) = std::str::from_utf8(&data[tool]) else {
-            return refuse("tool name is not UTF-8");
+            return refuse(None, &data[args], "tool name is not UTF-8");
         };
         (tool.to_owned(), data[args].to_vec(), result)
     };
@@ -324,6 +445,14 @@ async fn call_backend(caller: &mut Caller<'_, StoreState>, regions: BackendCallR
         && pending.args == args_bytes
     {
         let code = write_result(caller, memory, result_range, &pending.result);
+        log.observe_backend_call(|| BackendCallRecord {
+            tool: Some(tool.clone()),
+            args: String::from_utf8_lossy(&args_bytes).into_owned(),
+            code,
+            answer_bytes: Some(pending.result.len()),
+            error: None,
+            retry: true,
+        });
         if code == BACKEND_TOO_SMALL {
             caller.data_mut().host.pending = Some(pending);
         }
@@ -332,19 +461,31 @@ async fn call_backend(caller: &mut Caller<'_, StoreState>, regions: BackendCallR
 
     if host.backend_calls >= host.max_backend_calls {
         let limit = host.max_backend_calls;
-        return refuse(&format!(
-            "more than {limit} backend calls in one guard call"
-        ));
+        return refuse(
+            Some(&tool),
+            &args_bytes,
+            &format!("more than {limit} backend calls in one guard call"),
+        );
     }
     let Some(backend) = host.backend.clone() else {
-        return refuse("no backend is attached to this guard");
+        return refuse(
+            Some(&tool),
+            &args_bytes,
+            "no backend is attached to this guard",
+        );
     };
     let args = if args_bytes.is_empty() {
         serde_json::Value::Object(serde_json::Map::new())
     } else {
         match serde_json::from_slice(&args_bytes) {
             Ok(args) => args,
-            Err(error) => return refuse(&format!("arguments are not JSON: {error}")),
+            Err(error) => {
+                return refuse(
+                    Some(&tool),
+                    &args_bytes,
+                    &format!("arguments are not JSON: {error}"),
+                );
+            }
         }
     };
     host.backend_calls += 1;
@@ -353,14 +494,36 @@ async fn call_backend(caller: &mut Caller<'_, StoreState>, regions: BackendCallR
     let outcome = tokio::time::timeout(remaining, backend.call_tool(&tool, args)).await;
     let value = match outcome {
         Ok(Ok(value)) => value,
-        Ok(Err(error)) => return refuse(&format!("backend error: {error}")),
-        Err(_) => return refuse(&format!("backend call to {tool} timed out")),
+        Ok(Err(error)) => {
+            return refuse(Some(&tool), &args_bytes, &format!("backend error: {error}"));
+        }
+        Err(_) => {
+            return refuse(
+                Some(&tool),
+                &args_bytes,
+                &format!("backend call to {tool} timed out"),
+            );
+        }
     };
     let result = match serde_json::to_vec(&value) {
         Ok(result) => result,
-        Err(error) => return refuse(&format!("cannot serialise the backend result: {error}")),
+        Err(error) => {
+            return refuse(
+                Some(&tool),
+                &args_bytes,
+                &format!("cannot serialise the backend result: {error}"),
+            );
+        }
     };
     let code = write_result(caller, memory, result_range, &result);
+    log.observe_backend_call(|| BackendCallRecord {
+        tool: Some(tool.clone()),
+        args: String::from_utf8_lossy(&args_bytes).into_owned(),
+        code,
+        answer_bytes: Some(result.len()),
+        error: None,
+        retry: false,
+    });
     if code == BACKEND_TOO_SMALL {
         caller.data_mut().host.pending = Some(PendingResult {
             tool,
@@ -424,7 +587,7 @@ impl GuardOutputStream {
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
-        if !level_enabled(self.level) {
+        if !level_enabled(self.level) && self.log.observer.is_none() {
             return;
         }
         let mut partial = self.partial.lock();
@@ -440,10 +603,11 @@ impl GuardOutputStream {
     }
 
     fn emit_line(&self, line: &[u8]) {
-        if self.log.admit() {
-            let line = String::from_utf8_lossy(line);
-            self.log
-                .emit(self.level, self.stream, line.trim_end_matches('\r'));
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\r');
+        self.log.observe_line(self.level, self.stream, line);
+        if level_enabled(self.level) && self.log.admit() {
+            self.log.emit(self.level, self.stream, line);
         }
     }
 }

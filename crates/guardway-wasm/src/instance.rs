@@ -11,7 +11,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::abi::{self, BUFFER_TOO_SMALL, GuardExport, Regrow};
 use crate::error::GuardError;
-use crate::imports::{Backend, GuardLog, GuardOutputStream, HostState, guest_range};
+use crate::imports::{Backend, GuardLog, GuardObserver, GuardOutputStream, HostState, guest_range};
 use crate::limits::MemoryLimiter;
 use crate::module::GuardModule;
 use crate::options::LogRateLimit;
@@ -37,6 +37,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) backend: Option<Arc<dyn Backend>>,
     pub(crate) log_lines_dropped: Arc<AtomicU64>,
     pub(crate) backend_calls: Arc<AtomicU64>,
+    /// Sees the instances' log lines and backend calls (tracing tools only).
+    pub(crate) observer: Option<Arc<dyn GuardObserver>>,
 }
 
 /// The error returned by the epoch callback once a call's deadline passed.
@@ -77,11 +79,14 @@ impl GuardInstance {
         settings: &Arc<InstanceSettings>,
     ) -> Result<GuardInstance, GuardError> {
         let name = settings.name.to_string();
-        let log = Arc::new(GuardLog::new(
-            Arc::clone(&settings.name),
-            settings.log_rate,
-            Arc::clone(&settings.log_lines_dropped),
-        ));
+        let log = Arc::new(
+            GuardLog::new(
+                Arc::clone(&settings.name),
+                settings.log_rate,
+                Arc::clone(&settings.log_lines_dropped),
+            )
+            .with_observer(settings.observer.clone()),
+        );
         let wasi = WasiCtxBuilder::new()
             .stdout(GuardOutputStream::stdout(Arc::clone(&log)))
             .stderr(GuardOutputStream::stderr(Arc::clone(&log)))

@@ -5,6 +5,8 @@
 //! - [`CompilationCache`]: compiled modules in memory and on disk, shared by every guard
 //!   (see [`CacheMode`]).
 //! - [`Backend`]: what a guard's `call_backend` reaches (implemented by the gateway).
+//! - [`FreshInstance`]: one new instance driven directly (guard authors' tools), and
+//!   [`GuardObserver`]: sees a guard's log lines and backend calls (tracing).
 //!
 //! # Running guard calls
 //!
@@ -20,6 +22,7 @@ mod abi;
 mod cache;
 mod engine;
 mod error;
+mod fresh;
 mod imports;
 mod instance;
 mod limits;
@@ -39,7 +42,10 @@ pub use cache::{
 };
 pub use engine::{EPOCH_TICK, MAX_MEMORY_LIMIT, engine, engine_config, start_epoch_ticker};
 pub use error::{BackendCallError, GuardError};
-pub use imports::{Backend, BoxFuture, GUARD_LOG_TARGET};
+pub use fresh::FreshInstance;
+pub use imports::{
+    Backend, BackendCallRecord, BoxFuture, GUARD_LOG_TARGET, GuardLogLevel, GuardObserver,
+};
 pub use module::GuardModule;
 pub use options::{GuardOptions, LogRateLimit, MIB, QuarantineOptions};
 pub use pool::{Guard, GuardStats};

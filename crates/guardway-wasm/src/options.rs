@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::CacheMode;
+use crate::imports::GuardObserver;
 use crate::quarantine::{Clock, SystemClock};
 
 /// 1 MiB.
@@ -43,6 +44,9 @@ pub struct GuardOptions {
     /// Which compilation cache loading the guard uses (default: the
     /// process-wide one).
     pub cache: CacheMode,
+    /// Sees every log line and `call_backend` of the guard's instances (default none;
+    /// tracing tools set one).
+    pub observer: Option<Arc<dyn GuardObserver>>,
 }
 
 /// Quarantine thresholds: `failures` instance faults within `window` deny calls for `cool_down`.
@@ -102,6 +106,7 @@ impl Default for GuardOptions {
             log_rate: LogRateLimit::default(),
             clock: Arc::new(SystemClock),
             cache: CacheMode::Shared,
+            observer: None,
         }
     }
 }
@@ -153,6 +158,11 @@ impl GuardOptions {
         self.cache = cache;
         self
     }
+    /// Sets the observer of the guard's log lines and backend calls.
+    pub fn with_observer(mut self, observer: Arc<dyn GuardObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
     /// Sets the clock used for quarantine decisions.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -175,6 +185,7 @@ impl fmt::Debug for GuardOptions {
             .field("quarantine", &self.quarantine)
             .field("log_rate", &self.log_rate)
             .field("cache", &self.cache)
+            .field("observer", &self.observer.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -127,6 +127,7 @@ impl Guard {
             backend,
             log_lines_dropped: Arc::new(AtomicU64::new(0)),
             backend_calls: Arc::new(AtomicU64::new(0)),
+            observer: options.observer.clone(),
         });
         let policy_bytes = serde_json::to_vec(policy).map_err(|e| GuardError::PolicyRejected {
             name: name.to_string(),

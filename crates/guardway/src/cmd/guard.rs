@@ -1,7 +1,9 @@
-//! `guardway guard check|call|bench`: inspect a guard file, call it once, or measure it.
+//! `guardway guard check|call|test|bench`: inspect a guard file, call it once, run its case
+//! files, or measure it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use guardway_difc::{LabelResourceInput, LabelResponseInput, prepare_label_agent_policy};
@@ -10,6 +12,8 @@ use serde_json::Value;
 use wasmtime::ExternType;
 
 mod bench;
+mod harness;
+mod test;
 
 /// `guardway guard …`
 #[derive(Debug, clap::Subcommand)]
@@ -21,6 +25,8 @@ pub enum GuardCommand {
     },
     /// Call one label function of a guard and print its output JSON.
     Call(CallArgs),
+    /// Run a guard's case files (expected labels for given inputs) and report the differences.
+    Test(test::TestArgs),
     /// Measure a guard: load (cold and cached), instantiation, per-call latency, throughput, memory.
     Bench(bench::BenchArgs),
 }
@@ -37,8 +43,17 @@ pub struct CallArgs {
     #[arg(long, value_enum)]
     call: LabelCall,
     /// The call's input JSON (`{"tool_name", "tool_args"}` or `{"tool_name", "tool_result", …}`), or `@file`.
+    /// Not used by `--call label_agent`, which labels the `--policy`.
     #[arg(long)]
-    input: String,
+    input: Option<String>,
+    /// Canned backend for the guard's `call_backend`: a JSON object mapping a tool name to
+    /// the result returned for it, or `@file`. Any other tool answers -1.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Print each `host_log` line and each `call_backend` (tool, arguments, answer size or
+    /// error code) to stderr, in order.
+    #[arg(long)]
+    trace: bool,
     /// Time limit of one guard call, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
@@ -56,10 +71,21 @@ pub enum LabelCall {
 }
 
 pub fn run(command: GuardCommand) -> anyhow::Result<ExitCode> {
-    crate::logging::init_stderr("warn");
+    // `guard test` and `guard call --trace` report the guard's own lines themselves.
+    let traced = match &command {
+        GuardCommand::Test(_) => true,
+        GuardCommand::Call(args) => args.trace,
+        _ => false,
+    };
+    crate::logging::init_stderr(if traced {
+        "warn,guardway::guard=off"
+    } else {
+        "warn"
+    });
     match command {
         GuardCommand::Check { file } => check(&file),
         GuardCommand::Call(args) => call(args),
+        GuardCommand::Test(args) => test::run(args),
         GuardCommand::Bench(args) => bench::run(args),
     }
 }
@@ -174,13 +200,28 @@ fn describe(ty: &ExternType) -> String {
 
 fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let policy = policy_arg(&args.policy)?;
-    let input = json_arg(&args.input, "--input")?;
-    let options = GuardOptions::default()
+    let input = match &args.input {
+        Some(input) => json_arg(input, "--input")?,
+        None if args.call == LabelCall::Agent => Value::Null,
+        None => bail!("--input is required for label_resource and label_response"),
+    };
+    let backend: Option<Arc<dyn guardway_wasm::Backend>> = match &args.backend {
+        Some(text) => {
+            let backend = harness::CannedBackend::from_value(json_arg(text, "--backend")?)
+                .map_err(|reason| anyhow::anyhow!("--backend {reason}"))?;
+            Some(Arc::new(backend))
+        }
+        None => None,
+    };
+    let mut options = GuardOptions::default()
         .with_call_timeout(std::time::Duration::from_millis(args.timeout_ms));
+    if args.trace {
+        options = options.with_observer(Arc::new(harness::TraceRecorder::new(true)));
+    }
     let module = GuardModule::from_file(&args.file, &options)?;
     let rt = runtime()?;
     let output = rt.block_on(async move {
-        let guard = Guard::new(module, &policy, options, None).await?;
+        let guard = Guard::new(module, &policy, options, backend).await?;
         let value = match args.call {
             LabelCall::Agent => serde_json::to_value(agent_json(&guard))?,
             LabelCall::Resource => {
