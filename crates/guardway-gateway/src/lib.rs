@@ -13,12 +13,15 @@ pub mod config;
 mod error;
 mod gateway;
 pub mod guards;
+pub mod hmac;
 mod http;
 pub mod logfiles;
 pub mod metrics;
 mod pipeline;
 mod relay;
 mod server;
+mod sessions;
+pub mod tls;
 
 pub use auth::{constant_time_eq, generate_api_key};
 pub use backend::{Backend, BackendHealth, BackendStatus};

@@ -162,7 +162,7 @@ async fn unknown_session_server_and_path_are_404() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
-    assert!(resp.text().await.unwrap().contains("Session not found"));
+    assert_eq!(resp.text().await.unwrap(), "session not found");
     let resp = post(&format!("{base}/mcp/nope"))
         .json(&initialize())
         .send()
