@@ -21,7 +21,7 @@ pub enum GatewayError {
     KeyGeneration { message: String },
     #[error("{message}")]
     Guards { message: String },
-    #[error("cannot set up TLS: {source}")]
+    #[error(transparent)]
     Tls {
         #[from]
         source: crate::tls::TlsError,

@@ -26,12 +26,11 @@ const ACCEPT_QUEUE: usize = 64;
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} {path}: {source}")]
+    #[error("cannot read {what} {path}: {cause}")]
     Read {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{what} {path} holds no PEM certificate")]
     NoCertificate { what: &'static str, path: PathBuf },
@@ -50,10 +49,10 @@ pub enum TlsError {
 }
 
 fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|cause| TlsError::Read {
         what,
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 
