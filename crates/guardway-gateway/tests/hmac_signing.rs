@@ -261,3 +261,34 @@ async fn the_key_check_comes_before_hmac() {
     assert_eq!(resp.status(), 200);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hmac_is_checked_before_the_shutdown_answer() {
+    let gw = gateway().await;
+    let base = format!("http://{}", gw.local_addr());
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/close"))
+        .header("authorization", common::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Unsigned: refused by HMAC before the shutdown check.
+    let resp = common::post(&format!("{base}/mcp/alpha"))
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    expect_401(resp, "missing HMAC signature headers").await;
+    // Signed: passes HMAC, then the shutdown check answers.
+    let resp = signed_post(&base, "/mcp/alpha", &initialize(), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"error": "Gateway is shutting down"})
+    );
+    gw.shutdown().await;
+}
