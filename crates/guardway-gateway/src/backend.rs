@@ -1,6 +1,13 @@
-//! One backend MCP server: its connection (a stdio child process or a
-//! streamable-HTTP endpoint, both through `rmcp`), its tool and prompt lists,
-//! health, restart with backoff, per-call timeout and circuit breaker.
+//! One backend MCP server: its connection (a stdio child process or an HTTP
+//! endpoint, both through `rmcp`), its tool and prompt lists, health,
+//! restart with backoff, per-call timeout and circuit breaker; for `http`
+//! backends also keep-alive pings, one reconnect and retry when the backend
+//! lost the session, and `github-oidc` token renewal.
+//!
+//! The HTTP connection lives in submodules: `http_connect` (the transport
+//! fallback: streamable HTTP, SSE, plain JSON-RPC POST), `http_transport`
+//! (the SSE and POST transports rmcp has no client for), `http_client`
+//! (reqwest over rustls/ring and the trusted roots) and `oidc` (tokens).
 //!
 //! Connections (gateway.md §5.2): the start-up connection serves discovery
 //! and calls without an agent id; a stdio backend gets one more process per
@@ -26,8 +33,7 @@ use rmcp::model::{
     SetLevelRequestParams, Tool,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, Peer, RoleClient, RoleServer, ServiceError, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
@@ -35,6 +41,15 @@ use crate::breaker::{Admission, CircuitBreaker, detect_rate_limit};
 use crate::config::{ServerConfig, ServerTransport};
 use crate::error::BackendError;
 use crate::relay::NotificationRelay;
+
+mod http_client;
+mod http_connect;
+mod http_transport;
+mod oidc;
+
+pub use http_client::install_crypto_provider;
+pub use http_connect::HttpTransportKind;
+use oidc::OidcTokenSource;
 
 /// Health of a backend as `/health` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +78,8 @@ const MAX_MONITOR_RESTARTS: u32 = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An agent's stdio process is closed after this long without calls.
 pub const AGENT_PROCESS_IDLE: Duration = Duration::from_secs(6 * 3600);
+/// Wait before another token renewal after one failed.
+const TOKEN_RENEWAL_RETRY: Duration = Duration::from_secs(10);
 /// Period of the sweep closing idle agent processes.
 const AGENT_SWEEP_PERIOD: Duration = Duration::from_secs(300);
 
@@ -174,6 +191,20 @@ pub struct Backend {
     /// Per-agent processes of a stdio backend, by agent id. The lock also
     /// serialises their launches.
     agents: tokio::sync::Mutex<HashMap<String, AgentProcess>>,
+    /// The transport of the live connection of an `http` backend.
+    http_transport: Mutex<Option<HttpTransportKind>>,
+    /// Between pings of an `http` backend; `None` = none.
+    keepalive: Mutex<Option<Duration>>,
+    /// Keep-alive pings that failed since start-up.
+    keepalive_failures: std::sync::atomic::AtomicU64,
+    /// Reconnections after the backend lost the session.
+    session_reconnects: std::sync::atomic::AtomicU64,
+    /// When the `github-oidc` token of the live connection must be renewed.
+    auth_renew_at: Mutex<Option<std::time::SystemTime>>,
+    /// Wakes the token renewal task when `auth_renew_at` changes.
+    auth_changed: Arc<tokio::sync::Notify>,
+    /// Reconnections made to renew the `github-oidc` token.
+    token_renewals: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Backend {
@@ -194,6 +225,9 @@ impl Backend {
         relay: Arc<NotificationRelay>,
     ) -> Arc<Self> {
         let id = id.into();
+        // reqwest (rustls without a built-in provider) needs the process
+        // default to be set before any client is built without our config.
+        http_client::install_crypto_provider();
         let tool_timeout = config
             .tool_timeout
             .filter(|t| !t.is_zero())
@@ -226,7 +260,17 @@ impl Backend {
             catalog_stale: Arc::new(tokio::sync::Notify::new()),
             log_files: std::sync::OnceLock::new(),
             agents: tokio::sync::Mutex::new(HashMap::new()),
+            http_transport: Mutex::new(None),
+            keepalive: Mutex::new(None),
+            keepalive_failures: Default::default(),
+            session_reconnects: Default::default(),
+            auth_renew_at: Mutex::new(None),
+            auth_changed: Arc::new(tokio::sync::Notify::new()),
+            token_renewals: Default::default(),
         });
+        if backend.config.auth.is_some() {
+            backend.spawn_token_renewal();
+        }
         backend.spawn_catalog_refresher();
         if backend.per_agent_processes() {
             backend.spawn_agent_sweeper();
@@ -337,6 +381,191 @@ impl Backend {
     /// `rpc-messages.jsonl` of `files`. Only the first call has an effect.
     pub fn attach_log_files(&self, files: Arc<crate::logfiles::LogFiles>) {
         let _ = self.log_files.set(files);
+    }
+
+    /// One line of `<id>.log` (nothing before log files are attached).
+    fn log_backend(&self, level: &str, message: &str) {
+        if let Some(files) = self.log_files.get() {
+            files.backend_line(&self.id, level, "backend", message);
+        }
+    }
+
+    /// The transport of an `http` backend's current connection (`None`
+    /// before it first connected, and for stdio backends).
+    pub fn http_transport(&self) -> Option<HttpTransportKind> {
+        *self.http_transport.lock()
+    }
+
+    /// Keep-alive pings that failed since start-up.
+    pub fn keepalive_failures(&self) -> u64 {
+        self.keepalive_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reconnections made because the backend no longer knew the session.
+    pub fn session_reconnects(&self) -> u64 {
+        self.session_reconnects
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Pings an `http` backend every `interval` (`keepaliveInterval`;
+    /// `None` = never). Failures go to `<id>.log`; a backend that lost the
+    /// session is reconnected. Only the first call starts the pinger.
+    pub fn set_keepalive_interval(self: &Arc<Self>, interval: Option<Duration>) {
+        if !matches!(self.config.transport, ServerTransport::Http { .. }) {
+            return;
+        }
+        let Some(interval) = interval.filter(|i| !i.is_zero()) else {
+            return;
+        };
+        {
+            let mut slot = self.keepalive.lock();
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(interval);
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(backend) = weak.upgrade() else {
+                    return;
+                };
+                if backend.health.lock().stopped {
+                    return;
+                }
+                backend.keepalive_ping(interval).await;
+            }
+        });
+    }
+
+    /// One keep-alive ping of the live connection (none when there is no
+    /// live connection: the next call reconnects).
+    async fn keepalive_ping(&self, interval: Duration) {
+        let peer = self.live.read().clone();
+        let Some(peer) = peer.filter(|p| !p.is_transport_closed()) else {
+            return;
+        };
+        let launches = self.health.lock().launches;
+        let timeout = interval.min(self.tool_timeout);
+        let request = ClientRequest::PingRequest(rmcp::model::PingRequest::default());
+        let outcome = match peer
+            .send_request_with_option(request, PeerRequestOptions::with_timeout(timeout))
+            .await
+        {
+            Ok(handle) => handle.await_response().await,
+            Err(e) => Err(e),
+        };
+        let Err(error) = outcome else {
+            return;
+        };
+        self.keepalive_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let error = self.error_from("ping", timeout, error);
+        self.log_backend("WARN", &format!("keep-alive ping failed: {error}"));
+        tracing::warn!(server = %self.id, %error, "keep-alive ping failed");
+        if is_session_lost(&error) {
+            let _ = self.reconnect_lost_session(launches).await;
+        }
+    }
+
+    /// Reconnections made to renew the `github-oidc` token.
+    pub fn token_renewals(&self) -> u64 {
+        self.token_renewals
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reconnects with a new `github-oidc` token when the current one
+    /// reaches its renewal time (60 s before expiry).
+    fn spawn_token_renewal(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let changed = self.auth_changed.clone();
+        tokio::spawn(async move {
+            loop {
+                let renew_at = {
+                    let Some(backend) = weak.upgrade() else {
+                        return;
+                    };
+                    if backend.health.lock().stopped {
+                        return;
+                    }
+                    *backend.auth_renew_at.lock()
+                };
+                let Some(at) = renew_at else {
+                    changed.notified().await;
+                    continue;
+                };
+                let wait = at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                tokio::select! {
+                    () = changed.notified() => continue,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                let Some(backend) = weak.upgrade() else {
+                    return;
+                };
+                if *backend.auth_renew_at.lock() == Some(at) {
+                    backend.renew_token_connection().await;
+                }
+            }
+        });
+    }
+
+    async fn renew_token_connection(&self) {
+        let mut slot = self.connection.lock().await;
+        // Cleared first; a failed reconnect sets the next attempt.
+        *self.auth_renew_at.lock() = None;
+        if self.health.lock().stopped || slot.is_none() {
+            return;
+        }
+        self.token_renewals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.log_backend("INFO", "renewing the github-oidc token; reconnecting");
+        tracing::info!(server = %self.id, "renewing the github-oidc token; reconnecting");
+        // The old connection keeps serving while the new one is made, and
+        // its calls in flight get the tool timeout to finish.
+        let old = slot.take();
+        match self.launch_locked(&mut slot).await {
+            Ok(_) => {
+                if let Some(old) = old {
+                    let grace = self.tool_timeout;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let _ = old.cancel().await;
+                    });
+                }
+            }
+            Err(_) => {
+                // Keep the old connection (its token may still be valid)
+                // and try again shortly.
+                *slot = old;
+                *self.auth_renew_at.lock() =
+                    Some(std::time::SystemTime::now() + TOKEN_RENEWAL_RETRY);
+                self.auth_changed.notify_one();
+            }
+        }
+    }
+
+    /// Reconnects after the backend lost the session, unless the connection
+    /// was relaunched since `launches_seen` (another call got there first).
+    async fn reconnect_lost_session(&self, launches_seen: u64) -> Result<(), BackendError> {
+        let mut slot = self.connection.lock().await;
+        if self.health.lock().stopped {
+            return Err(BackendError::ShuttingDown);
+        }
+        if self.health.lock().launches != launches_seen {
+            return Ok(());
+        }
+        self.session_reconnects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.log_backend("WARN", "the backend lost the session; reconnecting");
+        tracing::warn!(server = %self.id, "backend lost the session; reconnecting");
+        self.launch_locked(&mut slot).await.map(|_| ())
     }
 
     fn log_rpc(
@@ -596,23 +825,32 @@ impl Backend {
                     .map_err(|e| format!("initialize failed: {e}"))?
             }
             ServerTransport::Http { url, headers } => {
-                let mut custom = HashMap::new();
-                for (name, value) in headers {
-                    let name = http::HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|e| format!("invalid header name {name:?}: {e}"))?;
-                    let value = http::HeaderValue::from_str(value)
-                        .map_err(|e| format!("invalid value for header {name}: {e}"))?;
-                    custom.insert(name, value);
-                }
-                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(custom);
-                let transport = StreamableHttpClientTransport::from_config(config);
-                tokio::time::timeout(self.config.connect_timeout, client.serve(transport))
-                    .await
-                    .map_err(|_| {
-                        format!("connection timeout after {:?}", self.config.connect_timeout)
-                    })?
-                    .map_err(|e| format!("initialize failed: {e}"))?
+                let log = |level: &str, message: &str| self.log_backend(level, message);
+                let authorization = match &self.config.auth {
+                    Some(crate::config::ServerAuth::GithubOidc { audience }) => {
+                        let token = OidcTokenSource::from_env()
+                            .map_err(|e| e.to_string())?
+                            .token(audience)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        *self.auth_renew_at.lock() = token.renew_at();
+                        self.auth_changed.notify_one();
+                        Some(format!("Bearer {}", token.jwt))
+                    }
+                    None => None,
+                };
+                let target = http_connect::HttpTarget {
+                    url,
+                    headers,
+                    authorization,
+                    connect_timeout: self.config.connect_timeout,
+                    preferred: *self.http_transport.lock(),
+                };
+                let (connection, kind) = http_connect::connect_http(client, target, &log).await?;
+                *self.http_transport.lock() = Some(kind);
+                self.log_backend("INFO", &format!("connected to {url} over {kind}"));
+                tracing::info!(server = %self.id, %url, transport = %kind, "http backend transport chosen");
+                connection
             }
         };
         let catalog = tokio::time::timeout(self.startup_timeout, fetch_catalog(&connection))
@@ -722,7 +960,24 @@ impl Backend {
         outcome
     }
 
+    /// One request; when the backend lost the session, one reconnect and
+    /// one retry (gateway.md §5.2).
     async fn request_unlogged(
+        &self,
+        method: &str,
+        request: ClientRequest,
+    ) -> Result<ServerResult, BackendError> {
+        let launches = self.health.lock().launches;
+        match self.request_once(method, request.clone()).await {
+            Err(error) if is_session_lost(&error) => {
+                self.reconnect_lost_session(launches).await?;
+                self.request_once(method, request).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn request_once(
         &self,
         method: &str,
         request: ClientRequest,
@@ -783,7 +1038,37 @@ impl Backend {
         outcome
     }
 
+    /// One call; when the backend lost the session, one reconnect and one
+    /// retry (gateway.md §5.2).
     async fn call_tool_unlogged(
+        &self,
+        agent: Option<&str>,
+        params: CallToolRequestParams,
+        meta: Option<RequestMetaObject>,
+        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<CallToolResponse, BackendError> {
+        let launches = self.health.lock().launches;
+        let first = self
+            .call_tool_once(
+                agent,
+                params.clone(),
+                meta.clone(),
+                progress.clone(),
+                cancel.clone(),
+            )
+            .await;
+        match first {
+            Err(error) if is_session_lost(&error) => {
+                self.reconnect_lost_session(launches).await?;
+                self.call_tool_once(agent, params, meta, progress, cancel)
+                    .await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn call_tool_once(
         &self,
         agent: Option<&str>,
         params: CallToolRequestParams,
@@ -960,6 +1245,18 @@ impl Backend {
         h.connected_at = None;
         // A stopped gateway does not relaunch.
         h.stopped = true;
+    }
+}
+
+/// Whether a failure means the backend no longer knows the session
+/// (gateway.md §5.2: one reconnect and one retry).
+fn is_session_lost(error: &BackendError) -> bool {
+    match error {
+        BackendError::Transport { reason, .. } => {
+            let reason = reason.to_ascii_lowercase();
+            reason.contains("session not found") || reason.contains("session expired")
+        }
+        _ => false,
     }
 }
 

@@ -81,6 +81,7 @@ fn build_core(
         .collect::<BTreeMap<String, Arc<Backend>>>();
     for backend in backends.values() {
         backend.attach_log_files(log_files.clone());
+        backend.set_keepalive_interval(settings.keepalive_interval);
     }
     Arc::new(GatewayCore {
         backends,

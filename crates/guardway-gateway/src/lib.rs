@@ -25,7 +25,9 @@ mod sessions;
 mod tls;
 
 pub use auth::{constant_time_eq, generate_api_key};
-pub use backend::{Backend, BackendHealth, BackendStatus};
+pub use backend::{
+    Backend, BackendHealth, BackendStatus, HttpTransportKind, install_crypto_provider,
+};
 pub use breaker::{Admission, BreakerState, CircuitBreaker, detect_rate_limit};
 pub use catalog::{UNIFIED_SEPARATOR, normalize_input_schema, unified_name};
 pub use compat::{AUTO_INIT_CLIENT_NAME, SUPPORTED_PROTOCOL_VERSIONS};

@@ -1,0 +1,642 @@
+//! HTTP backends behind the gateway, each a real MCP peer: the Python SDK's
+//! FastMCP server over streamable HTTP and over the legacy SSE transport, a
+//! plain JSON-RPC-over-POST server, https with a CA made at test time, the
+//! transport fallback's error when nothing answers, keep-alive pings, and
+//! the reconnect after a backend lost the session.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use guardway_gateway::config::{RoutingMode, ServerConfig, ServerTransport};
+use guardway_gateway::{BackendStatus, Gateway, HttpTransportKind, RunningGateway};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+
+/// A Python backend process serving HTTP on 127.0.0.1; killed on drop.
+struct PythonBackend {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl PythonBackend {
+    /// Runs `tests/python/backends/<script>` with `args` and waits for its
+    /// `PORT <n>` line.
+    async fn start(script: &str, args: &[&str]) -> Self {
+        let mut child = tokio::process::Command::new(common::python())
+            .arg(
+                common::repo_root()
+                    .join("tests/python/backends")
+                    .join(script),
+            )
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("backend did not print its port")
+            .unwrap()
+            .expect("backend exited before printing its port");
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        // Keep draining stdout so the backend never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, port }
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn http_server(url: String) -> ServerConfig {
+    let mut server = common::stdio_server(String::new(), Vec::new());
+    server.transport = ServerTransport::Http {
+        url,
+        headers: BTreeMap::new(),
+    };
+    server.connect_timeout = Duration::from_secs(10);
+    server
+}
+
+/// A routed gateway in front of one http backend `id` at `url`, logging
+/// into `log_dir`.
+async fn gateway_for(
+    id: &str,
+    server: ServerConfig,
+    log_dir: &Path,
+    keepalive: Option<Duration>,
+) -> RunningGateway {
+    common::init_tracing();
+    let mut options = common::options(
+        BTreeMap::from([(id.to_owned(), server)]),
+        RoutingMode::Routed,
+    );
+    options.log_dir = log_dir.to_path_buf();
+    options.config.gateway.keepalive_interval = keepalive;
+    Gateway::start(options).await.unwrap()
+}
+
+async fn agent(
+    gw: &RunningGateway,
+    id: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    common::rmcp_client(
+        &format!("http://{}/mcp/{id}", gw.local_addr()),
+        common::API_KEY,
+    )
+    .await
+}
+
+async fn call_text(
+    agent: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &str,
+    args: serde_json::Value,
+) -> String {
+    let result = agent.call_tool(common::call(tool, args)).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{tool}: {result:?}");
+    common::text_of(&result)
+}
+
+fn backend_log(dir: &Path, id: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap_or_default()
+}
+
+/// Lists and calls the echo and add tools of `id` through the gateway.
+async fn assert_tools_work(gw: &RunningGateway, id: &str) {
+    let agent = agent(gw, id).await;
+    let tools = agent.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"add"),
+        "{names:?}"
+    );
+    assert_eq!(
+        call_text(&agent, "echo", json!({"text": "hello"})).await,
+        format!("{id}: hello")
+    );
+    assert_eq!(
+        call_text(&agent, "add", json!({"a": 2, "b": 40})).await,
+        "42"
+    );
+    agent.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamable_http_backend_is_tried_first() {
+    let backend = PythonBackend::start("http_server.py", &["fast", "streamable-http"]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/mcp", backend.port);
+    let gw = gateway_for("fast", http_server(url), logs.path(), None).await;
+    let b = gw.backend("fast").unwrap();
+    assert_eq!(b.health().status, BackendStatus::Running);
+    assert_eq!(b.http_transport(), Some(HttpTransportKind::StreamableHttp));
+    assert_tools_work(&gw, "fast").await;
+    let log = backend_log(logs.path(), "fast");
+    assert!(log.contains("over streamable HTTP"), "{log}");
+    assert!(!log.contains("failed"), "{log}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_backend_is_reached_by_fallback() {
+    let backend = PythonBackend::start("http_server.py", &["legacy", "sse"]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/sse", backend.port);
+    let gw = gateway_for("legacy", http_server(url), logs.path(), None).await;
+    let b = gw.backend("legacy").unwrap();
+    assert_eq!(b.health().status, BackendStatus::Running);
+    assert_eq!(b.http_transport(), Some(HttpTransportKind::Sse));
+    assert_tools_work(&gw, "legacy").await;
+
+    // Progress and a large result travel over the event stream.
+    let agent = agent(&gw, "legacy").await;
+    assert_eq!(
+        call_text(&agent, "count", json!({"steps": 3})).await,
+        "counted 3"
+    );
+    let big = call_text(&agent, "big", json!({"n": 300_000})).await;
+    assert_eq!(big.len(), 300_000);
+    agent.cancel().await.unwrap();
+
+    let log = backend_log(logs.path(), "legacy");
+    assert!(log.contains("streamable HTTP to"), "{log}");
+    assert!(log.contains("over SSE"), "{log}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_post_backend_is_reached_by_fallback() {
+    let backend = PythonBackend::start("json_post_server.py", &["plain"]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/rpc", backend.port);
+    let gw = gateway_for("plain", http_server(url), logs.path(), None).await;
+    let b = gw.backend("plain").unwrap();
+    assert_eq!(
+        b.health().status,
+        BackendStatus::Running,
+        "{:?}",
+        b.health()
+    );
+    assert_eq!(b.http_transport(), Some(HttpTransportKind::JsonPost));
+    // The server refuses any request without the session id it first saw,
+    // so these calls also show the client-generated id is sent throughout.
+    assert_tools_work(&gw, "plain").await;
+    let log = backend_log(logs.path(), "plain");
+    assert!(log.contains("SSE to"), "{log}");
+    assert!(log.contains("over plain JSON-RPC POST"), "{log}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_session_means_one_reconnect_and_one_retry() {
+    let backend = PythonBackend::start("json_post_server.py", &["plain", "--issue-session"]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/", backend.port);
+    let gw = gateway_for("plain", http_server(url), logs.path(), None).await;
+    let b = gw.backend("plain").unwrap().clone();
+    assert_eq!(b.http_transport(), Some(HttpTransportKind::JsonPost));
+    let agent = agent(&gw, "plain").await;
+    // One initialize from the streamable-HTTP attempt (refused for its
+    // content type), one from the plain POST transport.
+    assert_eq!(
+        call_text(&agent, "stats", json!({})).await,
+        "initializes=2 pings=0"
+    );
+    assert_eq!(
+        call_text(&agent, "forget_sessions", json!({})).await,
+        "forgotten"
+    );
+    // The backend answers 404 "Session not found"; the gateway reconnects
+    // (one more initialize: the known transport is tried first) and
+    // retries the call once.
+    assert_eq!(
+        call_text(&agent, "echo", json!({"text": "again"})).await,
+        "plain: again"
+    );
+    assert_eq!(b.session_reconnects(), 1);
+    assert_eq!(
+        call_text(&agent, "stats", json!({})).await,
+        "initializes=3 pings=0"
+    );
+    assert_eq!(b.session_reconnects(), 1);
+    let log = backend_log(logs.path(), "plain");
+    assert!(log.contains("lost the session"), "{log}");
+    agent.cancel().await.unwrap();
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_streamable_backend_is_reached_again() {
+    let mut backend = PythonBackend::start("http_server.py", &["fast", "streamable-http"]).await;
+    let port = backend.port.to_string();
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let gw = gateway_for("fast", http_server(url), logs.path(), None).await;
+    let agent = agent(&gw, "fast").await;
+    let first_pid = call_text(&agent, "pid", json!({})).await;
+    backend.kill().await;
+    // The same port, a new process that knows no session.
+    let _restarted = PythonBackend::start(
+        "http_server.py",
+        &["fast", "streamable-http", "--port", &port],
+    )
+    .await;
+    let second_pid = call_text(&agent, "pid", json!({})).await;
+    assert_ne!(first_pid, second_pid);
+    assert_eq!(
+        call_text(&agent, "echo", json!({"text": "back"})).await,
+        "fast: back"
+    );
+    agent.cancel().await.unwrap();
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_sse_backend_is_reached_again() {
+    let mut backend = PythonBackend::start("http_server.py", &["legacy", "sse"]).await;
+    let port = backend.port.to_string();
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/sse");
+    let gw = gateway_for("legacy", http_server(url), logs.path(), None).await;
+    let b = gw.backend("legacy").unwrap().clone();
+    let agent = agent(&gw, "legacy").await;
+    let first_pid = call_text(&agent, "pid", json!({})).await;
+    backend.kill().await;
+    let _restarted =
+        PythonBackend::start("http_server.py", &["legacy", "sse", "--port", &port]).await;
+    // Either the ended event stream or the new server's 404 for the old
+    // session makes the gateway reconnect; the agent sees a normal answer.
+    let second_pid = call_text(&agent, "pid", json!({})).await;
+    assert_ne!(first_pid, second_pid);
+    assert_eq!(b.http_transport(), Some(HttpTransportKind::Sse));
+    assert_eq!(b.health().launches, 2);
+    assert_eq!(
+        call_text(&agent, "echo", json!({"text": "back"})).await,
+        "legacy: back"
+    );
+    agent.cancel().await.unwrap();
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_pings_the_backend_and_logs_failures() {
+    let mut backend = PythonBackend::start("json_post_server.py", &["plain"]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/", backend.port);
+    let gw = gateway_for(
+        "plain",
+        http_server(url),
+        logs.path(),
+        Some(Duration::from_secs(1)),
+    )
+    .await;
+    let b = gw.backend("plain").unwrap().clone();
+    let agent = agent(&gw, "plain").await;
+    let mut pings = 0;
+    for _ in 0..60 {
+        let stats = call_text(&agent, "stats", json!({})).await;
+        pings = stats
+            .rsplit("pings=")
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        if pings >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(pings >= 2, "the backend saw {pings} pings");
+    assert_eq!(b.keepalive_failures(), 0);
+
+    backend.kill().await;
+    for _ in 0..60 {
+        if b.keepalive_failures() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(b.keepalive_failures() > 0);
+    let log = backend_log(logs.path(), "plain");
+    assert!(log.contains("keep-alive ping failed"), "{log}");
+    agent.cancel().await.unwrap();
+    gw.shutdown().await;
+}
+
+/// An HTTP server on 127.0.0.1 that answers every request with a 404 page.
+async fn not_found_server() -> std::net::SocketAddr {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            http::StatusCode::NOT_FOUND,
+            [(http::header::CONTENT_TYPE, "text/html")],
+            "<html><body>nothing here</body></html>",
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A listener that accepts connections and never answers.
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_answering_no_transport_fails_naming_the_backend() {
+    let not_found = not_found_server().await;
+    let (silent, _task) = silent_server().await;
+    let logs = tempfile::tempdir().unwrap();
+    let mut nowhere = http_server(format!("http://{not_found}/mcp"));
+    nowhere.connect_timeout = Duration::from_secs(2);
+    let mut mute = http_server(format!("http://{silent}/mcp"));
+    mute.connect_timeout = Duration::from_secs(1);
+    common::init_tracing();
+    let mut options = common::options(
+        BTreeMap::from([("nowhere".to_owned(), nowhere), ("mute".to_owned(), mute)]),
+        RoutingMode::Routed,
+    );
+    options.log_dir = logs.path().to_path_buf();
+    // Start-up finishes although neither backend connects (each attempt
+    // is bounded by connectTimeout; the outer bound only guards a hang).
+    let gw = tokio::time::timeout(Duration::from_secs(120), Gateway::start(options))
+        .await
+        .expect("start-up hung")
+        .unwrap();
+
+    for (id, why) in [("nowhere", "HTTP 404"), ("mute", "no answer within 1s")] {
+        let b = gw.backend(id).unwrap();
+        let health = b.health();
+        assert_eq!(health.status, BackendStatus::Error);
+        assert_eq!(b.http_transport(), None);
+        let reason = health.last_error.unwrap();
+        for kind in HttpTransportKind::ORDER {
+            assert!(reason.contains(&format!("{kind}: ")), "{reason}");
+        }
+        assert!(
+            reason.contains("answers none of the MCP HTTP transports"),
+            "{reason}"
+        );
+        assert!(reason.contains(why), "{reason}");
+        // A direct launch reports the same, naming the backend.
+        let error = tokio::time::timeout(Duration::from_secs(120), b.start())
+            .await
+            .expect("launch hung")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!("backend \"{id}\" failed to start: ")),
+            "{error}"
+        );
+        let log = backend_log(logs.path(), id);
+        // Three failed attempts at start-up, three at the direct launch.
+        let failures = log.lines().filter(|l| l.contains("[WARN]")).count();
+        assert_eq!(failures, 6, "{log}");
+    }
+    gw.shutdown().await;
+}
+
+/// The https case runs in a child test process so that `SSL_CERT_FILE`
+/// is set from its start (the gateway reads it when it loads its roots).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_backend_trusted_through_ssl_cert_file() {
+    let tls = tempfile::tempdir().unwrap();
+    let tls_dir = tls.path().to_string_lossy().into_owned();
+    let backend = PythonBackend::start(
+        "http_server.py",
+        &["secure", "streamable-http", "--tls-dir", &tls_dir],
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{}/mcp", backend.port);
+    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "https_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SSL_CERT_FILE", tls.path().join("ca.pem"))
+        .env("GUARDWAY_TEST_HTTPS_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+}
+
+/// Run by `https_backend_trusted_through_ssl_cert_file`; skips when
+/// started on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by https_backend_trusted_through_ssl_cert_file"]
+async fn https_child() {
+    let Ok(url) = std::env::var("GUARDWAY_TEST_HTTPS_URL") else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let gw = gateway_for("secure", http_server(url.clone()), logs.path(), None).await;
+    let b = gw.backend("secure").unwrap();
+    assert_eq!(
+        b.health().status,
+        BackendStatus::Running,
+        "{:?}",
+        b.health()
+    );
+    assert_eq!(b.http_transport(), Some(HttpTransportKind::StreamableHttp));
+    assert_tools_work(&gw, "secure").await;
+    gw.shutdown().await;
+}
+
+/// A fake GitHub Actions OIDC token endpoint: checks the request token,
+/// records the audiences, and returns JWTs (unsigned, with `aud`, `exp` and
+/// a serial `n`) expiring in an hour, or in 62 s for the audience `short`.
+async fn oidc_token_endpoint() -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+    use base64::Engine;
+    use std::collections::HashMap;
+    let audiences = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let seen = audiences.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::get(
+            move |headers: http::HeaderMap,
+                  query: axum::extract::Query<HashMap<String, String>>| {
+                let seen = seen.clone();
+                async move {
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some("Bearer request-token")
+                    {
+                        return (http::StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let audience = query.get("audience").cloned().unwrap_or_default();
+                    let n = {
+                        let mut seen = seen.lock();
+                        seen.push(audience.clone());
+                        seen.len()
+                    };
+                    let lifetime = if audience == "short" { 62 } else { 3600 };
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    let enc = |v: serde_json::Value| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+                    };
+                    let jwt = format!(
+                        "{}.{}.sig",
+                        enc(json!({"alg": "none"})),
+                        enc(json!({"aud": audience, "exp": now + lifetime, "n": n}))
+                    );
+                    (
+                        http::StatusCode::OK,
+                        json!({"count": 1, "value": jwt}).to_string(),
+                    )
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/token?api-version=2.0"), audiences)
+}
+
+/// github-oidc runs in a child test process, whose environment carries the
+/// Actions variables from its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_oidc_token_replaces_authorization() {
+    let backend = PythonBackend::start("json_post_server.py", &["plain", "--issue-session"]).await;
+    let (token_url, audiences) = oidc_token_endpoint().await;
+    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "github_oidc_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &token_url)
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token")
+        .env(
+            "GUARDWAY_TEST_OIDC_BACKEND",
+            format!("http://127.0.0.1:{}/", backend.port),
+        )
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+    let audiences = audiences.lock().clone();
+    // One token for `api://steady` (cached across its uses), and for
+    // `short` the first one plus at least one renewal.
+    assert_eq!(
+        audiences.iter().filter(|a| *a == "api://steady").count(),
+        1,
+        "{audiences:?}"
+    );
+    assert!(
+        audiences.iter().filter(|a| *a == "short").count() >= 2,
+        "{audiences:?}"
+    );
+}
+
+/// The claims of the bearer JWT in an `Authorization` value.
+fn bearer_claims(authorization: &str) -> serde_json::Value {
+    use base64::Engine;
+    let jwt = authorization.strip_prefix("Bearer ").unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Run by `github_oidc_token_replaces_authorization`; skips when started
+/// on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by github_oidc_token_replaces_authorization"]
+async fn github_oidc_child() {
+    use guardway_gateway::config::ServerAuth;
+    let Ok(url) = std::env::var("GUARDWAY_TEST_OIDC_BACKEND") else {
+        return;
+    };
+    let mut steady = http_server(url.clone());
+    steady.auth = Some(ServerAuth::GithubOidc {
+        audience: "api://steady".into(),
+    });
+    if let ServerTransport::Http { headers, .. } = &mut steady.transport {
+        headers.insert("Authorization".into(), "static-value".into());
+        headers.insert("X-Extra".into(), "kept".into());
+    }
+    let mut short = http_server(url);
+    short.auth = Some(ServerAuth::GithubOidc {
+        audience: "short".into(),
+    });
+    common::init_tracing();
+    let logs = tempfile::tempdir().unwrap();
+    let mut options = common::options(
+        BTreeMap::from([("steady".to_owned(), steady), ("short".to_owned(), short)]),
+        RoutingMode::Routed,
+    );
+    options.log_dir = logs.path().to_path_buf();
+    let gw = Gateway::start(options).await.unwrap();
+
+    let agent_steady = agent(&gw, "steady").await;
+    let auth = call_text(&agent_steady, "authorization", json!({})).await;
+    assert_eq!(bearer_claims(&auth)["aud"], "api://steady", "{auth}");
+    assert_eq!(
+        call_text(&agent_steady, "echo", json!({"text": "oidc"})).await,
+        "plain: oidc"
+    );
+
+    // `short` tokens expire 62 s after issue: renewed (with a reconnect)
+    // 60 s early, so about 2 s after each connection.
+    let b = gw.backend("short").unwrap().clone();
+    let agent_short = agent(&gw, "short").await;
+    let first = call_text(&agent_short, "authorization", json!({})).await;
+    assert_eq!(bearer_claims(&first)["aud"], "short");
+    for _ in 0..120 {
+        if b.token_renewals() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(b.token_renewals() > 0);
+    let mut renewed = first.clone();
+    for _ in 0..40 {
+        renewed = call_text(&agent_short, "authorization", json!({})).await;
+        if renewed != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_ne!(renewed, first);
+    assert_eq!(bearer_claims(&renewed)["aud"], "short");
+    let log = backend_log(logs.path(), "short");
+    assert!(log.contains("renewing the github-oidc token"), "{log}");
+    agent_steady.cancel().await.unwrap();
+    agent_short.cancel().await.unwrap();
+    gw.shutdown().await;
+}
