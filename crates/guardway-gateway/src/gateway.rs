@@ -220,6 +220,7 @@ impl Gateway {
                 .extra
                 .hmac_secret
                 .as_deref()
+                .filter(|secret| !secret.is_empty())
                 .map(|secret| Arc::new(crate::hmac::HmacVerifier::new(secret.as_bytes()))),
         };
         let close_requested = CancellationToken::new();
