@@ -21,6 +21,11 @@ pub enum GatewayError {
     KeyGeneration { message: String },
     #[error("{message}")]
     Guards { message: String },
+    #[error(transparent)]
+    Tls {
+        #[from]
+        source: crate::tls::TlsError,
+    },
 }
 
 /// Why a call to one backend failed on the gateway's side. The text of each

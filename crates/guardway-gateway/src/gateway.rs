@@ -33,6 +33,8 @@ pub struct RunningGateway {
     local_addr: SocketAddr,
     api_key: String,
     mode: RoutingMode,
+    /// Whether the listener speaks TLS (`https` in the start-up document).
+    tls: bool,
     core: Arc<GatewayCore>,
     configured_tools: BTreeMap<String, Option<Vec<String>>>,
     shutting_down: Arc<AtomicBool>,
@@ -175,11 +177,16 @@ impl Gateway {
     /// Like [`Gateway::start`], with `interceptor` around every `tools/call`.
     ///
     /// # Errors
-    /// As [`Gateway::start`].
+    /// As [`Gateway::start`], and when the TLS files are unusable (checked
+    /// before any backend starts).
     pub async fn start_with_interceptor(
         options: ServeOptions,
         interceptor: Arc<dyn CallInterceptor>,
     ) -> Result<RunningGateway, GatewayError> {
+        let tls_config = match &options.extra.tls {
+            Some(tls) => Some(crate::tls::server_config(tls)?),
+            None => None,
+        };
         let api_key = match &options.config.gateway.api_key {
             Some(key) => key.clone(),
             None => crate::auth::generate_api_key()
@@ -210,6 +217,12 @@ impl Gateway {
             core: core.clone(),
             api_key: Arc::from(api_key.as_str()),
             shutting_down: shutting_down.clone(),
+            hmac: options
+                .extra
+                .hmac_secret
+                .as_deref()
+                .filter(|secret| !secret.is_empty())
+                .map(|secret| Arc::new(crate::hmac::HmacVerifier::new(secret.as_bytes()))),
         };
         let close_requested = CancellationToken::new();
         let close_routes = crate::compat::close_router(crate::compat::CloseState {
@@ -228,17 +241,35 @@ impl Gateway {
         )
         .merge(close_routes);
         let stop = stop_server.clone();
-        let server_task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        });
+        let tls = tls_config.is_some();
+        let server_task = match tls_config {
+            None => tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            }),
+            Some(config) => {
+                let listener =
+                    crate::tls::TlsListener::new(listener, config).map_err(|source| {
+                        GatewayError::Bind {
+                            addr: options.listen,
+                            source,
+                        }
+                    })?;
+                tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                })
+            }
+        };
         log_files.write_startup_digest(&startup_digest(&options, &core, Some(local_addr)));
-        tracing::info!(%local_addr, mode = ?options.mode, "gateway listening");
+        tracing::info!(%local_addr, mode = ?options.mode, tls, "gateway listening");
         Ok(RunningGateway {
             local_addr,
             api_key,
             mode: options.mode,
+            tls,
             configured_tools: options
                 .config
                 .servers
@@ -291,11 +322,12 @@ impl RunningGateway {
             ip => ip,
         };
         let host = SocketAddr::new(ip, self.local_addr.port());
+        let scheme = if self.tls { "https" } else { "http" };
         let mut servers = serde_json::Map::new();
         for (id, tools) in &self.configured_tools {
             let url = match self.mode {
-                RoutingMode::Routed => format!("http://{host}/mcp/{id}"),
-                RoutingMode::Unified => format!("http://{host}/mcp"),
+                RoutingMode::Routed => format!("{scheme}://{host}/mcp/{id}"),
+                RoutingMode::Unified => format!("{scheme}://{host}/mcp"),
             };
             let mut entry = json!({
                 "type": "http",

@@ -1,6 +1,7 @@
 //! The HTTP surface (gateway.md §3): `/mcp/{server}` (routed) or `/mcp`
-//! (unified) served by `rmcp`'s streamable-HTTP service behind the API-key
-//! and shutdown checks, and the open `/health` endpoint.
+//! (unified) served by `rmcp`'s streamable-HTTP service behind the API-key,
+//! HMAC and shutdown checks, and the open `/health`, `/metrics` and
+//! `/reflect` endpoints.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,12 +14,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::StreamableHttpService;
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
-use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RoutingMode;
 use crate::server::{AgentSession, GatewayCore, SessionScope};
+use crate::sessions::ExpiringSessionManager;
 
 /// Largest accepted MCP request body; larger ones get 413.
 pub const MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -32,6 +33,8 @@ pub struct HttpState {
     pub core: Arc<GatewayCore>,
     pub api_key: Arc<str>,
     pub shutting_down: Arc<AtomicBool>,
+    /// Signed-request check of the MCP routes (`--hmac-secret`).
+    pub hmac: Option<Arc<crate::hmac::HmacVerifier>>,
 }
 
 fn json_error(status: StatusCode, error: &str, message: Option<&str>) -> Response {
@@ -47,6 +50,13 @@ async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next)
         let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
         return json_error(status, rejection.error, Some(rejection.message));
     }
+    let request = match &state.hmac {
+        Some(verifier) => match check_hmac(verifier, request).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        },
+        None => request,
+    };
     if state.shutting_down.load(Ordering::SeqCst) {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -73,6 +83,33 @@ async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next)
         };
     }
     next.run(request).await
+}
+
+/// Verifies the request's HMAC headers against its path and body; the body
+/// is read (bounded) and put back.
+async fn check_hmac(
+    verifier: &crate::hmac::HmacVerifier,
+    request: Request,
+) -> Result<Request, Response> {
+    let (parts, body) = request.into_parts();
+    let Some(bytes) = read_bounded(body).await else {
+        return Err(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            Some("request body exceeds the gateway's limit"),
+        ));
+    };
+    if let Err(rejection) = verifier.verify(&parts.headers, parts.uri.path(), &bytes) {
+        let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        tracing::warn!(path = %parts.uri.path(), reason = %rejection, "HMAC check failed");
+        let error = if status == StatusCode::UNAUTHORIZED {
+            "unauthorized"
+        } else {
+            "service_unavailable"
+        };
+        return Err(json_error(status, error, Some(&rejection.to_string())));
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 fn jsonrpc_error(
@@ -227,6 +264,23 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
+/// `GET /reflect` (difc.md §6): the agents' labels and the gateway-wide
+/// mode; `"mode": "disabled"` and no agents when the gateway runs no DIFC.
+async fn reflect(State(state): State<HttpState>) -> Response {
+    let mut document = state
+        .core
+        .interceptor
+        .reflect()
+        .unwrap_or_else(|| json!({"agents": {}, "mode": "disabled"}));
+    if let Some(map) = document.as_object_mut() {
+        map.insert(
+            "timestamp".into(),
+            json!(crate::logfiles::utc_timestamp(std::time::SystemTime::now())),
+        );
+    }
+    axum::Json(document).into_response()
+}
+
 async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "not_found", Some("no such endpoint"))
 }
@@ -245,12 +299,17 @@ pub fn router(
     if !loopback_listener {
         config = config.disable_allowed_hosts();
     }
-    let session_manager = || {
-        let mut manager = LocalSessionManager::default();
-        let mut session_config = SessionConfig::default();
-        session_config.keep_alive = Some(session_timeout);
-        manager.session_config = session_config;
-        Arc::new(manager)
+    // One session manager per MCP endpoint, also seen by the middleware that
+    // answers for unknown and expired sessions.
+    let endpoint = |path: &str,
+                    service: StreamableHttpService<AgentSession, ExpiringSessionManager>,
+                    sessions: Arc<ExpiringSessionManager>| {
+        Router::new()
+            .nest_service(path, service)
+            .layer(axum::middleware::from_fn_with_state(
+                sessions,
+                crate::sessions::session_answers,
+            ))
     };
     let mut mcp = Router::new();
     match mode {
@@ -258,6 +317,7 @@ pub fn router(
             for backend in state.core.backends.values() {
                 let core = state.core.clone();
                 let backend_for_factory = backend.clone();
+                let sessions = Arc::new(ExpiringSessionManager::new(session_timeout));
                 let service = StreamableHttpService::new(
                     move || {
                         Ok(AgentSession::new(
@@ -265,20 +325,25 @@ pub fn router(
                             SessionScope::Routed(backend_for_factory.clone()),
                         ))
                     },
-                    session_manager(),
+                    sessions.clone(),
                     config.clone(),
                 );
-                mcp = mcp.nest_service(&format!("/mcp/{}", backend.id()), service);
+                mcp = mcp.merge(endpoint(
+                    &format!("/mcp/{}", backend.id()),
+                    service,
+                    sessions,
+                ));
             }
         }
         RoutingMode::Unified => {
             let core = state.core.clone();
+            let sessions = Arc::new(ExpiringSessionManager::new(session_timeout));
             let service = StreamableHttpService::new(
                 move || Ok(AgentSession::new(core.clone(), SessionScope::Unified)),
-                session_manager(),
+                sessions.clone(),
                 config,
             );
-            mcp = mcp.nest_service("/mcp", service);
+            mcp = mcp.merge(endpoint("/mcp", service, sessions));
         }
     }
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(
@@ -292,6 +357,7 @@ pub fn router(
     Router::new()
         .route("/health", axum::routing::get(health))
         .route("/metrics", axum::routing::get(metrics))
+        .route("/reflect", axum::routing::get(reflect))
         .merge(mcp)
         .fallback(not_found)
         .with_state(state)

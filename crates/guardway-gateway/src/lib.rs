@@ -1,5 +1,6 @@
 //! The MCP gateway: configuration, backends, sessions, routed and unified
-//! modes, the tool-call hook guards plug into, auth, health.
+//! modes, the tool-call hook guards plug into, auth (API key, HMAC, TLS),
+//! health, the DIFC snapshot.
 //!
 //! Entry points: [`serve`] (what `guardway serve` runs) and
 //! [`Gateway::start`] (an in-process gateway for tests and embedding).
@@ -13,6 +14,7 @@ pub mod config;
 mod error;
 mod gateway;
 pub mod guards;
+pub mod hmac;
 mod http;
 pub mod logfiles;
 pub mod metrics;
@@ -20,6 +22,8 @@ mod pipeline;
 pub mod postprocess;
 mod relay;
 mod server;
+mod sessions;
+mod tls;
 
 pub use auth::{constant_time_eq, generate_api_key};
 pub use backend::{
@@ -34,3 +38,4 @@ pub use guards::GuardPipeline;
 pub use http::{MAX_REQUEST_BODY_BYTES, SPEC_VERSION};
 pub use pipeline::{BackendInvoker, CallInterceptor, PassThrough, ToolCall};
 pub use server::gateway_error;
+pub use tls::TlsError;

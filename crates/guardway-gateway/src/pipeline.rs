@@ -66,6 +66,14 @@ pub trait CallInterceptor: Send + Sync + 'static {
     fn render_metrics(&self, out: &mut String) {
         let _ = out;
     }
+
+    /// The DIFC state for `GET /reflect` (difc.md §6): `{"agents": {id:
+    /// {"secrecy": [..], "integrity": [..]}}, "mode": ..}` with sorted tags;
+    /// the HTTP layer adds the timestamp. `None` when the interceptor does
+    /// no DIFC.
+    fn reflect(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Forwards every call unchanged.

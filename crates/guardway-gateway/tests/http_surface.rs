@@ -4,6 +4,7 @@
 //! serving a real session after each bad request.
 
 mod common;
+mod surface_peers;
 
 use common::{ACCEPT, messages, post};
 
@@ -162,7 +163,7 @@ async fn unknown_session_server_and_path_are_404() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
-    assert!(resp.text().await.unwrap().contains("Session not found"));
+    assert_eq!(resp.text().await.unwrap(), "session not found");
     let resp = post(&format!("{base}/mcp/nope"))
         .json(&initialize())
         .send()
@@ -350,5 +351,119 @@ async fn unsafe_agent_id_refuses_a_new_session() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+/// Opens a raw session (initialize + initialized) and returns its id.
+async fn open_session(url: &str) -> String {
+    let resp = post(url).json(&initialize()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let resp = post(url)
+        .header("mcp-session-id", &session)
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    session
+}
+
+fn delete(url: &str, session: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .delete(url)
+        .header("authorization", common::API_KEY)
+        .header("mcp-session-id", session)
+}
+
+fn tools_list(url: &str, session: &str) -> reqwest::RequestBuilder {
+    post(url)
+        .header("mcp-session-id", session)
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_ends_the_session_with_204_and_the_session_is_then_unknown() {
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    let session = open_session(&url).await;
+    assert_eq!(
+        tools_list(&url, &session).send().await.unwrap().status(),
+        200
+    );
+
+    let resp = delete(&url, &session).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.text().await.unwrap(), "");
+
+    for resp in [
+        tools_list(&url, &session).send().await.unwrap(),
+        delete(&url, &session).send().await.unwrap(),
+        reqwest::Client::new()
+            .get(&url)
+            .header("authorization", common::API_KEY)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.text().await.unwrap(), "session not found");
+    }
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_ends_its_session_without_a_termination_warning() {
+    let python = common::python();
+    let gw = gateway().await;
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    let call = surface_peers::python_call(
+        &python,
+        &url,
+        json!({"Authorization": common::API_KEY}),
+        "echo",
+        json!({"text": "bye"}),
+        None,
+    )
+    .await;
+    assert_eq!(call.output["texts"], json!(["alpha: bye"]));
+    assert!(
+        !call.stderr.contains("Session termination failed"),
+        "{}",
+        call.stderr
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_expire_after_the_session_timeout() {
+    common::init_tracing();
+    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.session_timeout = std::time::Duration::from_secs(2);
+    let gw = Gateway::start(options).await.unwrap();
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    let idle = open_session(&url).await;
+    let busy = open_session(&url).await;
+    // `busy` sends a message every second; `idle` says nothing.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(tools_list(&url, &busy).send().await.unwrap().status(), 200);
+    }
+    let resp = tools_list(&url, &idle).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.text().await.unwrap(), "session not found");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let resp = tools_list(&url, &busy).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    // New sessions are still served.
+    let fresh = open_session(&url).await;
+    assert_eq!(tools_list(&url, &fresh).send().await.unwrap().status(), 200);
     gw.shutdown().await;
 }

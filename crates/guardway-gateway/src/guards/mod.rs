@@ -844,4 +844,18 @@ impl CallInterceptor for GuardPipeline {
     fn render_metrics(&self, out: &mut String) {
         self.render(out);
     }
+
+    fn reflect(&self) -> Option<Value> {
+        let agents: serde_json::Map<String, Value> = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|(id, labels)| {
+                let secrecy: Vec<&str> = labels.secrecy.iter().collect();
+                let integrity: Vec<&str> = labels.integrity.iter().collect();
+                (id, json!({"secrecy": secrecy, "integrity": integrity}))
+            })
+            .collect();
+        Some(json!({"agents": agents, "mode": self.default_mode.as_str()}))
+    }
 }

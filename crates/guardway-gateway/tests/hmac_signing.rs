@@ -1,0 +1,294 @@
+//! HMAC-signed MCP requests (gateway.md §3.3) through reqwest: a full
+//! session of signed requests, each failure text, replay refusal, the order
+//! of the key and HMAC checks, and the open endpoints staying unsigned.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::ACCEPT;
+use guardway_gateway::config::RoutingMode;
+use guardway_gateway::hmac::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use guardway_gateway::{Gateway, RunningGateway};
+use serde_json::{Value, json};
+
+const SECRET: &str = "hmac-test-secret";
+
+async fn gateway() -> RunningGateway {
+    common::init_tracing();
+    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.extra.hmac_secret = Some(SECRET.to_owned());
+    Gateway::start(options).await.unwrap()
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "nonce-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A signed POST of `body` to `path` (timestamp now, fresh nonce).
+fn signed_post(
+    base: &str,
+    path: &str,
+    body: &Value,
+    session: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let body = body.to_string();
+    signed_post_with(
+        base,
+        path,
+        &body,
+        &now().to_string(),
+        &nonce(),
+        SECRET,
+        session,
+    )
+}
+
+fn signed_post_with(
+    base: &str,
+    path: &str,
+    body: &str,
+    timestamp: &str,
+    nonce: &str,
+    secret: &str,
+    session: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let signature = sign(secret.as_bytes(), timestamp, nonce, path, body.as_bytes());
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("authorization", common::API_KEY)
+        .header("accept", ACCEPT)
+        .header("content-type", "application/json")
+        .header(TIMESTAMP_HEADER, timestamp)
+        .header(NONCE_HEADER, nonce)
+        .header(SIGNATURE_HEADER, signature)
+        .body(body.to_owned());
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request
+}
+
+fn initialize() -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "signed", "version": "0"}}
+    })
+}
+
+async fn expect_401(response: reqwest::Response, message: &str) {
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"error": "unauthorized", "message": message}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_of_signed_requests_is_served() {
+    let gw = gateway().await;
+    let base = format!("http://{}", gw.local_addr());
+    let resp = signed_post(&base, "/mcp/alpha", &initialize(), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let resp = signed_post(&base, "/mcp/alpha", &initialized, Some(&session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "signed"}}});
+    let resp = signed_post(&base, "/mcp/alpha", &call, Some(&session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("alpha: signed"));
+
+    // DELETE is signed over an empty body.
+    let ts = now().to_string();
+    let n = nonce();
+    let resp = reqwest::Client::new()
+        .delete(format!("{base}/mcp/alpha"))
+        .header("authorization", common::API_KEY)
+        .header("mcp-session-id", &session)
+        .header(TIMESTAMP_HEADER, &ts)
+        .header(NONCE_HEADER, &n)
+        .header(
+            SIGNATURE_HEADER,
+            sign(SECRET.as_bytes(), &ts, &n, "/mcp/alpha", b""),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+
+    // The open endpoints need no signature.
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let reflect = reqwest::get(format!("{base}/reflect")).await.unwrap();
+    assert_eq!(reflect.status(), 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failure_gets_its_own_401_text() {
+    let gw = gateway().await;
+    let base = format!("http://{}", gw.local_addr());
+    let path = "/mcp/alpha";
+    let body = initialize().to_string();
+
+    // No signature headers at all (a plain MCP client).
+    let resp = common::post(&format!("{base}{path}"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_401(resp, "missing HMAC signature headers").await;
+
+    let resp = signed_post_with(&base, path, &body, "yesterday", &nonce(), SECRET, None)
+        .send()
+        .await
+        .unwrap();
+    expect_401(resp, "invalid HMAC timestamp").await;
+
+    let stale = (now() - 120).to_string();
+    let resp = signed_post_with(&base, path, &body, &stale, &nonce(), SECRET, None)
+        .send()
+        .await
+        .unwrap();
+    expect_401(resp, "HMAC timestamp out of acceptable window").await;
+
+    let resp = signed_post_with(
+        &base,
+        path,
+        &body,
+        &now().to_string(),
+        &nonce(),
+        "wrong",
+        None,
+    )
+    .send()
+    .await
+    .unwrap();
+    expect_401(resp, "invalid HMAC signature").await;
+
+    // Signed for another path.
+    let ts = now().to_string();
+    let n = nonce();
+    let signature = sign(SECRET.as_bytes(), &ts, &n, "/mcp/other", body.as_bytes());
+    let resp = common::post(&format!("{base}{path}"))
+        .header(TIMESTAMP_HEADER, &ts)
+        .header(NONCE_HEADER, &n)
+        .header(SIGNATURE_HEADER, signature)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_401(resp, "invalid HMAC signature").await;
+
+    // A replayed request: same timestamp, nonce and signature.
+    let ts = now().to_string();
+    let n = nonce();
+    let first = signed_post_with(&base, path, &body, &ts, &n, SECRET, None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let replay = signed_post_with(&base, path, &body, &ts, &n, SECRET, None)
+        .send()
+        .await
+        .unwrap();
+    expect_401(replay, "HMAC nonce already used (replay detected)").await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_check_comes_before_hmac() {
+    let gw = gateway().await;
+    let base = format!("http://{}", gw.local_addr());
+    // Correctly signed, wrong key: the key check answers.
+    let body = initialize().to_string();
+    let (ts, n) = (now().to_string(), nonce());
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/mcp/alpha"))
+        .header("authorization", "not-the-key")
+        .header("accept", ACCEPT)
+        .header("content-type", "application/json")
+        .header(TIMESTAMP_HEADER, &ts)
+        .header(NONCE_HEADER, &n)
+        .header(
+            SIGNATURE_HEADER,
+            sign(SECRET.as_bytes(), &ts, &n, "/mcp/alpha", body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    expect_401(resp, "invalid API key").await;
+    // Right key, unsigned: HMAC answers, and the gateway keeps serving.
+    let resp = common::post(&format!("{base}/mcp/alpha"))
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    expect_401(resp, "missing HMAC signature headers").await;
+    let resp = signed_post(&base, "/mcp/alpha", &initialize(), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hmac_is_checked_before_the_shutdown_answer() {
+    let gw = gateway().await;
+    let base = format!("http://{}", gw.local_addr());
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/close"))
+        .header("authorization", common::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Unsigned: refused by HMAC before the shutdown check.
+    let resp = common::post(&format!("{base}/mcp/alpha"))
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    expect_401(resp, "missing HMAC signature headers").await;
+    // Signed: passes HMAC, then the shutdown check answers.
+    let resp = signed_post(&base, "/mcp/alpha", &initialize(), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"error": "Gateway is shutting down"})
+    );
+    gw.shutdown().await;
+}
