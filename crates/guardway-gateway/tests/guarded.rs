@@ -227,6 +227,7 @@ async fn tool_call_limits_per_session_through_the_python_sdk() {
         "sample".to_owned(),
         wasm_guard(&guarded_support::sample_guard()),
     )]);
+    options.enforce_tool_call_limits = true;
     let pipeline = Arc::new(GuardPipeline::new(&options));
     let gateway = Gateway::start_with_interceptor(options, pipeline.clone())
         .await
@@ -290,6 +291,85 @@ async fn tool_call_limits_per_session_through_the_python_sdk() {
             "guardway_denials_total{server=\"github\",tool=\"issue_read\",stage=\"limit\"} 4\n"
         ),
         "{body}"
+    );
+    gateway.shutdown().await;
+}
+
+/// Without `--enforce-tool-call-limits`, as in the reference (difc.md §8
+/// quirk 4): the limits stay in a wasm guard's `label_agent` payload, whose
+/// validation refuses them, so its calls fail closed; a server with the
+/// noop guard enforces the same limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_call_limits_by_default_fail_a_wasm_guard_and_limit_a_noop_server() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let call_log = dir.path().join("github-calls.jsonl");
+    let plain_log = dir.path().join("plain-calls.jsonl");
+    let policy = json!({"allow-only": {"repos": "all", "min-integrity": "none",
+        "tool-call-limits": {"list_issues": 1}}});
+    let servers = BTreeMap::from([
+        (
+            "github".to_owned(),
+            guarded(demo_server(Some(&call_log)), "sample", Some(policy.clone())),
+        ),
+        (
+            "plain".to_owned(),
+            guarded(demo_server(Some(&plain_log)), "none", Some(policy)),
+        ),
+    ]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.config.guards = BTreeMap::from([
+        (
+            "sample".to_owned(),
+            wasm_guard(&guarded_support::sample_guard()),
+        ),
+        (
+            "none".to_owned(),
+            GuardConfig {
+                kind: "noop".into(),
+                path: None,
+                policy: None,
+                config: None,
+            },
+        ),
+    ]);
+    let pipeline = Arc::new(GuardPipeline::new(&options));
+    let gateway = Gateway::start_with_interceptor(options, pipeline)
+        .await
+        .unwrap();
+    let list = || common::call("list_issues", json!({"owner": "octo-org", "repo": "api"}));
+
+    let github = common::rmcp_client(
+        &format!("http://{}/mcp/github", gateway.local_addr()),
+        common::API_KEY,
+    )
+    .await;
+    let error = github.call_tool(list()).await.unwrap_err().to_string();
+    assert!(error.contains("tool-call-limits"), "{error}");
+    github.cancel().await.unwrap();
+    let reached = std::fs::read_to_string(&call_log).unwrap_or_default();
+    assert!(!reached.contains("list_issues"), "{reached}");
+
+    let plain = common::rmcp_client(
+        &format!("http://{}/mcp/plain", gateway.local_addr()),
+        common::API_KEY,
+    )
+    .await;
+    plain.call_tool(list()).await.unwrap();
+    let error = plain.call_tool(list()).await.unwrap_err().to_string();
+    assert!(
+        error.contains("tool call limit reached for \"list_issues\" (max: 1)"),
+        "{error}"
+    );
+    plain.cancel().await.unwrap();
+    let reached = std::fs::read_to_string(&plain_log).unwrap();
+    assert_eq!(
+        reached
+            .lines()
+            .filter(|l| l.contains("list_issues"))
+            .count(),
+        1,
+        "{reached}"
     );
     gateway.shutdown().await;
 }

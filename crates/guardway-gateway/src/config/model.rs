@@ -244,6 +244,11 @@ pub struct ServeOptions {
     pub wasm_guards_dir: Option<PathBuf>,
     /// A configured guard that fails to load aborts start-up.
     pub require_guards: bool,
+    /// Deliberate deviation (difc.md §8 quirk 4): take `tool-call-limits`
+    /// out of a wasm guard's `label_agent` payload and enforce them in the
+    /// gateway. Off by default, as in the reference, where such a policy
+    /// makes the guard's `label_agent` fail.
+    pub enforce_tool_call_limits: bool,
     /// Settings accepted for compatibility with the reference gateway, most
     /// of which only some parts of the runtime act on.
     pub extra: ExtraServeOptions,
@@ -266,6 +271,7 @@ impl ServeOptions {
             wasm_cache_max_bytes: None,
             wasm_guards_dir: None,
             require_guards: false,
+            enforce_tool_call_limits: false,
             extra: ExtraServeOptions::default(),
         }
     }

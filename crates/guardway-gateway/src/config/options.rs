@@ -57,6 +57,7 @@ pub struct ServeFlags {
     pub otlp_service_name: Option<String>,
     pub otlp_sample_rate: Option<f64>,
     pub require_guards: bool,
+    pub enforce_tool_call_limits: bool,
 }
 
 /// A flag or variable with an unusable value.
@@ -452,6 +453,11 @@ pub fn resolve_serve_options(
         wasm_cache_max_bytes: flags.wasm_cache_max_bytes,
         wasm_guards_dir,
         require_guards: flag_bool(flags.require_guards, env, "GUARDWAY_REQUIRE_GUARDS")?,
+        enforce_tool_call_limits: flag_bool(
+            flags.enforce_tool_call_limits,
+            env,
+            "GUARDWAY_ENFORCE_TOOL_CALL_LIMITS",
+        )?,
         extra,
     })
 }

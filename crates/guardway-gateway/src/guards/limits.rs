@@ -2,11 +2,13 @@
 //! the limits read from a server's `allow-only` policy and the per
 //! (session, server, tool) call counters checked before `label_resource`.
 //!
-//! Deliberate deviation from the reference (difc.md §8, quirk 4): the
-//! reference leaves `tool-call-limits` in the `label_agent` payload, where
-//! the transport-shape validation rejects it, so a policy with limits can
-//! never be used. guardway takes the limits out of the payload (the guard
-//! never sees them) and enforces them in the gateway.
+//! The limits apply to every server. For a wasm guard, the reference
+//! leaves `tool-call-limits` in the `label_agent` payload, where the
+//! transport-shape validation rejects it, so such a policy can never be
+//! used (difc.md §8, quirk 4); guardway reproduces that by default. With
+//! `--enforce-tool-call-limits` (a deliberate, flagged deviation) the limits
+//! are taken out of the payload (the guard never sees them) and enforced in
+//! the gateway.
 
 use std::collections::{BTreeMap, HashMap};
 

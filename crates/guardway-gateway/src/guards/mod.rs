@@ -101,6 +101,7 @@ pub struct GuardPipeline {
     guards_dir: Option<PathBuf>,
     policy_override: Option<Value>,
     require_guards: bool,
+    enforce_tool_call_limits: bool,
     default_mode: EnforcementMode,
     guard_options: GuardOptions,
     servers: OnceLock<BTreeMap<String, Arc<ServerGuard>>>,
@@ -154,6 +155,7 @@ impl GuardPipeline {
             guards_dir,
             policy_override: options.extra.guard_policy_override.clone(),
             require_guards: options.require_guards,
+            enforce_tool_call_limits: options.enforce_tool_call_limits,
             default_mode: default_mode(options),
             guard_options: GuardOptions::default(),
             servers: OnceLock::new(),
@@ -200,17 +202,22 @@ impl GuardPipeline {
                     name: id.clone(),
                     reason: format!("guard loading panicked: {error}"),
                 });
-            // The limits leave the payload here (see `limits` for why).
-            let split = raw.map(split_tool_call_limits);
+            // The limits are enforced here for every guard; a wasm guard's
+            // payload keeps them unless the deviation is asked for (see
+            // `limits` for why).
+            let split = raw.clone().map(split_tool_call_limits);
             let limits = match &split {
                 Some(Ok((_, limits))) => limits.clone(),
                 _ => ToolCallLimits::default(),
             };
             let policy = match &loaded {
-                BoundGuard::Wasm { .. } => split.map(|split| {
+                BoundGuard::Wasm { .. } if self.enforce_tool_call_limits => split.map(|split| {
                     split.and_then(|(policy, _)| {
                         binding::label_agent_payload(policy, &self.config.gateway.trusted_bots)
                     })
+                }),
+                BoundGuard::Wasm { .. } => raw.map(|policy| {
+                    binding::label_agent_payload(policy, &self.config.gateway.trusted_bots)
                 }),
                 _ => None,
             };

@@ -130,6 +130,7 @@ pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> Se
         wasm_cache_max_bytes: None,
         wasm_guards_dir: None,
         require_guards: false,
+        enforce_tool_call_limits: false,
         extra: Default::default(),
     }
 }

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value_t = false, value_name = "BOOL", hide_default_value = true, hide_possible_values = true)]
     pub require_guards: bool,
 
+    /// Enforce `tool-call-limits` in the gateway and keep them out of wasm guards' `label_agent` (a deliberate deviation: in the reference such a policy fails `label_agent`) [env: GUARDWAY_ENFORCE_TOOL_CALL_LIMITS].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value_t = false, value_name = "BOOL", hide_default_value = true, hide_possible_values = true)]
+    pub enforce_tool_call_limits: bool,
+
     #[command(flatten)]
     pub compat: Box<CompatibilityArgs>,
 }
@@ -255,6 +259,7 @@ pub fn options_from_args(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         otlp_service_name: compat.otlp_service_name,
         otlp_sample_rate: compat.otlp_sample_rate,
         require_guards: args.require_guards,
+        enforce_tool_call_limits: args.enforce_tool_call_limits,
     };
     let options = resolve_serve_options(flags, parsed, &env)?;
     if options.extra.validate_env {
