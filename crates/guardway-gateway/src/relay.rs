@@ -277,6 +277,12 @@ impl<T> ProgressOrderingTransport<T> {
             self.relay.close_progress(&self.server, token);
         }
     }
+
+    fn all_calls_ended(&mut self) {
+        for (_, token) in self.calls.drain() {
+            self.relay.close_progress(&self.server, token);
+        }
+    }
 }
 
 impl<T: Transport<RoleClient>> Transport<RoleClient> for ProgressOrderingTransport<T> {
@@ -313,7 +319,11 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for ProgressOrderingTranspo
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
-        let message = self.inner.receive().await?;
+        let Some(message) = self.inner.receive().await else {
+            // The backend is gone: no answer will come to the calls sent.
+            self.all_calls_ended();
+            return None;
+        };
         match &message {
             JsonRpcMessage::Notification(notification) => {
                 if let ServerNotification::ProgressNotification(progress) =
@@ -335,7 +345,14 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for ProgressOrderingTranspo
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
+        self.all_calls_ended();
         self.inner.close().await
+    }
+}
+
+impl<T> Drop for ProgressOrderingTransport<T> {
+    fn drop(&mut self) {
+        self.all_calls_ended();
     }
 }
 
