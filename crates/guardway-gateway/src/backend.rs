@@ -28,9 +28,8 @@ use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
     ClientRequest, GetPromptRequestParams, GetPromptResult, Implementation,
     ListResourceTemplatesResult, ListResourcesResult, LoggingMessageNotificationParam,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, Prompt,
-    ReadResourceRequestParams, ReadResourceResult, RequestMetaObject, ServerResult,
-    SetLevelRequestParams, Tool,
+    PaginatedRequestParams, ProgressToken, Prompt, ReadResourceRequestParams, ReadResourceResult,
+    RequestMetaObject, ServerResult, SetLevelRequestParams, Tool,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::TokioChildProcess;
@@ -40,7 +39,7 @@ use tokio::io::AsyncBufReadExt;
 use crate::breaker::{Admission, CircuitBreaker, detect_rate_limit};
 use crate::config::{ServerConfig, ServerTransport};
 use crate::error::BackendError;
-use crate::relay::NotificationRelay;
+use crate::relay::{NotificationRelay, ProgressOrderingTransport};
 
 mod http_client;
 mod http_connect;
@@ -139,14 +138,6 @@ impl ClientHandler for BackendClient {
         )
     }
 
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.relay.forward_progress(&self.server, params).await;
-    }
-
     #[allow(deprecated)]
     async fn on_logging_message(
         &self,
@@ -166,6 +157,25 @@ impl ClientHandler for BackendClient {
 
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.relay.resources_changed(&self.server).await;
+    }
+}
+
+// Progress is not relayed from `on_progress`: `rmcp` runs that handler on a
+// task of its own, which may run after the call's result was returned.
+// `serve_ordered` queues progress in the order the transport reads it.
+impl BackendClient {
+    /// Starts the MCP session over `transport`, relaying the backend's
+    /// progress in order ([`ProgressOrderingTransport`]).
+    pub(crate) async fn serve_ordered<T>(
+        self,
+        transport: T,
+    ) -> Result<Connection, rmcp::service::ClientInitializeError>
+    where
+        T: rmcp::transport::Transport<RoleClient> + 'static,
+    {
+        let transport =
+            ProgressOrderingTransport::new(transport, self.server.clone(), self.relay.clone());
+        self.serve(transport).await
     }
 }
 
@@ -817,7 +827,7 @@ impl Backend {
                         }
                     });
                 }
-                tokio::time::timeout(self.startup_timeout, client.serve(transport))
+                tokio::time::timeout(self.startup_timeout, client.serve_ordered(transport))
                     .await
                     .map_err(|_| {
                         format!("server startup timeout after {:?}", self.startup_timeout)
@@ -1105,16 +1115,32 @@ impl Backend {
             }
         };
         let request_id = handle.id.clone();
-        let _route = progress.map(|(agent, agent_token)| {
+        let mut route = progress.map(|(agent, agent_token)| {
             self.relay
                 .route_progress(&self.id, handle.progress_token.clone(), agent, agent_token)
         });
-        let outcome = tokio::select! {
-            result = handle.await_response() => result,
-            () = cancel.cancelled() => {
+        // Progress is relayed while the call runs; an arm's body is not
+        // interrupted by the response, so no notification is half sent.
+        let response = handle.await_response();
+        tokio::pin!(response);
+        let outcome = loop {
+            let next_progress = async {
+                match route.as_mut() {
+                    Some(route) => route.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = &mut response => break result,
+                Some(param) = next_progress => {
+                    if let Some(route) = &route {
+                        route.deliver(param).await;
+                    }
+                }
+                () = cancel.cancelled() => {
                 let _ = peer
                     .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
-                        Some(request_id),
+                        Some(request_id.clone()),
                         Some("cancelled by the agent".into()),
                     ))
                     .await;
@@ -1125,7 +1151,13 @@ impl Backend {
                     reason: "cancelled".into(),
                 });
             }
+            }
         };
+        // Every progress notification read before the response has been
+        // queued by now; the agent gets them all before the result.
+        if let Some(route) = route.as_mut() {
+            route.relay_queued().await;
+        }
         match outcome {
             Ok(ServerResult::CallToolResult(result)) => {
                 let (limited, retry_after) = detect_rate_limit(&result);

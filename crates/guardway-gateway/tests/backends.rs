@@ -1,6 +1,7 @@
 //! Backend kinds and recovery: a streamable-HTTP backend (another gateway,
-//! reached with static headers), and a stdio backend whose first launch
-//! fails and which is relaunched on use, announcing its tools to agents.
+//! reached with static headers), a stdio backend whose first launch fails
+//! and which is relaunched on use, announcing its tools to agents, and
+//! progress reaching the agent in order and before the result over both.
 
 mod common;
 
@@ -11,31 +12,21 @@ use std::time::Duration;
 
 use guardway_gateway::config::{RoutingMode, ServerTransport};
 use guardway_gateway::{BackendStatus, Gateway};
-use rmcp::model::ProgressNotificationParam;
 use rmcp::service::NotificationContext;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::json;
 
-/// Counts list-changed and progress notifications.
+/// Counts list-changed notifications.
 #[derive(Clone, Default)]
 struct Counter {
     tools_changed: Arc<AtomicUsize>,
-    progress: Arc<AtomicUsize>,
 }
 
 impl ClientHandler for Counter {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tools_changed.fetch_add(1, Ordering::SeqCst);
-    }
-
-    async fn on_progress(
-        &self,
-        _params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.progress.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -97,10 +88,10 @@ async fn streamable_http_backend_with_headers() {
         BackendStatus::Error
     );
 
-    let counter = Counter::default();
-    let agent = client_with(
+    let progress = common::ProgressLog::default();
+    let agent = common::progress_logging_client(
         &format!("http://{}/mcp/remote", outer.local_addr()),
-        counter.clone(),
+        &progress,
     )
     .await;
     let tools = agent.list_all_tools().await.unwrap();
@@ -120,7 +111,7 @@ async fn streamable_http_backend_with_headers() {
         .await
         .unwrap();
     assert_eq!(common::text_of(&r), "counted 3");
-    assert_eq!(counter.progress.load(Ordering::SeqCst), 3);
+    assert_eq!(progress.take(), vec![1.0, 2.0, 3.0]);
     agent.cancel().await.unwrap();
     outer.shutdown().await;
     inner.shutdown().await;
@@ -203,4 +194,67 @@ async fn failed_backend_is_relaunched_on_use_and_its_tools_announced() {
     assert!(after.iter().any(|t| t.name == "gamma___echo"));
     agent.cancel().await.unwrap();
     gw.shutdown().await;
+}
+
+/// A backend that reports many progress steps and answers right after the
+/// last one, reached directly (stdio) and through another gateway
+/// (streamable HTTP): on every call the agent has all the steps, in order,
+/// by the time it has the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reaches_the_agent_in_order_before_the_result() {
+    const STEPS: usize = 40;
+    const CALLS: usize = 15;
+    common::init_tracing();
+    let everything = || {
+        common::stdio_server(
+            "node".into(),
+            vec![
+                common::everything_server().to_string_lossy().into_owned(),
+                "stdio".into(),
+            ],
+        )
+    };
+    let inner = Gateway::start(common::options(
+        BTreeMap::from([("everything".to_owned(), everything())]),
+        RoutingMode::Routed,
+    ))
+    .await
+    .unwrap();
+    let inner_url = format!("http://{}/mcp/everything", inner.local_addr());
+    let outer = Gateway::start(common::options(
+        BTreeMap::from([
+            ("everything".to_owned(), everything()),
+            ("remote".to_owned(), http_server(inner_url, common::API_KEY)),
+        ]),
+        RoutingMode::Routed,
+    ))
+    .await
+    .unwrap();
+
+    let expected: Vec<f64> = (1..=STEPS).map(|i| i as f64).collect();
+    for route in ["everything", "remote"] {
+        let progress = common::ProgressLog::default();
+        let agent = common::progress_logging_client(
+            &format!("http://{}/mcp/{route}", outer.local_addr()),
+            &progress,
+        )
+        .await;
+        for call in 0..CALLS {
+            // No delay between steps: the result follows the last step at once.
+            let r = agent
+                .call_tool(common::call(
+                    "trigger-long-running-operation",
+                    json!({"duration": 0, "steps": STEPS}),
+                ))
+                .await
+                .unwrap();
+            assert!(common::text_of(&r).contains("completed"), "{r:?}");
+            assert_eq!(progress.take(), expected, "{route}: call {call}");
+        }
+        agent.cancel().await.unwrap();
+    }
+    assert_eq!(outer.pending_progress_routes(), 0);
+    assert_eq!(inner.pending_progress_routes(), 0);
+    outer.shutdown().await;
+    inner.shutdown().await;
 }

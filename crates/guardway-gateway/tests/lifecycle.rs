@@ -86,6 +86,16 @@ async fn tool_timeout_answers_with_an_error_and_the_backend_keeps_serving() {
         common::API_KEY,
     )
     .await;
+    // The tool timeout bounds the whole call, starting the agent's own
+    // backend process included; start it first (importing the Python MCP
+    // SDK alone can take longer than the timeout on a loaded machine), so
+    // that the timeout below is the slow tool's.
+    let warm = client
+        .call_tool(common::call("echo", json!({"text": "warm"})))
+        .await
+        .unwrap();
+    assert_eq!(common::text_of(&warm), "alpha: warm");
+    assert_eq!(gw.backend("alpha").unwrap().health().agent_launches, 1);
     let error = common::mcp_error(
         client
             .call_tool(common::call("sleep", json!({"seconds": 5})))
@@ -100,7 +110,10 @@ async fn tool_timeout_answers_with_an_error_and_the_backend_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(common::text_of(&ok), "alpha: after");
-    assert_eq!(gw.backend("alpha").unwrap().health().launches, 1);
+    // The same processes served throughout: nothing was relaunched.
+    let health = gw.backend("alpha").unwrap().health();
+    assert_eq!(health.launches, 1);
+    assert_eq!(health.agent_launches, 1);
     client.cancel().await.unwrap();
     gw.shutdown().await;
 }
@@ -235,8 +248,10 @@ async fn interceptor_sees_and_controls_every_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_refuses_new_requests_and_finishes_in_flight_calls() {
     common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
     let gw = Gateway::start(common::options(
-        BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]),
+        BTreeMap::from([("alpha".to_owned(), marking_echo_backend(&started))]),
         RoutingMode::Routed,
     ))
     .await
@@ -244,23 +259,38 @@ async fn shutdown_refuses_new_requests_and_finishes_in_flight_calls() {
     let addr = gw.local_addr();
     let backend = gw.backend("alpha").unwrap().clone();
     let client = common::rmcp_client(&format!("http://{addr}/mcp/alpha"), common::API_KEY).await;
+    // Start the agent's own backend process before the call that must be
+    // in flight.
+    client
+        .call_tool(common::call("echo", json!({"text": "warm"})))
+        .await
+        .unwrap();
     let slow = tokio::spawn(async move {
         let r = client
-            .call_tool(common::call("sleep", json!({"seconds": 1.0})))
+            .call_tool(common::call("sleep", json!({"seconds": 2.0})))
             .await;
         (r, client)
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The backend is running the slow tool: the call is in flight.
+    wait_for_file(&started).await;
     let shutdown = tokio::spawn(gw.shutdown());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/mcp/alpha"))
-        .header("authorization", common::API_KEY)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
-        .send()
-        .await
-        .unwrap();
+    // New requests are refused once shutdown has begun.
+    let ping = || {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/mcp/alpha"))
+            .header("authorization", common::API_KEY)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+            .send()
+    };
+    let mut resp = ping().await.unwrap();
+    for _ in 0..100 {
+        if resp.status() == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        resp = ping().await.unwrap();
+    }
     assert_eq!(resp.status(), 503);
     assert_eq!(
         resp.json::<serde_json::Value>().await.unwrap(),
@@ -282,7 +312,8 @@ async fn agent_cancellation_reaches_the_backend() {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let mark = dir.path().join("cancelled");
-    let mut alpha = common::echo_backend("alpha");
+    let started = dir.path().join("started");
+    let mut alpha = marking_echo_backend(&started);
     if let guardway_gateway::config::ServerTransport::Stdio { env, .. } = &mut alpha.transport {
         env.insert("CANCEL_MARK".into(), mark.to_string_lossy().into_owned());
     }
@@ -311,7 +342,8 @@ async fn agent_cancellation_reaches_the_backend() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Cancel once the backend is running the tool.
+    wait_for_file(&started).await;
     handle.cancel(Some("agent gave up".into())).await.unwrap();
     let mut cancelled = false;
     for _ in 0..100 {
@@ -331,4 +363,28 @@ async fn agent_cancellation_reaches_the_backend() {
     assert_eq!(common::text_of(&r), "alpha: after cancel");
     client.cancel().await.unwrap();
     gw.shutdown().await;
+}
+
+/// The Python echo backend "alpha", touching `started` when a slow tool
+/// (`sleep`, `wait_for_cancel`) begins.
+fn marking_echo_backend(started: &std::path::Path) -> guardway_gateway::config::ServerConfig {
+    let mut alpha = common::echo_backend("alpha");
+    if let guardway_gateway::config::ServerTransport::Stdio { env, .. } = &mut alpha.transport {
+        env.insert(
+            "STARTED_MARK".into(),
+            started.to_string_lossy().into_owned(),
+        );
+    }
+    alpha
+}
+
+/// Waits (at most 30 s) until a backend has created `path`.
+async fn wait_for_file(path: &std::path::Path) {
+    for _ in 0..1500 {
+        if path.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{} never appeared", path.display());
 }

@@ -42,14 +42,24 @@ async def count(steps: int, ctx: Context) -> str:
     return f"counted {steps}"
 
 
+def mark_started() -> None:
+    """Lets a test see that a slow tool has started: touches $STARTED_MARK."""
+    mark = os.environ.get("STARTED_MARK")
+    if mark:
+        with open(mark, "w") as f:
+            f.write("started")
+
+
 @mcp.tool(description="Sleep for the given seconds.")
 async def sleep(seconds: float) -> str:
+    mark_started()
     await asyncio.sleep(seconds)
     return "slept"
 
 
 @mcp.tool(description="Wait until cancelled; record the cancellation in $CANCEL_MARK.")
 async def wait_for_cancel(seconds: float = 30) -> str:
+    mark_started()
     try:
         await asyncio.sleep(seconds)
     except asyncio.CancelledError:

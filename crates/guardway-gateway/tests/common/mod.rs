@@ -212,3 +212,78 @@ pub fn messages(body: &str) -> Vec<serde_json::Value> {
         .filter_map(|d| serde_json::from_str(d.trim()).ok())
         .collect()
 }
+
+/// The progress values a test agent received, in the order its transport
+/// read them. Counted as messages are read (not in `rmcp`'s notification
+/// handler, which runs on a task of its own and may lag behind the result),
+/// so when a call returns, every notification sent before its result is
+/// already here.
+#[derive(Clone, Default)]
+pub struct ProgressLog(std::sync::Arc<parking_lot::Mutex<Vec<f64>>>);
+
+impl ProgressLog {
+    /// Removes and returns what was received so far.
+    pub fn take(&self) -> Vec<f64> {
+        std::mem::take(&mut *self.0.lock())
+    }
+
+    /// Wraps an agent-side transport so that it records progress here.
+    pub fn wrap<T>(&self, inner: T) -> ProgressLogTransport<T> {
+        ProgressLogTransport {
+            inner,
+            log: self.clone(),
+        }
+    }
+}
+
+/// See [`ProgressLog::wrap`].
+pub struct ProgressLogTransport<T> {
+    inner: T,
+    log: ProgressLog,
+}
+
+impl<T> rmcp::transport::Transport<rmcp::RoleClient> for ProgressLogTransport<T>
+where
+    T: rmcp::transport::Transport<rmcp::RoleClient>,
+{
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        item: rmcp::service::TxJsonRpcMessage<rmcp::RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<rmcp::service::RxJsonRpcMessage<rmcp::RoleClient>> {
+        let message = self.inner.receive().await?;
+        if let rmcp::model::JsonRpcMessage::Notification(n) = &message
+            && let rmcp::model::ServerNotification::ProgressNotification(p) = &n.notification
+        {
+            self.log.0.lock().push(p.params.progress);
+        }
+        Some(message)
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.inner.close().await
+    }
+}
+
+/// An `rmcp` agent on `url` (with [`API_KEY`]) whose progress goes to `log`.
+pub async fn progress_logging_client(
+    url: &str,
+    log: &ProgressLog,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let headers = std::collections::HashMap::from([(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_static(API_KEY),
+    )]);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
+    );
+    ().serve(log.wrap(transport)).await.unwrap()
+}
