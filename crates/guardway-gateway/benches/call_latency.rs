@@ -16,6 +16,8 @@
 //! p50 of 1000 calls each, no HTTP or backend); with
 //! `GUARDWAY_BENCH_BASELINE_GUARD` = another `.wasm` it alternates calls of
 //! both builds so that they see the same machine load.
+//! `GUARDWAY_BENCH_WORKERS` sets the tokio worker threads shared by the
+//! client and the in-process gateway (default 2).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
