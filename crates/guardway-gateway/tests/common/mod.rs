@@ -275,13 +275,29 @@ pub async fn progress_logging_client(
     url: &str,
     log: &ProgressLog,
 ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    progress_logging_agent(url, None, log).await
+}
+
+/// An `rmcp` agent on `url` (with [`API_KEY`], and `X-Agent-ID: agent_id`
+/// when given) whose progress goes to `log`.
+pub async fn progress_logging_agent(
+    url: &str,
+    agent_id: Option<&str>,
+    log: &ProgressLog,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     use rmcp::ServiceExt;
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-    let headers = std::collections::HashMap::from([(
+    let mut headers = std::collections::HashMap::from([(
         http::header::AUTHORIZATION,
         http::HeaderValue::from_static(API_KEY),
     )]);
+    if let Some(agent_id) = agent_id {
+        headers.insert(
+            http::HeaderName::from_static("x-agent-id"),
+            http::HeaderValue::from_str(agent_id).unwrap(),
+        );
+    }
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
     );
