@@ -219,11 +219,22 @@ pub fn messages(body: &str) -> Vec<serde_json::Value> {
 /// so when a call returns, every notification sent before its result is
 /// already here.
 #[derive(Clone, Default)]
-pub struct ProgressLog(std::sync::Arc<parking_lot::Mutex<Vec<f64>>>);
+pub struct ProgressLog(std::sync::Arc<parking_lot::Mutex<Vec<ProgressSeen>>>);
+
+/// (progress, total) of one progress notification.
+pub type ProgressSeen = (f64, Option<f64>);
 
 impl ProgressLog {
-    /// Removes and returns what was received so far.
+    /// Removes and returns the progress values received so far.
     pub fn take(&self) -> Vec<f64> {
+        self.take_with_totals()
+            .into_iter()
+            .map(|(progress, _)| progress)
+            .collect()
+    }
+
+    /// Removes and returns the (progress, total) pairs received so far.
+    pub fn take_with_totals(&self) -> Vec<ProgressSeen> {
         std::mem::take(&mut *self.0.lock())
     }
 
@@ -260,7 +271,7 @@ where
         if let rmcp::model::JsonRpcMessage::Notification(n) = &message
             && let rmcp::model::ServerNotification::ProgressNotification(p) = &n.notification
         {
-            self.log.0.lock().push(p.params.progress);
+            self.log.0.lock().push((p.params.progress, p.params.total));
         }
         Some(message)
     }
