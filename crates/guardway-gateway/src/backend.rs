@@ -1106,7 +1106,15 @@ impl Backend {
         if let Some(meta) = meta {
             options = options.with_meta(meta);
         }
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        // The route exists before the request is sent: its connection
+        // queues progress on it from then on.
+        let mut route =
+            progress.map(|(agent, agent_token)| self.relay.route_progress(agent, agent_token));
+        let mut request = CallToolRequest::new(params);
+        if let Some(route) = &route {
+            request.extensions.insert(route.sink());
+        }
+        let request = ClientRequest::CallToolRequest(request);
         let handle = match peer.send_request_with_option(request, options).await {
             Ok(handle) => handle,
             Err(e) => {
@@ -1115,10 +1123,6 @@ impl Backend {
             }
         };
         let request_id = handle.id.clone();
-        let mut route = progress.map(|(agent, agent_token)| {
-            self.relay
-                .route_progress(&self.id, handle.progress_token.clone(), agent, agent_token)
-        });
         // Progress is relayed while the call runs; an arm's body is not
         // interrupted by the response, so no notification is half sent.
         let response = handle.await_response();

@@ -10,10 +10,13 @@
 //! and, as each message is read, queues progress on the pending call's
 //! [`ProgressRoute`]. The call relays its queue while it waits and drains it
 //! once the response arrives, so everything read before the response reaches
-//! the agent before the result. The queue of a `tools/call` exists from the
-//! moment the transport sends the request (the call may claim it later), so
-//! progress sent at once is not lost, and it stops taking progress when the
-//! response (or the gateway's cancellation) passes through the transport.
+//! the agent before the result. The call creates its route before sending
+//! the request and attaches the route's [`ProgressSink`] to it; the
+//! transport keys the sink by the request's progress token in a map of its
+//! own connection (tokens are chosen per connection, so several connections
+//! to one server, such as per-agent stdio processes, reuse them), queues
+//! progress from the moment the request is sent, and stops when the
+//! response (or the gateway's cancellation) passes through.
 
 // MCP logging is deprecated by the newest protocol revision but still
 // carried for agents and backends that speak older ones.
@@ -22,10 +25,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use rmcp::model::{
-    ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, LoggingMessageNotificationParam,
+    ClientNotification, GetExtensions, GetMeta, JsonRpcMessage, LoggingMessageNotificationParam,
     ProgressNotificationParam, ProgressToken, RequestId, ServerNotification,
 };
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
@@ -42,24 +46,18 @@ pub enum AgentScope {
     Unified,
 }
 
-/// (server id, the gateway's progress token on that backend).
-type RouteKey = (String, ProgressToken);
-
-/// The progress queue of one pending backend call.
-struct ProgressQueue {
+/// Where progress read by one backend connection for one pending call is
+/// queued. The call creates it ([`NotificationRelay::route_progress`]) and
+/// hands it to the connection's [`ProgressOrderingTransport`] inside the
+/// request's extensions; the transport keys it by the progress token it
+/// sees going out, in a map of its own. Tokens are chosen per backend
+/// connection, so two connections (e.g. two agents' processes of one stdio
+/// backend) may use the same token at once without sharing a queue.
+///
+/// Cheap to clone (a channel sender).
+#[derive(Clone)]
+pub struct ProgressSink {
     sender: mpsc::UnboundedSender<ProgressNotificationParam>,
-    /// Until the call claims it with [`NotificationRelay::route_progress`].
-    unclaimed: Option<mpsc::UnboundedReceiver<ProgressNotificationParam>>,
-}
-
-impl ProgressQueue {
-    fn new() -> Self {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        Self {
-            sender,
-            unclaimed: Some(receiver),
-        }
-    }
 }
 
 /// Shared by every backend connection and agent session of one gateway.
@@ -67,15 +65,18 @@ impl ProgressQueue {
 /// Thread-safe; held in an `Arc`.
 #[derive(Default)]
 pub struct NotificationRelay {
-    /// Pending calls: where progress read from a backend is queued.
-    progress: Mutex<HashMap<RouteKey, ProgressQueue>>,
+    /// Progress routes of pending calls not dropped yet.
+    live_routes: AtomicUsize,
+    /// Progress queues that backend connections still feed (sent calls
+    /// neither answered nor cancelled yet).
+    open_queues: AtomicUsize,
     agents: Mutex<Vec<(AgentScope, Peer<RoleServer>)>>,
 }
 
 impl std::fmt::Debug for NotificationRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NotificationRelay")
-            .field("progress_routes", &self.progress.lock().len())
+            .field("progress_routes", &self.pending_progress_routes())
             .field("agents", &self.agents.lock().len())
             .finish()
     }
@@ -83,11 +84,11 @@ impl std::fmt::Debug for NotificationRelay {
 
 /// The progress of one pending backend call, on its way to the agent.
 ///
-/// Removes itself from the relay when dropped (the call ended, failed or
-/// was cancelled); progress queued but not relayed by then is discarded.
+/// Leaves the relay's count when dropped (the call ended, failed or was
+/// cancelled); progress queued but not relayed by then is discarded.
 pub struct ProgressRoute<'a> {
     relay: &'a NotificationRelay,
-    key: Option<RouteKey>,
+    sink: ProgressSink,
     queue: mpsc::UnboundedReceiver<ProgressNotificationParam>,
     agent: Peer<RoleServer>,
     agent_token: ProgressToken,
@@ -95,13 +96,18 @@ pub struct ProgressRoute<'a> {
 
 impl Drop for ProgressRoute<'_> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.relay.progress.lock().remove(&key);
-        }
+        self.relay.live_routes.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl ProgressRoute<'_> {
+    /// The queue to attach to the backend request (in its extensions,
+    /// before it is sent) so that the connection queues the request's
+    /// progress here.
+    pub fn sink(&self) -> ProgressSink {
+        self.sink.clone()
+    }
+
     /// The next queued progress notification, waiting for one if none is
     /// queued. Cancel-safe: use it in a `select!` with the response and
     /// [`deliver`](Self::deliver) what it returns.
@@ -128,66 +134,24 @@ impl ProgressRoute<'_> {
 }
 
 impl NotificationRelay {
-    /// Sends progress that `server` reports under `backend_token` to `agent`
-    /// under `agent_token`, through the returned route, until it drops.
+    /// A route sending progress to `agent` under `agent_token`, until it
+    /// drops. Create it before sending the backend request and attach its
+    /// [`sink`](ProgressRoute::sink) to the request's extensions: the
+    /// backend connection queues the request's progress on it from the
+    /// moment the request goes out.
     pub fn route_progress(
         &self,
-        server: &str,
-        backend_token: ProgressToken,
         agent: Peer<RoleServer>,
         agent_token: ProgressToken,
     ) -> ProgressRoute<'_> {
-        let key = (server.to_owned(), backend_token);
-        let queue = {
-            let mut queues = self.progress.lock();
-            let pending = queues.entry(key.clone()).or_insert_with(ProgressQueue::new);
-            if pending.unclaimed.is_none() {
-                // Claimed twice (the gateway does not): start afresh.
-                *pending = ProgressQueue::new();
-            }
-            pending
-                .unclaimed
-                .take()
-                .unwrap_or_else(|| mpsc::unbounded_channel().1)
-        };
+        let (sink, queue) = progress_queue();
+        self.live_routes.fetch_add(1, Ordering::Relaxed);
         ProgressRoute {
             relay: self,
-            key: Some(key),
+            sink,
             queue,
             agent,
             agent_token,
-        }
-    }
-
-    /// Opens the progress queue of a call `server` was just sent, for the
-    /// call to claim.
-    fn open_progress(&self, server: &str, backend_token: ProgressToken) {
-        self.progress
-            .lock()
-            .entry((server.to_owned(), backend_token))
-            .or_insert_with(ProgressQueue::new);
-    }
-
-    /// Closes a call's progress queue to new progress: its response was read
-    /// or it was cancelled. What is queued stays with the call's route.
-    fn close_progress(&self, server: &str, backend_token: ProgressToken) {
-        self.progress
-            .lock()
-            .remove(&(server.to_owned(), backend_token));
-    }
-
-    /// Queues one backend progress notification on its pending call, in the
-    /// order the backend connection read it; unknown tokens are dropped.
-    /// Returns whether a pending call took it.
-    pub fn queue_progress(&self, server: &str, param: ProgressNotificationParam) -> bool {
-        let key = (server.to_owned(), param.progress_token.clone());
-        let routes = self.progress.lock();
-        match routes.get(&key) {
-            Some(queue) => queue.sender.send(param).is_ok(),
-            None => {
-                tracing::debug!(server, "progress for no pending call dropped");
-                false
-            }
         }
     }
 
@@ -240,23 +204,41 @@ impl NotificationRelay {
         }
     }
 
-    /// Number of pending progress routes (for tests and diagnostics).
+    /// Progress routes of calls not finished yet plus progress queues
+    /// that backend connections still feed (for tests and diagnostics):
+    /// zero once every call has ended and its response or cancellation
+    /// has passed through its connection.
     pub fn pending_progress_routes(&self) -> usize {
-        self.progress.lock().len()
+        self.live_routes.load(Ordering::Relaxed) + self.open_queues.load(Ordering::Relaxed)
     }
 }
 
+/// A new progress queue: the sink for the backend connection and the
+/// receiving end for the call.
+fn progress_queue() -> (
+    ProgressSink,
+    mpsc::UnboundedReceiver<ProgressNotificationParam>,
+) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    (ProgressSink { sender }, receiver)
+}
+
 /// A backend transport that queues the backend's progress notifications on
-/// their pending calls ([`NotificationRelay::queue_progress`]) as each one is
-/// read, before `rmcp` sees the message, so that they keep their order
-/// relative to the responses read after them. Messages pass through
-/// unchanged.
+/// their pending calls' [`ProgressSink`]s as each one is read, before
+/// `rmcp` sees the message, so that they keep their order relative to the
+/// responses read after them. Messages pass through unchanged.
+///
+/// Each wrapped connection keeps its own map from progress token to queue,
+/// so connections that choose the same tokens never share a queue.
 pub struct ProgressOrderingTransport<T> {
     inner: T,
     server: String,
     relay: Arc<NotificationRelay>,
-    /// `tools/call` requests sent and not answered yet, with their tokens.
+    /// Requests sent with a progress sink and not answered yet, with
+    /// their tokens.
     calls: HashMap<RequestId, ProgressToken>,
+    /// The queues of those calls, by the token this connection gave them.
+    queues: HashMap<ProgressToken, ProgressSink>,
 }
 
 impl<T> ProgressOrderingTransport<T> {
@@ -267,20 +249,54 @@ impl<T> ProgressOrderingTransport<T> {
             server: server.into(),
             relay,
             calls: HashMap::new(),
+            queues: HashMap::new(),
         }
     }
 }
 
 impl<T> ProgressOrderingTransport<T> {
+    /// Starts queueing progress under `token` for request `id`.
+    fn call_sent(&mut self, id: RequestId, token: ProgressToken, sink: ProgressSink) {
+        if let Some(previous) = self.calls.insert(id, token.clone()) {
+            // A request id reused while pending (rmcp does not): the old
+            // call's queue is closed.
+            self.close_queue(&previous);
+        }
+        if self.queues.insert(token, sink).is_none() {
+            self.relay.open_queues.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn close_queue(&mut self, token: &ProgressToken) {
+        if self.queues.remove(token).is_some() {
+            self.relay.open_queues.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes a call's progress queue to new progress: its response was
+    /// read or it was cancelled. What is queued stays with the call.
     fn call_ended(&mut self, id: &RequestId) {
         if let Some(token) = self.calls.remove(id) {
-            self.relay.close_progress(&self.server, token);
+            self.close_queue(&token);
         }
     }
 
     fn all_calls_ended(&mut self) {
-        for (_, token) in self.calls.drain() {
-            self.relay.close_progress(&self.server, token);
+        self.calls.clear();
+        let closed = self.queues.len();
+        self.queues.clear();
+        self.relay.open_queues.fetch_sub(closed, Ordering::Relaxed);
+    }
+
+    /// Queues one progress notification this connection read on its
+    /// pending call; progress for no pending call is dropped.
+    fn queue_progress(&self, param: &ProgressNotificationParam) -> bool {
+        match self.queues.get(&param.progress_token) {
+            Some(sink) => sink.sender.send(param.clone()).is_ok(),
+            None => {
+                tracing::debug!(server = %self.server, "progress for no pending call dropped");
+                false
+            }
         }
     }
 }
@@ -298,11 +314,11 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for ProgressOrderingTranspo
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         match &item {
             JsonRpcMessage::Request(request) => {
-                if let ClientRequest::CallToolRequest(_) = &request.request
+                if let Some(sink) = request.request.extensions().get::<ProgressSink>()
                     && let Some(token) = request.request.get_meta().get_progress_token()
                 {
-                    self.relay.open_progress(&self.server, token.clone());
-                    self.calls.insert(request.id.clone(), token);
+                    let sink = sink.clone();
+                    self.call_sent(request.id.clone(), token, sink);
                 }
             }
             JsonRpcMessage::Notification(notification) => {
@@ -329,8 +345,7 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for ProgressOrderingTranspo
                 if let ServerNotification::ProgressNotification(progress) =
                     &notification.notification
                 {
-                    self.relay
-                        .queue_progress(&self.server, progress.params.clone());
+                    self.queue_progress(&progress.params);
                 }
             }
             JsonRpcMessage::Response(response) => self.call_ended(&response.id),
@@ -358,30 +373,175 @@ impl<T> Drop for ProgressOrderingTransport<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
+    use rmcp::model::{
+        CallToolRequest, CallToolRequestParams, ClientRequest, EmptyResult, GetMeta,
+        NumberOrString, ProgressNotification, ServerResult,
+    };
+
     use super::*;
 
-    fn progress(token: u32, value: f64) -> ProgressNotificationParam {
-        ProgressNotificationParam::new(
-            ProgressToken(rmcp::model::NumberOrString::Number(token.into())),
-            value,
-        )
+    fn token(n: i64) -> ProgressToken {
+        ProgressToken(NumberOrString::Number(n))
     }
 
-    #[test]
-    fn progress_is_queued_only_for_a_pending_call_of_the_same_server() {
-        let relay = NotificationRelay::default();
-        assert!(!relay.queue_progress("alpha", progress(1, 1.0)));
-        // Opened when the request is sent, before any call claims it.
-        let token = progress(1, 0.0).progress_token;
-        relay.open_progress("alpha", token.clone());
-        assert!(relay.queue_progress("alpha", progress(1, 1.0)));
-        assert!(relay.queue_progress("alpha", progress(1, 2.0)));
-        assert!(!relay.queue_progress("beta", progress(1, 3.0)));
-        assert!(!relay.queue_progress("alpha", progress(2, 4.0)));
-        relay.close_progress("alpha", token.clone());
-        assert!(!relay.queue_progress("alpha", progress(1, 5.0)));
+    /// A backend connection that reads a fixed script and accepts every
+    /// message sent.
+    struct ScriptedBackend {
+        script: VecDeque<RxJsonRpcMessage<RoleClient>>,
+    }
+
+    impl ScriptedBackend {
+        /// Progress `values` under `token`, then the response to `id`.
+        fn progress_then_result(id: i64, token_value: i64, values: &[f64]) -> Self {
+            let mut script: VecDeque<_> = values
+                .iter()
+                .map(|value| {
+                    JsonRpcMessage::notification(ServerNotification::ProgressNotification(
+                        ProgressNotification::new(ProgressNotificationParam::new(
+                            token(token_value),
+                            *value,
+                        )),
+                    ))
+                })
+                .collect();
+            script.push_back(JsonRpcMessage::response(
+                ServerResult::EmptyResult(EmptyResult {}),
+                RequestId::Number(id),
+            ));
+            Self { script }
+        }
+    }
+
+    impl Transport<RoleClient> for ScriptedBackend {
+        type Error = std::io::Error;
+
+        fn send(
+            &mut self,
+            _item: TxJsonRpcMessage<RoleClient>,
+        ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+            std::future::ready(Ok(()))
+        }
+
+        async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+            self.script.pop_front()
+        }
+
+        async fn close(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    /// A tools/call request `id` with progress token `token_value`, whose
+    /// progress goes to `sink` when given.
+    fn call(id: i64, token_value: i64, sink: Option<ProgressSink>) -> TxJsonRpcMessage<RoleClient> {
+        let mut request = CallToolRequest::new(CallToolRequestParams::new("steps"));
+        if let Some(sink) = sink {
+            request.extensions.insert(sink);
+        }
+        let mut request = ClientRequest::CallToolRequest(request);
+        request
+            .get_meta_mut()
+            .set_progress_token(token(token_value));
+        JsonRpcMessage::request(request, RequestId::Number(id))
+    }
+
+    fn drain(queue: &mut mpsc::UnboundedReceiver<ProgressNotificationParam>) -> Vec<f64> {
+        let mut values = Vec::new();
+        while let Ok(param) = queue.try_recv() {
+            values.push(param.progress);
+        }
+        values
+    }
+
+    #[tokio::test]
+    async fn connections_using_the_same_token_keep_their_own_progress() {
+        let relay = Arc::new(NotificationRelay::default());
+        for round in 0..5_i64 {
+            // Two connections to one server (two agents' processes), each
+            // sending its first call under the same request id and token.
+            let first_values: Vec<f64> = (1..=3).map(|v| v as f64).collect();
+            let second_values: Vec<f64> = (1..=5).map(|v| 100.0 + v as f64).collect();
+            let mut first = ProgressOrderingTransport::new(
+                ScriptedBackend::progress_then_result(round, round, &first_values),
+                "alpha",
+                relay.clone(),
+            );
+            let mut second = ProgressOrderingTransport::new(
+                ScriptedBackend::progress_then_result(round, round, &second_values),
+                "alpha",
+                relay.clone(),
+            );
+            let (first_sink, mut first_queue) = progress_queue();
+            let (second_sink, mut second_queue) = progress_queue();
+            first
+                .send(call(round, round, Some(first_sink)))
+                .await
+                .unwrap();
+            second
+                .send(call(round, round, Some(second_sink)))
+                .await
+                .unwrap();
+            assert_eq!(relay.pending_progress_routes(), 2);
+            // The two backends' messages are read interleaved.
+            let mut first_open = true;
+            let mut second_open = true;
+            while first_open || second_open {
+                if first_open {
+                    first_open = first.receive().await.is_some();
+                }
+                if second_open {
+                    second_open = second.receive().await.is_some();
+                }
+            }
+            assert_eq!(drain(&mut first_queue), first_values);
+            assert_eq!(drain(&mut second_queue), second_values);
+            assert_eq!(relay.pending_progress_routes(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn progress_is_queued_only_while_its_call_is_pending() {
+        let relay = Arc::new(NotificationRelay::default());
+        let (sink, mut queue) = progress_queue();
+        let mut script = ScriptedBackend::progress_then_result(7, 3, &[1.0, 2.0]);
+        // Progress under another token, and after the response.
+        script.script.push_front(JsonRpcMessage::notification(
+            ServerNotification::ProgressNotification(ProgressNotification::new(
+                ProgressNotificationParam::new(token(4), 9.0),
+            )),
+        ));
+        script.script.push_back(JsonRpcMessage::notification(
+            ServerNotification::ProgressNotification(ProgressNotification::new(
+                ProgressNotificationParam::new(token(3), 5.0),
+            )),
+        ));
+        let mut transport = ProgressOrderingTransport::new(script, "alpha", relay.clone());
+        // A call without a sink opens no queue.
+        transport.send(call(6, 4, None)).await.unwrap();
         assert_eq!(relay.pending_progress_routes(), 0);
-        // (Claiming needs an agent peer, which only a running session has;
-        // the integration tests cover it.)
+        transport.send(call(7, 3, Some(sink))).await.unwrap();
+        assert_eq!(relay.pending_progress_routes(), 1);
+        while transport.receive().await.is_some() {}
+        assert_eq!(drain(&mut queue), vec![1.0, 2.0]);
+        assert_eq!(relay.pending_progress_routes(), 0);
+    }
+
+    #[tokio::test]
+    async fn queues_of_unanswered_calls_close_with_the_connection() {
+        let relay = Arc::new(NotificationRelay::default());
+        let (sink, _queue) = progress_queue();
+        let mut transport = ProgressOrderingTransport::new(
+            ScriptedBackend {
+                script: VecDeque::new(),
+            },
+            "alpha",
+            relay.clone(),
+        );
+        transport.send(call(1, 1, Some(sink))).await.unwrap();
+        assert_eq!(relay.pending_progress_routes(), 1);
+        drop(transport);
+        assert_eq!(relay.pending_progress_routes(), 0);
     }
 }

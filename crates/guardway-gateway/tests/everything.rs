@@ -5,36 +5,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use guardway_gateway::config::RoutingMode;
 use guardway_gateway::{Gateway, normalize_input_schema};
-use parking_lot::Mutex;
-use rmcp::model::{CallToolResult, ProgressNotificationParam, Tool};
-use rmcp::service::{NotificationContext, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::model::{CallToolResult, Tool};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-
-/// (progress, total) of one progress notification.
-type ProgressSeen = (f64, Option<f64>);
-
-/// Records the progress notifications a client receives.
-#[derive(Clone, Default)]
-struct ProgressRecorder {
-    seen: Arc<Mutex<Vec<ProgressSeen>>>,
-}
-
-impl ClientHandler for ProgressRecorder {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.seen.lock().push((params.progress, params.total));
-    }
-}
 
 fn everything_command() -> (String, Vec<String>) {
     (
@@ -46,7 +24,9 @@ fn everything_command() -> (String, Vec<String>) {
     )
 }
 
-async fn direct_client(recorder: ProgressRecorder) -> RunningService<RoleClient, ProgressRecorder> {
+/// A client of server-everything run directly, whose progress goes to
+/// `log` as its transport reads it.
+async fn direct_client(log: &common::ProgressLog) -> RunningService<RoleClient, ()> {
     let (command, args) = everything_command();
     let mut cmd = tokio::process::Command::new(command);
     cmd.args(args);
@@ -54,21 +34,7 @@ async fn direct_client(recorder: ProgressRecorder) -> RunningService<RoleClient,
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    recorder.serve(transport).await.unwrap()
-}
-
-async fn gateway_client(
-    url: &str,
-    recorder: ProgressRecorder,
-) -> RunningService<RoleClient, ProgressRecorder> {
-    let headers = std::collections::HashMap::from([(
-        http::header::AUTHORIZATION,
-        http::HeaderValue::from_static(common::API_KEY),
-    )]);
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
-    );
-    recorder.serve(transport).await.unwrap()
+    ().serve(log.wrap(transport)).await.unwrap()
 }
 
 /// Incompressible bytes (so the gzip result stays large), deterministic.
@@ -219,12 +185,12 @@ async fn every_tool_of_server_everything_works_through_the_gateway() {
     ))
     .await
     .unwrap();
-    let direct_progress = ProgressRecorder::default();
-    let direct = direct_client(direct_progress.clone()).await;
-    let via_progress = ProgressRecorder::default();
-    let via = gateway_client(
+    let direct_progress = common::ProgressLog::default();
+    let direct = direct_client(&direct_progress).await;
+    let via_progress = common::ProgressLog::default();
+    let via = common::progress_logging_client(
         &format!("http://{}/mcp/everything", gw.local_addr()),
-        via_progress.clone(),
+        &via_progress,
     )
     .await;
 
@@ -301,9 +267,12 @@ async fn every_tool_of_server_everything_works_through_the_gateway() {
 
     // The long-running operation's progress reached the agent, under the
     // agent's token, as often as it reaches a direct client.
-    let steps = |seen: &[ProgressSeen]| seen.iter().filter(|(_, t)| *t == Some(4.0)).count();
-    assert_eq!(steps(&direct_progress.seen.lock()), 4);
-    assert_eq!(steps(&via_progress.seen.lock()), 4);
+    // Counted as each transport read them, so all are in by the time the
+    // call returned.
+    let steps =
+        |seen: Vec<(f64, Option<f64>)>| seen.iter().filter(|(_, t)| *t == Some(4.0)).count();
+    assert_eq!(steps(direct_progress.take_with_totals()), 4);
+    assert_eq!(steps(via_progress.take_with_totals()), 4);
     assert_eq!(gw.pending_progress_routes(), 0);
 
     // The large result really was large.

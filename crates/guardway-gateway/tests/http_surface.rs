@@ -446,20 +446,22 @@ async fn idle_sessions_expire_after_the_session_timeout() {
     common::init_tracing();
     let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
     let mut options = common::options(servers, RoutingMode::Routed);
-    options.session_timeout = std::time::Duration::from_secs(2);
+    // Several times the gaps between `busy`'s messages, so that a loaded
+    // machine's delays do not expire it early.
+    options.session_timeout = std::time::Duration::from_secs(4);
     let gw = Gateway::start(options).await.unwrap();
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
     let idle = open_session(&url).await;
     let busy = open_session(&url).await;
     // `busy` sends a message every second; `idle` says nothing.
-    for _ in 0..3 {
+    for _ in 0..6 {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         assert_eq!(tools_list(&url, &busy).send().await.unwrap().status(), 200);
     }
     let resp = tools_list(&url, &idle).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.text().await.unwrap(), "session not found");
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let resp = tools_list(&url, &busy).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     // New sessions are still served.

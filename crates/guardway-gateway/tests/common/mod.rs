@@ -219,11 +219,22 @@ pub fn messages(body: &str) -> Vec<serde_json::Value> {
 /// so when a call returns, every notification sent before its result is
 /// already here.
 #[derive(Clone, Default)]
-pub struct ProgressLog(std::sync::Arc<parking_lot::Mutex<Vec<f64>>>);
+pub struct ProgressLog(std::sync::Arc<parking_lot::Mutex<Vec<ProgressSeen>>>);
+
+/// (progress, total) of one progress notification.
+pub type ProgressSeen = (f64, Option<f64>);
 
 impl ProgressLog {
-    /// Removes and returns what was received so far.
+    /// Removes and returns the progress values received so far.
     pub fn take(&self) -> Vec<f64> {
+        self.take_with_totals()
+            .into_iter()
+            .map(|(progress, _)| progress)
+            .collect()
+    }
+
+    /// Removes and returns the (progress, total) pairs received so far.
+    pub fn take_with_totals(&self) -> Vec<ProgressSeen> {
         std::mem::take(&mut *self.0.lock())
     }
 
@@ -260,7 +271,7 @@ where
         if let rmcp::model::JsonRpcMessage::Notification(n) = &message
             && let rmcp::model::ServerNotification::ProgressNotification(p) = &n.notification
         {
-            self.log.0.lock().push(p.params.progress);
+            self.log.0.lock().push((p.params.progress, p.params.total));
         }
         Some(message)
     }
@@ -275,13 +286,29 @@ pub async fn progress_logging_client(
     url: &str,
     log: &ProgressLog,
 ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    progress_logging_agent(url, None, log).await
+}
+
+/// An `rmcp` agent on `url` (with [`API_KEY`], and `X-Agent-ID: agent_id`
+/// when given) whose progress goes to `log`.
+pub async fn progress_logging_agent(
+    url: &str,
+    agent_id: Option<&str>,
+    log: &ProgressLog,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     use rmcp::ServiceExt;
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-    let headers = std::collections::HashMap::from([(
+    let mut headers = std::collections::HashMap::from([(
         http::header::AUTHORIZATION,
         http::HeaderValue::from_static(API_KEY),
     )]);
+    if let Some(agent_id) = agent_id {
+        headers.insert(
+            http::HeaderName::from_static("x-agent-id"),
+            http::HeaderValue::from_str(agent_id).unwrap(),
+        );
+    }
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
     );
