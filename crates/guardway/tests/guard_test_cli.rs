@@ -49,6 +49,21 @@ fn guardway(args: &[&str]) -> Output {
         .expect("run guardway")
 }
 
+/// Runs `guardway guard test GUARD CASES --json EXTRA...`, asserts it succeeded (showing
+/// stdout and stderr otherwise) and returns the parsed JSON report.
+fn guard_test_json(guard: &Path, cases: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["guard", "test", path_str(guard), path_str(cases), "--json"];
+    args.extend_from_slice(extra);
+    let out = guardway(&args);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -94,20 +109,7 @@ fn write_case(dir: &Path, name: &str, case: &Value) -> PathBuf {
 fn the_sample_guard_suite_passes_with_one_compilation() {
     let guard = sample_guard();
     let cases = sample_cases();
-    let out = guardway(&[
-        "guard",
-        "test",
-        path_str(&guard),
-        path_str(&cases),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = guard_test_json(&guard, &cases, &[]);
     let files = std::fs::read_dir(&cases).unwrap().count() as u64;
     assert!(files >= 20, "only {files} case files");
     assert_eq!(report["passed"], files);
@@ -538,20 +540,7 @@ fn cases_of_a_guard_written_against_the_raw_abi_run_the_same_way() {
     let guard =
         built(root.join("guards/raw-abi-guard/target/wasm32-wasip1/release/raw_abi_guard.wasm"));
     let cases = root.join("guards/raw-abi-guard/tests/cases");
-    let out = guardway(&[
-        "guard",
-        "test",
-        path_str(&guard),
-        path_str(&cases),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = guard_test_json(&guard, &cases, &[]);
     assert_eq!(report["failed"], 0);
     assert!(report["passed"].as_u64().unwrap() >= 6);
     assert_eq!(report["cache"]["compilations"], 1);
@@ -600,17 +589,11 @@ fn with_a_disk_cache_the_next_run_compiles_nothing() {
     let cases = sample_cases();
     let cache = tempfile::tempdir().unwrap();
     let run = || {
-        let out = guardway(&[
-            "guard",
-            "test",
-            path_str(&guard),
-            path_str(&cases),
-            "--json",
-            "--wasm-cache-dir",
-            path_str(cache.path()),
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        guard_test_json(
+            &guard,
+            &cases,
+            &["--wasm-cache-dir", path_str(cache.path())],
+        )
     };
     let first = run();
     assert_eq!(first["cache"]["compilations"], 1);
