@@ -16,19 +16,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn gateway() -> RunningGateway {
-    common::init_tracing();
-    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
-    Gateway::start(common::options(servers, RoutingMode::Routed))
-        .await
-        .unwrap()
+    Gateway::start(common::echo_alpha_options()).await.unwrap()
 }
 
 fn initialize() -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "raw", "version": "0"}}
-    })
+    common::initialize_request("raw")
 }
 
 /// A full raw session: initialize, initialized, tools/call — proves the
