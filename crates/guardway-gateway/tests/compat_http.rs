@@ -30,10 +30,7 @@ async fn session_less_tool_call_is_auto_initialised() {
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
     let resp = post(&url).json(&echo_call(7, "hi")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = common::session_id(&resp);
     let body = resp.text().await.unwrap();
     let answer = messages(&body)
         .into_iter()

@@ -127,10 +127,7 @@ async fn a_session_of_signed_requests_is_served() {
     let base = format!("http://{}", gw.local_addr());
     let resp = signed_initialize(&base).await;
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = common::session_id(&resp);
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     let resp = signed_post(&base, "/mcp/alpha", &initialized, Some(&session))
         .send()

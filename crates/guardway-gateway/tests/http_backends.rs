@@ -57,6 +57,16 @@ impl PythonBackend {
     async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Kills this backend and runs `script` with `args` again on the same
+    /// port: a new process that knows no session.
+    async fn restart(&mut self, script: &str, args: &[&str]) -> Self {
+        let port = self.port.to_string();
+        self.kill().await;
+        let mut args = args.to_vec();
+        args.extend(["--port", &port]);
+        Self::start(script, &args).await
+    }
 }
 
 fn http_server(url: String) -> ServerConfig {
@@ -300,16 +310,11 @@ async fn restarted_streamable_backend_is_reached_again() {
         None,
     )
     .await;
-    let port = backend.port.to_string();
     let agent = agent(&gw, "fast").await;
     let first_pid = call_text(&agent, "pid", json!({})).await;
-    backend.kill().await;
-    // The same port, a new process that knows no session.
-    let _restarted = PythonBackend::start(
-        "http_server.py",
-        &["fast", "streamable-http", "--port", &port],
-    )
-    .await;
+    let _restarted = backend
+        .restart("http_server.py", &["fast", "streamable-http"])
+        .await;
     let second_pid = call_text(&agent, "pid", json!({})).await;
     assert_ne!(first_pid, second_pid);
     assert_eq!(
@@ -324,13 +329,10 @@ async fn restarted_streamable_backend_is_reached_again() {
 async fn restarted_sse_backend_is_reached_again() {
     let (mut backend, _logs, gw) =
         backend_behind_gateway("http_server.py", &["legacy", "sse"], "legacy", "/sse", None).await;
-    let port = backend.port.to_string();
     let b = gw.backend("legacy").unwrap().clone();
     let agent = agent(&gw, "legacy").await;
     let first_pid = call_text(&agent, "pid", json!({})).await;
-    backend.kill().await;
-    let _restarted =
-        PythonBackend::start("http_server.py", &["legacy", "sse", "--port", &port]).await;
+    let _restarted = backend.restart("http_server.py", &["legacy", "sse"]).await;
     // Either the ended event stream or the new server's 404 for the old
     // session makes the gateway reconnect; the agent sees a normal answer.
     let second_pid = call_text(&agent, "pid", json!({})).await;

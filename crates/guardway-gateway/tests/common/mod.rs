@@ -210,6 +210,14 @@ pub fn initialize_request(client: &str) -> serde_json::Value {
     })
 }
 
+/// The `mcp-session-id` header of a response.
+pub fn session_id(response: &reqwest::Response) -> String {
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// `POST {base}/close` with the test API key.
 pub async fn post_close(base: &str) -> reqwest::Response {
     reqwest::Client::new()
