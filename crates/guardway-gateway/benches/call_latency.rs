@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guardway_gateway::config::{GuardConfig, RoutingMode, ServerTransport};
-use guardway_gateway::{Gateway, GuardPipeline};
+use guardway_gateway::Gateway;
+use guardway_gateway::config::{RoutingMode, ServerTransport};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -301,12 +301,7 @@ async fn guarded_series(calls: usize) {
         json!({"owner": "octo-org", "repo": "api", "perPage": 30}),
     );
 
-    let mut server = common::stdio_server(
-        guarded_support::demo_backend()
-            .to_string_lossy()
-            .into_owned(),
-        Vec::new(),
-    );
+    let mut server = guarded_support::demo_stdio_server();
     server.guard = Some("sample".to_owned());
     server.guard_policies =
         Some(json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved"}}));
@@ -316,21 +311,13 @@ async fn guarded_series(calls: usize) {
     );
     options.config.guards = BTreeMap::from([(
         "sample".to_owned(),
-        GuardConfig {
-            kind: "wasm".into(),
-            path: Some(
-                std::env::var_os("GUARDWAY_BENCH_GUARD")
-                    .map(std::path::PathBuf::from)
-                    .unwrap_or_else(guarded_support::sample_guard),
-            ),
-            policy: None,
-            config: None,
-        },
+        guarded_support::plain_wasm_guard(
+            std::env::var_os("GUARDWAY_BENCH_GUARD")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(guarded_support::sample_guard),
+        ),
     )]);
-    let pipeline = Arc::new(GuardPipeline::new(&options));
-    let gw = Gateway::start_with_interceptor(options, pipeline)
-        .await
-        .unwrap();
+    let (gw, _) = guarded_support::start_guarded(options).await;
     let via = common::rmcp_client(
         &format!("http://{}/mcp/github", gw.local_addr()),
         common::API_KEY,
@@ -366,12 +353,7 @@ async fn unguarded_demo_series(
     list_issues: &CallToolRequestParams,
     calls: usize,
 ) {
-    let server = common::stdio_server(
-        guarded_support::demo_backend()
-            .to_string_lossy()
-            .into_owned(),
-        Vec::new(),
-    );
+    let server = guarded_support::demo_stdio_server();
     let gw = Gateway::start(common::options(
         BTreeMap::from([("github".to_owned(), server)]),
         RoutingMode::Routed,

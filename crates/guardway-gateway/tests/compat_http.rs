@@ -6,16 +6,11 @@ mod common;
 
 use common::{messages, post};
 
-use std::collections::BTreeMap;
-
-use guardway_gateway::config::RoutingMode;
 use guardway_gateway::{Gateway, RunningGateway};
 use serde_json::{Value, json};
 
 async fn gateway() -> RunningGateway {
-    common::init_tracing();
-    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
-    let mut options = common::options(servers, RoutingMode::Routed);
+    let mut options = common::echo_alpha_options();
     options.log_dir = std::env::temp_dir().join("guardway-compat-http-logs");
     Gateway::start(options).await.unwrap()
 }
@@ -26,11 +21,7 @@ fn echo_call(id: i64, text: &str) -> Value {
 }
 
 fn initialize() -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "raw", "version": "0"}}
-    })
+    common::initialize_request("raw")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,10 +30,7 @@ async fn session_less_tool_call_is_auto_initialised() {
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
     let resp = post(&url).json(&echo_call(7, "hi")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = common::session_id(&resp);
     let body = resp.text().await.unwrap();
     let answer = messages(&body)
         .into_iter()
@@ -90,12 +78,7 @@ async fn close_shuts_the_gateway_down_once() {
     assert_eq!(resp.status(), 401);
     assert!(!gw.close_requested().is_cancelled());
 
-    let resp = client
-        .post(format!("{base}/close"))
-        .header("authorization", common::API_KEY)
-        .send()
-        .await
-        .unwrap();
+    let resp = common::post_close(&base).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
@@ -108,12 +91,7 @@ async fn close_shuts_the_gateway_down_once() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);
-    let resp = client
-        .post(format!("{base}/close"))
-        .header("authorization", common::API_KEY)
-        .send()
-        .await
-        .unwrap();
+    let resp = common::post_close(&base).await;
     assert_eq!(resp.status(), 410);
     assert_eq!(
         resp.json::<Value>().await.unwrap(),

@@ -9,11 +9,9 @@ mod common;
 mod guarded_support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use guardway_gateway::config::{GuardConfig, RoutingMode};
+use guardway_gateway::config::RoutingMode;
 use guardway_gateway::postprocess::JqFilter;
-use guardway_gateway::{Gateway, GuardPipeline};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,12 +22,7 @@ async fn digest_shows_startup_and_the_problems_that_follow() {
         &log_dir, "info"
     ));
 
-    let mut github = common::stdio_server(
-        guarded_support::demo_backend()
-            .to_string_lossy()
-            .into_owned(),
-        Vec::new(),
-    );
+    let mut github = guarded_support::demo_stdio_server();
     github.guard = Some("sample".into());
     github.guard_policies = Some(json!({"allow-only": {"repos": "all", "min-integrity": "none"}}));
     github.tool_response_filters.insert(
@@ -37,12 +30,7 @@ async fn digest_shows_startup_and_the_problems_that_follow() {
         JqFilter::compile("error(\"reshape failed\")").unwrap(),
     );
     let broken = common::stdio_server("/nonexistent/guardway-test-backend".into(), Vec::new());
-    let mut unguarded = common::stdio_server(
-        guarded_support::demo_backend()
-            .to_string_lossy()
-            .into_owned(),
-        Vec::new(),
-    );
+    let mut unguarded = guarded_support::demo_stdio_server();
     unguarded.guard = Some("missing".into());
     unguarded.guard_policies = github.guard_policies.clone();
 
@@ -58,27 +46,14 @@ async fn digest_shows_startup_and_the_problems_that_follow() {
     options.config.guards = BTreeMap::from([
         (
             "sample".to_owned(),
-            GuardConfig {
-                kind: "wasm".into(),
-                path: Some(guarded_support::sample_guard()),
-                policy: None,
-                config: None,
-            },
+            guarded_support::plain_wasm_guard(guarded_support::sample_guard()),
         ),
         (
             "missing".to_owned(),
-            GuardConfig {
-                kind: "wasm".into(),
-                path: Some(dir.path().join("no-such-guard.wasm")),
-                policy: None,
-                config: None,
-            },
+            guarded_support::plain_wasm_guard(dir.path().join("no-such-guard.wasm")),
         ),
     ]);
-    let pipeline = Arc::new(GuardPipeline::new(&options));
-    let gw = Gateway::start_with_interceptor(options, pipeline)
-        .await
-        .unwrap();
+    let (gw, _) = guarded_support::start_guarded(options).await;
     let digest_path = log_dir.join("gateway.md");
     let startup = std::fs::read_to_string(&digest_path).unwrap();
     let tools = gw.backend("github").unwrap().tools().len();

@@ -16,12 +16,7 @@ use guardway_wasm::{GuardOptions, QuarantineOptions};
 use serde_json::json;
 
 fn demo_server(call_log: Option<&std::path::Path>) -> ServerConfig {
-    let mut server = common::stdio_server(
-        guarded_support::demo_backend()
-            .to_string_lossy()
-            .into_owned(),
-        Vec::new(),
-    );
+    let mut server = guarded_support::demo_stdio_server();
     if let (Some(log), ServerTransport::Stdio { env, .. }) = (call_log, &mut server.transport) {
         env.insert(
             "GUARDWAY_DEMO_CALL_LOG".into(),
@@ -242,10 +237,7 @@ async fn tool_call_limits_per_session_through_the_python_sdk() {
         wasm_guard(&guarded_support::sample_guard()),
     )]);
     options.enforce_tool_call_limits = true;
-    let pipeline = Arc::new(GuardPipeline::new(&options));
-    let gateway = Gateway::start_with_interceptor(options, pipeline.clone())
-        .await
-        .unwrap();
+    let (gateway, pipeline) = guarded_support::start_guarded(options).await;
 
     // An approved octo-org/api issue: the first item the filtered list keeps.
     let probe = common::rmcp_client(
@@ -347,10 +339,7 @@ async fn tool_call_limits_by_default_fail_a_wasm_guard_and_limit_a_noop_server()
             },
         ),
     ]);
-    let pipeline = Arc::new(GuardPipeline::new(&options));
-    let gateway = Gateway::start_with_interceptor(options, pipeline)
-        .await
-        .unwrap();
+    let (gateway, _) = guarded_support::start_guarded(options).await;
     let list = || common::call("list_issues", json!({"owner": "octo-org", "repo": "api"}));
 
     let github = common::rmcp_client(
@@ -403,10 +392,7 @@ async fn label_agent_trap_on_a_new_policy_counts_as_a_guard_fault() {
     )]);
     let mut options = common::options(servers, RoutingMode::Routed);
     options.config.guards = BTreeMap::from([("agent_trap".to_owned(), wasm_guard(&trap))]);
-    let pipeline = Arc::new(GuardPipeline::new(&options));
-    let gateway = Gateway::start_with_interceptor(options, pipeline.clone())
-        .await
-        .unwrap();
+    let (gateway, pipeline) = guarded_support::start_guarded(options).await;
     // Start-up tried the policy once; the call tries it again.
     let client = common::rmcp_client(
         &format!("http://{}/mcp/agent_trap", gateway.local_addr()),

@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::ACCEPT;
-use guardway_gateway::config::RoutingMode;
 use guardway_gateway::hmac::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use guardway_gateway::{Gateway, RunningGateway};
 use serde_json::{Value, json};
@@ -16,9 +14,7 @@ use serde_json::{Value, json};
 const SECRET: &str = "hmac-test-secret";
 
 async fn gateway() -> RunningGateway {
-    common::init_tracing();
-    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
-    let mut options = common::options(servers, RoutingMode::Routed);
+    let mut options = common::echo_alpha_options();
     options.extra.hmac_secret = Some(SECRET.to_owned());
     Gateway::start(options).await.unwrap()
 }
@@ -68,15 +64,12 @@ fn signed_post_with(
     secret: &str,
     session: Option<&str>,
 ) -> reqwest::RequestBuilder {
-    let signature = sign(secret.as_bytes(), timestamp, nonce, path, body.as_bytes());
-    let mut request = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(format!("{base}{path}"))
         .header("authorization", common::API_KEY)
         .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header(TIMESTAMP_HEADER, timestamp)
-        .header(NONCE_HEADER, nonce)
-        .header(SIGNATURE_HEADER, signature)
+        .header("content-type", "application/json");
+    let mut request = with_signature(request, secret, timestamp, nonce, path, body.as_bytes())
         .body(body.to_owned());
     if let Some(session) = session {
         request = request.header("mcp-session-id", session);
@@ -85,11 +78,41 @@ fn signed_post_with(
 }
 
 fn initialize() -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "signed", "version": "0"}}
-    })
+    common::initialize_request("signed")
+}
+
+/// `request` with the HMAC headers of `timestamp`, `nonce` and a signature
+/// of `signed_path` and `body` with `secret`.
+fn with_signature(
+    request: reqwest::RequestBuilder,
+    secret: &str,
+    timestamp: &str,
+    nonce: &str,
+    signed_path: &str,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    let signature = sign(secret.as_bytes(), timestamp, nonce, signed_path, body);
+    request
+        .header(TIMESTAMP_HEADER, timestamp)
+        .header(NONCE_HEADER, nonce)
+        .header(SIGNATURE_HEADER, signature)
+}
+
+/// An unsigned `initialize` POST to `/mcp/alpha`.
+async fn unsigned_initialize(base: &str) -> reqwest::Response {
+    common::post(&format!("{base}/mcp/alpha"))
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A signed `initialize` POST to `/mcp/alpha`, outside any session.
+async fn signed_initialize(base: &str) -> reqwest::Response {
+    signed_post(base, "/mcp/alpha", &initialize(), None)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn expect_401(response: reqwest::Response, message: &str) {
@@ -102,15 +125,9 @@ async fn expect_401(response: reqwest::Response, message: &str) {
 async fn a_session_of_signed_requests_is_served() {
     let gw = gateway().await;
     let base = format!("http://{}", gw.local_addr());
-    let resp = signed_post(&base, "/mcp/alpha", &initialize(), None)
-        .send()
-        .await
-        .unwrap();
+    let resp = signed_initialize(&base).await;
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = common::session_id(&resp);
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     let resp = signed_post(&base, "/mcp/alpha", &initialized, Some(&session))
         .send()
@@ -127,18 +144,12 @@ async fn a_session_of_signed_requests_is_served() {
     assert!(resp.text().await.unwrap().contains("alpha: signed"));
 
     // DELETE is signed over an empty body.
-    let ts = now().to_string();
-    let n = nonce();
-    let resp = reqwest::Client::new()
+    let delete = reqwest::Client::new()
         .delete(format!("{base}/mcp/alpha"))
         .header("authorization", common::API_KEY)
-        .header("mcp-session-id", &session)
-        .header(TIMESTAMP_HEADER, &ts)
-        .header(NONCE_HEADER, &n)
-        .header(
-            SIGNATURE_HEADER,
-            sign(SECRET.as_bytes(), &ts, &n, "/mcp/alpha", b""),
-        )
+        .header("mcp-session-id", &session);
+    let (ts, n) = (now().to_string(), nonce());
+    let resp = with_signature(delete, SECRET, &ts, &n, "/mcp/alpha", b"")
         .send()
         .await
         .unwrap();
@@ -195,13 +206,9 @@ async fn each_failure_gets_its_own_401_text() {
     expect_401(resp, "invalid HMAC signature").await;
 
     // Signed for another path.
-    let ts = now().to_string();
-    let n = nonce();
-    let signature = sign(SECRET.as_bytes(), &ts, &n, "/mcp/other", body.as_bytes());
-    let resp = common::post(&format!("{base}{path}"))
-        .header(TIMESTAMP_HEADER, &ts)
-        .header(NONCE_HEADER, &n)
-        .header(SIGNATURE_HEADER, signature)
+    let (ts, n) = (now().to_string(), nonce());
+    let other = common::post(&format!("{base}{path}"));
+    let resp = with_signature(other, SECRET, &ts, &n, "/mcp/other", body.as_bytes())
         .body(body.clone())
         .send()
         .await
@@ -231,33 +238,21 @@ async fn the_key_check_comes_before_hmac() {
     // Correctly signed, wrong key: the key check answers.
     let body = initialize().to_string();
     let (ts, n) = (now().to_string(), nonce());
-    let resp = reqwest::Client::new()
+    let wrong_key = reqwest::Client::new()
         .post(format!("{base}/mcp/alpha"))
         .header("authorization", "not-the-key")
         .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header(TIMESTAMP_HEADER, &ts)
-        .header(NONCE_HEADER, &n)
-        .header(
-            SIGNATURE_HEADER,
-            sign(SECRET.as_bytes(), &ts, &n, "/mcp/alpha", body.as_bytes()),
-        )
+        .header("content-type", "application/json");
+    let resp = with_signature(wrong_key, SECRET, &ts, &n, "/mcp/alpha", body.as_bytes())
         .body(body)
         .send()
         .await
         .unwrap();
     expect_401(resp, "invalid API key").await;
     // Right key, unsigned: HMAC answers, and the gateway keeps serving.
-    let resp = common::post(&format!("{base}/mcp/alpha"))
-        .json(&initialize())
-        .send()
-        .await
-        .unwrap();
+    let resp = unsigned_initialize(&base).await;
     expect_401(resp, "missing HMAC signature headers").await;
-    let resp = signed_post(&base, "/mcp/alpha", &initialize(), None)
-        .send()
-        .await
-        .unwrap();
+    let resp = signed_initialize(&base).await;
     assert_eq!(resp.status(), 200);
     gw.shutdown().await;
 }
@@ -266,25 +261,13 @@ async fn the_key_check_comes_before_hmac() {
 async fn hmac_is_checked_before_the_shutdown_answer() {
     let gw = gateway().await;
     let base = format!("http://{}", gw.local_addr());
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/close"))
-        .header("authorization", common::API_KEY)
-        .send()
-        .await
-        .unwrap();
+    let resp = common::post_close(&base).await;
     assert_eq!(resp.status(), 200);
     // Unsigned: refused by HMAC before the shutdown check.
-    let resp = common::post(&format!("{base}/mcp/alpha"))
-        .json(&initialize())
-        .send()
-        .await
-        .unwrap();
+    let resp = unsigned_initialize(&base).await;
     expect_401(resp, "missing HMAC signature headers").await;
     // Signed: passes HMAC, then the shutdown check answers.
-    let resp = signed_post(&base, "/mcp/alpha", &initialize(), None)
-        .send()
-        .await
-        .unwrap();
+    let resp = signed_initialize(&base).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(
         resp.json::<Value>().await.unwrap(),

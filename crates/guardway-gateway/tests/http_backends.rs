@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use guardway_gateway::config::{RoutingMode, ServerConfig, ServerTransport};
+use guardway_gateway::config::{RoutingMode, ServeOptions, ServerConfig, ServerTransport};
 use guardway_gateway::{BackendStatus, Gateway, HttpTransportKind, RunningGateway};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
@@ -57,6 +57,16 @@ impl PythonBackend {
     async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Kills this backend and runs `script` with `args` again on the same
+    /// port: a new process that knows no session.
+    async fn restart(&mut self, script: &str, args: &[&str]) -> Self {
+        let port = self.port.to_string();
+        self.kill().await;
+        let mut args = args.to_vec();
+        args.extend(["--port", &port]);
+        Self::start(script, &args).await
+    }
 }
 
 fn http_server(url: String) -> ServerConfig {
@@ -77,14 +87,75 @@ async fn gateway_for(
     log_dir: &Path,
     keepalive: Option<Duration>,
 ) -> RunningGateway {
-    common::init_tracing();
-    let mut options = common::options(
-        BTreeMap::from([(id.to_owned(), server)]),
-        RoutingMode::Routed,
-    );
-    options.log_dir = log_dir.to_path_buf();
+    let mut options = routed_options([(id, server)], log_dir);
     options.config.gateway.keepalive_interval = keepalive;
     Gateway::start(options).await.unwrap()
+}
+
+/// Options of a routed gateway in front of `servers`, logging into
+/// `log_dir` (tracing initialised).
+fn routed_options<const N: usize>(
+    servers: [(&str, ServerConfig); N],
+    log_dir: &Path,
+) -> ServeOptions {
+    common::init_tracing();
+    let servers = servers
+        .into_iter()
+        .map(|(id, server)| (id.to_owned(), server))
+        .collect();
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.log_dir = log_dir.to_path_buf();
+    options
+}
+
+/// Starts `script` with `args` and a routed gateway in front of it as
+/// backend `id` at `http://127.0.0.1:PORT{path}`, logging into a new
+/// temporary directory.
+async fn backend_behind_gateway(
+    script: &str,
+    args: &[&str],
+    id: &str,
+    path: &str,
+    keepalive: Option<Duration>,
+) -> (PythonBackend, tempfile::TempDir, RunningGateway) {
+    let backend = PythonBackend::start(script, args).await;
+    let logs = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}{path}", backend.port);
+    let gw = gateway_for(id, http_server(url), logs.path(), keepalive).await;
+    (backend, logs, gw)
+}
+
+/// Asserts backend `id` is running over the HTTP transport `kind`.
+fn assert_running_over(gw: &RunningGateway, id: &str, kind: HttpTransportKind) {
+    let b = gw.backend(id).unwrap();
+    assert_eq!(
+        b.health().status,
+        BackendStatus::Running,
+        "{:?}",
+        b.health()
+    );
+    assert_eq!(b.http_transport(), Some(kind));
+}
+
+/// Runs the ignored test `name` of this binary alone in a child process with
+/// `envs` added to its environment, and asserts it ran and passed.
+async fn run_child_test(name: &str, envs: &[(&str, &std::ffi::OsStr)]) {
+    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(envs.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
 }
 
 async fn agent(
@@ -134,13 +205,15 @@ async fn assert_tools_work(gw: &RunningGateway, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamable_http_backend_is_tried_first() {
-    let backend = PythonBackend::start("http_server.py", &["fast", "streamable-http"]).await;
-    let logs = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{}/mcp", backend.port);
-    let gw = gateway_for("fast", http_server(url), logs.path(), None).await;
-    let b = gw.backend("fast").unwrap();
-    assert_eq!(b.health().status, BackendStatus::Running);
-    assert_eq!(b.http_transport(), Some(HttpTransportKind::StreamableHttp));
+    let (_backend, logs, gw) = backend_behind_gateway(
+        "http_server.py",
+        &["fast", "streamable-http"],
+        "fast",
+        "/mcp",
+        None,
+    )
+    .await;
+    assert_running_over(&gw, "fast", HttpTransportKind::StreamableHttp);
     assert_tools_work(&gw, "fast").await;
     let log = backend_log(logs.path(), "fast");
     assert!(log.contains("over streamable HTTP"), "{log}");
@@ -150,13 +223,9 @@ async fn streamable_http_backend_is_tried_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_backend_is_reached_by_fallback() {
-    let backend = PythonBackend::start("http_server.py", &["legacy", "sse"]).await;
-    let logs = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{}/sse", backend.port);
-    let gw = gateway_for("legacy", http_server(url), logs.path(), None).await;
-    let b = gw.backend("legacy").unwrap();
-    assert_eq!(b.health().status, BackendStatus::Running);
-    assert_eq!(b.http_transport(), Some(HttpTransportKind::Sse));
+    let (_backend, logs, gw) =
+        backend_behind_gateway("http_server.py", &["legacy", "sse"], "legacy", "/sse", None).await;
+    assert_running_over(&gw, "legacy", HttpTransportKind::Sse);
     assert_tools_work(&gw, "legacy").await;
 
     // Progress and a large result travel over the event stream.
@@ -177,18 +246,9 @@ async fn sse_backend_is_reached_by_fallback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_post_backend_is_reached_by_fallback() {
-    let backend = PythonBackend::start("json_post_server.py", &["plain"]).await;
-    let logs = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{}/rpc", backend.port);
-    let gw = gateway_for("plain", http_server(url), logs.path(), None).await;
-    let b = gw.backend("plain").unwrap();
-    assert_eq!(
-        b.health().status,
-        BackendStatus::Running,
-        "{:?}",
-        b.health()
-    );
-    assert_eq!(b.http_transport(), Some(HttpTransportKind::JsonPost));
+    let (_backend, logs, gw) =
+        backend_behind_gateway("json_post_server.py", &["plain"], "plain", "/rpc", None).await;
+    assert_running_over(&gw, "plain", HttpTransportKind::JsonPost);
     // The server refuses any request without the session id it first saw,
     // so these calls also show the client-generated id is sent throughout.
     assert_tools_work(&gw, "plain").await;
@@ -200,10 +260,14 @@ async fn json_post_backend_is_reached_by_fallback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_session_means_one_reconnect_and_one_retry() {
-    let backend = PythonBackend::start("json_post_server.py", &["plain", "--issue-session"]).await;
-    let logs = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{}/", backend.port);
-    let gw = gateway_for("plain", http_server(url), logs.path(), None).await;
+    let (_backend, logs, gw) = backend_behind_gateway(
+        "json_post_server.py",
+        &["plain", "--issue-session"],
+        "plain",
+        "/",
+        None,
+    )
+    .await;
     let b = gw.backend("plain").unwrap().clone();
     assert_eq!(b.http_transport(), Some(HttpTransportKind::JsonPost));
     let agent = agent(&gw, "plain").await;
@@ -238,20 +302,19 @@ async fn lost_session_means_one_reconnect_and_one_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_streamable_backend_is_reached_again() {
-    let mut backend = PythonBackend::start("http_server.py", &["fast", "streamable-http"]).await;
-    let port = backend.port.to_string();
-    let logs = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let gw = gateway_for("fast", http_server(url), logs.path(), None).await;
-    let agent = agent(&gw, "fast").await;
-    let first_pid = call_text(&agent, "pid", json!({})).await;
-    backend.kill().await;
-    // The same port, a new process that knows no session.
-    let _restarted = PythonBackend::start(
+    let (mut backend, _logs, gw) = backend_behind_gateway(
         "http_server.py",
-        &["fast", "streamable-http", "--port", &port],
+        &["fast", "streamable-http"],
+        "fast",
+        "/mcp",
+        None,
     )
     .await;
+    let agent = agent(&gw, "fast").await;
+    let first_pid = call_text(&agent, "pid", json!({})).await;
+    let _restarted = backend
+        .restart("http_server.py", &["fast", "streamable-http"])
+        .await;
     let second_pid = call_text(&agent, "pid", json!({})).await;
     assert_ne!(first_pid, second_pid);
     assert_eq!(
@@ -264,17 +327,12 @@ async fn restarted_streamable_backend_is_reached_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_sse_backend_is_reached_again() {
-    let mut backend = PythonBackend::start("http_server.py", &["legacy", "sse"]).await;
-    let port = backend.port.to_string();
-    let logs = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{port}/sse");
-    let gw = gateway_for("legacy", http_server(url), logs.path(), None).await;
+    let (mut backend, _logs, gw) =
+        backend_behind_gateway("http_server.py", &["legacy", "sse"], "legacy", "/sse", None).await;
     let b = gw.backend("legacy").unwrap().clone();
     let agent = agent(&gw, "legacy").await;
     let first_pid = call_text(&agent, "pid", json!({})).await;
-    backend.kill().await;
-    let _restarted =
-        PythonBackend::start("http_server.py", &["legacy", "sse", "--port", &port]).await;
+    let _restarted = backend.restart("http_server.py", &["legacy", "sse"]).await;
     // Either the ended event stream or the new server's 404 for the old
     // session makes the gateway reconnect; the agent sees a normal answer.
     let second_pid = call_text(&agent, "pid", json!({})).await;
@@ -291,13 +349,11 @@ async fn restarted_sse_backend_is_reached_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_pings_the_backend_and_logs_failures() {
-    let mut backend = PythonBackend::start("json_post_server.py", &["plain"]).await;
-    let logs = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{}/", backend.port);
-    let gw = gateway_for(
+    let (mut backend, logs, gw) = backend_behind_gateway(
+        "json_post_server.py",
+        &["plain"],
         "plain",
-        http_server(url),
-        logs.path(),
+        "/",
         Some(Duration::from_secs(1)),
     )
     .await;
@@ -370,12 +426,7 @@ async fn url_answering_no_transport_fails_naming_the_backend() {
     nowhere.connect_timeout = Duration::from_secs(2);
     let mut mute = http_server(format!("http://{silent}/mcp"));
     mute.connect_timeout = Duration::from_secs(1);
-    common::init_tracing();
-    let mut options = common::options(
-        BTreeMap::from([("nowhere".to_owned(), nowhere), ("mute".to_owned(), mute)]),
-        RoutingMode::Routed,
-    );
-    options.log_dir = logs.path().to_path_buf();
+    let options = routed_options([("nowhere", nowhere), ("mute", mute)], logs.path());
     // Start-up finishes although neither backend connects (each attempt
     // is bounded by connectTimeout; the outer bound only guards a hang).
     let gw = tokio::time::timeout(Duration::from_secs(120), Gateway::start(options))
@@ -427,23 +478,15 @@ async fn https_backend_trusted_through_ssl_cert_file() {
     )
     .await;
     let url = format!("https://127.0.0.1:{}/mcp", backend.port);
-    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "https_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SSL_CERT_FILE", tls.path().join("ca.pem"))
-        .env("GUARDWAY_TEST_HTTPS_URL", &url)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+    let ca = tls.path().join("ca.pem");
+    run_child_test(
+        "https_child",
+        &[
+            ("SSL_CERT_FILE", ca.as_os_str()),
+            ("GUARDWAY_TEST_HTTPS_URL", url.as_ref()),
+        ],
+    )
+    .await;
 }
 
 /// Run by `https_backend_trusted_through_ssl_cert_file`; skips when
@@ -456,14 +499,7 @@ async fn https_child() {
     };
     let logs = tempfile::tempdir().unwrap();
     let gw = gateway_for("secure", http_server(url.clone()), logs.path(), None).await;
-    let b = gw.backend("secure").unwrap();
-    assert_eq!(
-        b.health().status,
-        BackendStatus::Running,
-        "{:?}",
-        b.health()
-    );
-    assert_eq!(b.http_transport(), Some(HttpTransportKind::StreamableHttp));
+    assert_running_over(&gw, "secure", HttpTransportKind::StreamableHttp);
     assert_tools_work(&gw, "secure").await;
     gw.shutdown().await;
 }
@@ -527,27 +563,16 @@ async fn oidc_token_endpoint() -> (String, std::sync::Arc<parking_lot::Mutex<Vec
 async fn github_oidc_token_replaces_authorization() {
     let backend = PythonBackend::start("json_post_server.py", &["plain", "--issue-session"]).await;
     let (token_url, audiences) = oidc_token_endpoint().await;
-    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "github_oidc_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &token_url)
-        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token")
-        .env(
-            "GUARDWAY_TEST_OIDC_BACKEND",
-            format!("http://127.0.0.1:{}/", backend.port),
-        )
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+    let backend_url = format!("http://127.0.0.1:{}/", backend.port);
+    run_child_test(
+        "github_oidc_child",
+        &[
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", token_url.as_ref()),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token".as_ref()),
+            ("GUARDWAY_TEST_OIDC_BACKEND", backend_url.as_ref()),
+        ],
+    )
+    .await;
     let audiences = audiences.lock().clone();
     // One token for `api://steady` (cached across its uses), and for
     // `short` the first one plus at least one renewal.
@@ -594,13 +619,8 @@ async fn github_oidc_child() {
     short.auth = Some(ServerAuth::GithubOidc {
         audience: "short".into(),
     });
-    common::init_tracing();
     let logs = tempfile::tempdir().unwrap();
-    let mut options = common::options(
-        BTreeMap::from([("steady".to_owned(), steady), ("short".to_owned(), short)]),
-        RoutingMode::Routed,
-    );
-    options.log_dir = logs.path().to_path_buf();
+    let options = routed_options([("steady", steady), ("short", short)], logs.path());
     let gw = Gateway::start(options).await.unwrap();
 
     let agent_steady = agent(&gw, "steady").await;

@@ -16,19 +16,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn gateway() -> RunningGateway {
-    common::init_tracing();
-    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
-    Gateway::start(common::options(servers, RoutingMode::Routed))
-        .await
-        .unwrap()
+    Gateway::start(common::echo_alpha_options()).await.unwrap()
 }
 
 fn initialize() -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "raw", "version": "0"}}
-    })
+    common::initialize_request("raw")
 }
 
 /// A full raw session: initialize, initialized, tools/call — proves the
@@ -36,19 +28,10 @@ fn initialize() -> Value {
 async fn assert_still_serving(url: &str) {
     let resp = post(url).json(&initialize()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = common::session_id(&resp);
     let init = messages(&resp.text().await.unwrap());
     assert_eq!(init[0]["result"]["serverInfo"]["name"], "awmg-alpha");
-    let resp = post(url)
-        .header("mcp-session-id", &session)
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    assert_eq!(post_initialized(url, &session).await.status(), 202);
     let resp = post(url)
         .header("mcp-session-id", &session)
         .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -99,10 +82,7 @@ async fn wrong_jsonrpc_is_an_invalid_request() {
     }
     // A well-formed request for a method nobody serves: method not found.
     let resp = post(&url).json(&initialize()).send().await.unwrap();
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = common::session_id(&resp);
     let resp = post(&url)
         .header("mcp-session-id", &session)
         .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "no/such/method"}))
@@ -354,21 +334,22 @@ async fn unsafe_agent_id_refuses_a_new_session() {
     gw.shutdown().await;
 }
 
+/// The `notifications/initialized` POST of `session`.
+async fn post_initialized(url: &str, session: &str) -> reqwest::Response {
+    post(url)
+        .header("mcp-session-id", session)
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Opens a raw session (initialize + initialized) and returns its id.
 async fn open_session(url: &str) -> String {
     let resp = post(url).json(&initialize()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let resp = post(url)
-        .header("mcp-session-id", &session)
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    let session = common::session_id(&resp);
+    assert_eq!(post_initialized(url, &session).await.status(), 202);
     session
 }
 

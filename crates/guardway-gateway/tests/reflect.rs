@@ -7,10 +7,9 @@ mod guarded_support;
 mod surface_peers;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use guardway_gateway::config::{GuardConfig, RoutingMode};
-use guardway_gateway::{Gateway, GuardPipeline};
+use guardway_gateway::Gateway;
+use guardway_gateway::config::RoutingMode;
 use serde_json::{Value, json};
 
 async fn reflect(base: &str) -> Value {
@@ -29,12 +28,7 @@ fn assert_timestamp(doc: &Value) {
 async fn reflect_shows_the_labels_of_an_agent_after_a_guarded_call() {
     common::init_tracing();
     let python = common::python();
-    let mut github = common::stdio_server(
-        guarded_support::demo_backend()
-            .to_string_lossy()
-            .into_owned(),
-        Vec::new(),
-    );
+    let mut github = guarded_support::demo_stdio_server();
     github.guard = Some("sample".into());
     github.guard_policies =
         Some(json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved"}}));
@@ -43,17 +37,9 @@ async fn reflect_shows_the_labels_of_an_agent_after_a_guarded_call() {
     options.guards_mode = Some("filter".into());
     options.config.guards = BTreeMap::from([(
         "sample".to_owned(),
-        GuardConfig {
-            kind: "wasm".into(),
-            path: Some(guarded_support::sample_guard()),
-            policy: None,
-            config: None,
-        },
+        guarded_support::plain_wasm_guard(guarded_support::sample_guard()),
     )]);
-    let pipeline = Arc::new(GuardPipeline::new(&options));
-    let gw = Gateway::start_with_interceptor(options, pipeline)
-        .await
-        .unwrap();
+    let (gw, _) = guarded_support::start_guarded(options).await;
     let base = format!("http://{}", gw.local_addr());
 
     let before = reflect(&base).await;

@@ -49,6 +49,46 @@ fn guardway(args: &[&str]) -> Output {
         .expect("run guardway")
 }
 
+/// Runs `guardway guard test GUARD CASES EXTRA...`.
+fn guard_test(guard: &Path, cases: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["guard", "test", path_str(guard), path_str(cases)];
+    args.extend_from_slice(extra);
+    guardway(&args)
+}
+
+/// Runs `guardway guard call GUARD` on `label_resource` for `list_issues` of acme/web
+/// under a public-repositories policy, with `extra` arguments.
+fn label_acme_web_issues(guard: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "guard",
+        "call",
+        path_str(guard),
+        "--policy",
+        r#"{"allow-only": {"repos": "public", "min-integrity": "none"}}"#,
+        "--call",
+        "label_resource",
+        "--input",
+        r#"{"tool_name": "list_issues", "tool_args": {"owner": "acme", "repo": "web"}}"#,
+    ];
+    args.extend_from_slice(extra);
+    guardway(&args)
+}
+
+/// Runs `guardway guard test GUARD CASES --json EXTRA...`, asserts it succeeded (showing
+/// stdout and stderr otherwise) and returns the parsed JSON report.
+fn guard_test_json(guard: &Path, cases: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let out = guard_test(guard, cases, &args);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -94,20 +134,7 @@ fn write_case(dir: &Path, name: &str, case: &Value) -> PathBuf {
 fn the_sample_guard_suite_passes_with_one_compilation() {
     let guard = sample_guard();
     let cases = sample_cases();
-    let out = guardway(&[
-        "guard",
-        "test",
-        path_str(&guard),
-        path_str(&cases),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = guard_test_json(&guard, &cases, &[]);
     let files = std::fs::read_dir(&cases).unwrap().count() as u64;
     assert!(files >= 20, "only {files} case files");
     assert_eq!(report["passed"], files);
@@ -157,7 +184,7 @@ fn a_passing_case_with_backend_calls_passes_in_text_mode() {
             json!({"output": private_issue_output(), "backend_calls": ["search_repositories"]}),
         ),
     );
-    let out = guardway(&["guard", "test", path_str(&guard), path_str(dir.path())]);
+    let out = guard_test(&guard, dir.path(), &[]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(
@@ -185,13 +212,7 @@ fn a_failing_case_is_reported_with_its_diff_and_exit_1() {
         "right.json",
         &resource_case(json!({"output": private_issue_output()})),
     );
-    let out = guardway(&[
-        "guard",
-        "test",
-        path_str(&guard),
-        path_str(dir.path()),
-        "--trace",
-    ]);
+    let out = guard_test(&guard, dir.path(), &["--trace"]);
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -236,7 +257,7 @@ fn backend_calls_are_checked() {
         "calls.json",
         &resource_case(json!({"output": private_issue_output(), "backend_calls": []})),
     );
-    let out = guardway(&["guard", "test", path_str(&guard), path_str(dir.path())]);
+    let out = guard_test(&guard, dir.path(), &[]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -262,13 +283,7 @@ fn an_unlisted_backend_tool_answers_minus_one_and_changes_the_labels() {
             "backend_calls": ["search_repositories"]},
     });
     write_case(dir.path(), "unlisted.json", &case);
-    let out = guardway(&[
-        "guard",
-        "test",
-        path_str(&guard),
-        path_str(dir.path()),
-        "--trace",
-    ]);
+    let out = guard_test(&guard, dir.path(), &["--trace"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -283,7 +298,7 @@ fn an_unlisted_backend_tool_answers_minus_one_and_changes_the_labels() {
     let mut listed = case.clone();
     listed["backend"] = json!({"search_repositories": visibility_answer()});
     write_case(dir.path(), "unlisted.json", &listed);
-    let out = guardway(&["guard", "test", path_str(&guard), path_str(dir.path())]);
+    let out = guard_test(&guard, dir.path(), &[]);
     assert!(out.status.success(), "{}", text(&out.stdout));
 }
 
@@ -329,13 +344,13 @@ fn malformed_case_files_exit_2_naming_the_file_and_the_reason() {
             "good.json",
             &resource_case(json!({"output": private_issue_output()})),
         );
-        let out = guardway(&["guard", "test", path_str(&guard), path_str(dir.path())]);
+        let out = guard_test(&guard, dir.path(), &[]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(path_str(&file)), "{name}: {stderr}");
         assert!(stderr.contains(reason), "{name}: {stderr}");
     }
-    let out = guardway(&["guard", "test", path_str(&guard), "/nonexistent/cases"]);
+    let out = guard_test(&guard, Path::new("/nonexistent/cases"), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/cases: no such case file or directory"));
 }
@@ -368,13 +383,7 @@ fn update_rewrites_only_expect_and_the_file_then_passes() {
     )
     .unwrap();
 
-    let out = guardway(&[
-        "guard",
-        "test",
-        path_str(&guard),
-        path_str(dir.path()),
-        "--update",
-    ]);
+    let out = guard_test(&guard, dir.path(), &["--update"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(
@@ -414,17 +423,11 @@ fn update_rewrites_only_expect_and_the_file_then_passes() {
         serde_json::from_str(&std::fs::read_to_string(&refused).unwrap()).unwrap();
     assert_eq!(refused_case["expect"], json!({"error": true}));
 
-    let out = guardway(&["guard", "test", path_str(&guard), path_str(dir.path())]);
+    let out = guard_test(&guard, dir.path(), &[]);
     assert!(out.status.success(), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("2 passed, 0 failed"));
     // A second --update has nothing to change and leaves the files alone.
-    let out = guardway(&[
-        "guard",
-        "test",
-        path_str(&guard),
-        path_str(dir.path()),
-        "--update",
-    ]);
+    let out = guard_test(&guard, dir.path(), &["--update"]);
     assert!(out.status.success());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), after);
 }
@@ -433,20 +436,7 @@ fn update_rewrites_only_expect_and_the_file_then_passes() {
 fn call_with_backend_and_trace_prints_logs_and_backend_calls_in_order() {
     let guard = sample_guard();
     let backend = json!({"search_repositories": visibility_answer()}).to_string();
-    let out = guardway(&[
-        "guard",
-        "call",
-        path_str(&guard),
-        "--policy",
-        r#"{"allow-only": {"repos": "public", "min-integrity": "none"}}"#,
-        "--call",
-        "label_resource",
-        "--input",
-        r#"{"tool_name": "list_issues", "tool_args": {"owner": "acme", "repo": "web"}}"#,
-        "--backend",
-        &backend,
-        "--trace",
-    ]);
+    let out = label_acme_web_issues(&guard, &["--backend", &backend, "--trace"]);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -478,18 +468,7 @@ fn call_with_backend_and_trace_prints_logs_and_backend_calls_in_order() {
     assert!(!stderr.contains("guard=sample_guard"), "{stderr}");
 
     // Without --backend the guard's look-up fails with -1 and the repository counts as private.
-    let out = guardway(&[
-        "guard",
-        "call",
-        path_str(&guard),
-        "--policy",
-        r#"{"allow-only": {"repos": "public", "min-integrity": "none"}}"#,
-        "--call",
-        "label_resource",
-        "--input",
-        r#"{"tool_name": "list_issues", "tool_args": {"owner": "acme", "repo": "web"}}"#,
-        "--trace",
-    ]);
+    let out = label_acme_web_issues(&guard, &["--trace"]);
     assert!(out.status.success());
     let output: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -538,20 +517,7 @@ fn cases_of_a_guard_written_against_the_raw_abi_run_the_same_way() {
     let guard =
         built(root.join("guards/raw-abi-guard/target/wasm32-wasip1/release/raw_abi_guard.wasm"));
     let cases = root.join("guards/raw-abi-guard/tests/cases");
-    let out = guardway(&[
-        "guard",
-        "test",
-        path_str(&guard),
-        path_str(&cases),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = guard_test_json(&guard, &cases, &[]);
     assert_eq!(report["failed"], 0);
     assert!(report["passed"].as_u64().unwrap() >= 6);
     assert_eq!(report["cache"]["compilations"], 1);
@@ -576,12 +542,8 @@ fn a_trapping_guard_fails_its_case_and_update_does_not_snapshot_it() {
         "input": {"tool_name": "t", "tool_args": {}}, "expect": {"output": null}});
     let file = write_case(&cases, "trap.json", &case);
     let before = std::fs::read_to_string(&file).unwrap();
-    for update in [false, true] {
-        let mut args = vec!["guard", "test", path_str(&guard), path_str(&cases)];
-        if update {
-            args.push("--update");
-        }
-        let out = guardway(&args);
+    for extra in [&[][..], &["--update"]] {
+        let out = guard_test(&guard, &cases, extra);
         let stdout = text(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{stdout}");
         // Named after its file when it has no name.
@@ -600,17 +562,11 @@ fn with_a_disk_cache_the_next_run_compiles_nothing() {
     let cases = sample_cases();
     let cache = tempfile::tempdir().unwrap();
     let run = || {
-        let out = guardway(&[
-            "guard",
-            "test",
-            path_str(&guard),
-            path_str(&cases),
-            "--json",
-            "--wasm-cache-dir",
-            path_str(cache.path()),
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        guard_test_json(
+            &guard,
+            &cases,
+            &["--wasm-cache-dir", path_str(cache.path())],
+        )
     };
     let first = run();
     assert_eq!(first["cache"]["compilations"], 1);

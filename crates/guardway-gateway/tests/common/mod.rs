@@ -193,6 +193,41 @@ pub fn mcp_error(error: rmcp::ServiceError) -> rmcp::ErrorData {
 /// The `Accept` header MCP clients send on POST.
 pub const ACCEPT: &str = "application/json, text/event-stream";
 
+/// Options of a routed gateway in front of one echo backend `alpha`
+/// (tracing initialised).
+pub fn echo_alpha_options() -> ServeOptions {
+    init_tracing();
+    let servers = BTreeMap::from([("alpha".to_owned(), echo_backend("alpha"))]);
+    options(servers, RoutingMode::Routed)
+}
+
+/// The JSON-RPC `initialize` request (id 1) of a client named `client`.
+pub fn initialize_request(client: &str) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": client, "version": "0"}}
+    })
+}
+
+/// The `mcp-session-id` header of a response.
+pub fn session_id(response: &reqwest::Response) -> String {
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `POST {base}/close` with the test API key.
+pub async fn post_close(base: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/close"))
+        .header("authorization", API_KEY)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A POST to the gateway with the MCP headers and the test API key.
 pub fn post(url: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()

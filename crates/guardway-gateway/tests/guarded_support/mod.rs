@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use guardway_gateway::config::{GuardConfig, ServeOptions, ServerConfig};
+use guardway_gateway::{Gateway, GuardPipeline, RunningGateway};
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
@@ -40,6 +43,31 @@ pub fn demo_backend() -> PathBuf {
             target_dir().join("debug/guardway-demo-backend")
         })
         .clone()
+}
+
+/// The demo backend as a stdio server, without a guard.
+pub fn demo_stdio_server() -> ServerConfig {
+    crate::common::stdio_server(demo_backend().to_string_lossy().into_owned(), Vec::new())
+}
+
+/// A wasm guard loaded from `path`, with no policy or config of its own.
+pub fn plain_wasm_guard(path: PathBuf) -> GuardConfig {
+    GuardConfig {
+        kind: "wasm".into(),
+        path: Some(path),
+        policy: None,
+        config: None,
+    }
+}
+
+/// Starts a gateway whose calls go through the guard pipeline built from
+/// `options`, and returns it with that pipeline (for its metrics).
+pub async fn start_guarded(options: ServeOptions) -> (RunningGateway, Arc<GuardPipeline>) {
+    let pipeline = Arc::new(GuardPipeline::new(&options));
+    let gateway = Gateway::start_with_interceptor(options, pipeline.clone())
+        .await
+        .unwrap();
+    (gateway, pipeline)
 }
 
 /// Builds (once, with scripts/build-guards.sh) and returns the sample guard.
