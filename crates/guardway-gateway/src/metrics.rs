@@ -50,6 +50,21 @@ struct Family {
     labels: &'static [&'static str],
 }
 
+/// The series `name{labels=values}` of a counter or histogram family,
+/// created (with `family`'s help and label names) on first use.
+fn series_mut<'a, T: Default>(
+    families: &'a mut BTreeMap<&'static str, (Family, BTreeMap<LabelValues, T>)>,
+    name: &'static str,
+    family: Family,
+    values: &[&str],
+) -> &'a mut T {
+    let (_, series) = families
+        .entry(name)
+        .or_insert_with(|| (family, BTreeMap::new()));
+    let key: LabelValues = values.iter().map(|v| (*v).to_owned()).collect();
+    series.entry(key).or_default()
+}
+
 /// Counters and histograms updated by the request path.
 #[derive(Debug, Default)]
 pub struct MetricsRegistry {
@@ -72,12 +87,12 @@ impl MetricsRegistry {
         by: u64,
     ) {
         let mut families = self.families.lock();
-        let (_, series) = families
-            .counters
-            .entry(name)
-            .or_insert_with(|| (Family { help, labels }, BTreeMap::new()));
-        let key: LabelValues = values.iter().map(|v| (*v).to_owned()).collect();
-        *series.entry(key).or_default() += by;
+        *series_mut(
+            &mut families.counters,
+            name,
+            Family { help, labels },
+            values,
+        ) += by;
     }
 
     /// Records one observation of the histogram `name{labels=values}`.
@@ -90,15 +105,13 @@ impl MetricsRegistry {
         elapsed: Duration,
     ) {
         let mut families = self.families.lock();
-        let (_, series) = families
-            .histograms
-            .entry(name)
-            .or_insert_with(|| (Family { help, labels }, BTreeMap::new()));
-        let key: LabelValues = values.iter().map(|v| (*v).to_owned()).collect();
-        series
-            .entry(key)
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        series_mut(
+            &mut families.histograms,
+            name,
+            Family { help, labels },
+            values,
+        )
+        .observe(elapsed.as_secs_f64());
     }
 
     /// The current value of a counter series (0 when never updated).
