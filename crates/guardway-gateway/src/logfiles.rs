@@ -66,8 +66,86 @@ pub struct LogFiles {
     dir: Option<PathBuf>,
     main: Mutex<Option<File>>,
     backends: Mutex<HashMap<String, File>>,
-    rpc: Mutex<Option<File>>,
+    rpc: Option<RpcWriter>,
     digest: Mutex<DigestState>,
+}
+
+/// Records waiting for the `rpc-messages.jsonl` writer at most; past this a
+/// record is written by the caller itself.
+const RPC_QUEUE: usize = 4096;
+/// Longest wait of [`LogFiles::flush`].
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A record still to be built: redacting and bounding a payload is done by
+/// the writer, not by the tool call that produced it.
+type RpcRecord = Box<dyn FnOnce() -> String + Send>;
+
+enum RpcJob {
+    Record(RpcRecord),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// The `rpc-messages.jsonl` writer: one thread of its own builds each
+/// record and appends it, in the order records were handed over, so that a
+/// tool call never waits for its log records. When its queue is full (the
+/// disk cannot keep up) the caller writes the record itself: nothing is
+/// dropped. The thread ends once the queue is drained after the last
+/// handle is gone.
+struct RpcWriter {
+    jobs: std::sync::mpsc::SyncSender<RpcJob>,
+    file: Arc<Mutex<File>>,
+}
+
+impl std::fmt::Debug for RpcWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcWriter").finish_non_exhaustive()
+    }
+}
+
+impl RpcWriter {
+    /// Starts the writer of `file`; `None` when no thread can be started.
+    fn start(file: File) -> Option<Self> {
+        let file = Arc::new(Mutex::new(file));
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<RpcJob>(RPC_QUEUE);
+        let shared = file.clone();
+        std::thread::Builder::new()
+            .name("guardway-rpc-log".into())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        RpcJob::Record(build) => {
+                            let line = build();
+                            let _ = shared.lock().write_all(line.as_bytes());
+                        }
+                        RpcJob::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self { jobs, file })
+    }
+
+    fn submit(&self, record: RpcRecord) {
+        match self.jobs.try_send(RpcJob::Record(record)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(RpcJob::Record(record)))
+            | Err(std::sync::mpsc::TrySendError::Disconnected(RpcJob::Record(record))) => {
+                let line = record();
+                let _ = self.file.lock().write_all(line.as_bytes());
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Waits until every record handed over so far is written.
+    fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.jobs.send(RpcJob::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(FLUSH_TIMEOUT);
+        }
+    }
 }
 
 /// Where `gateway.md` stands: before the start-up digest, problems wait in
@@ -144,7 +222,7 @@ impl LogFiles {
                 dir: None,
                 main: Mutex::new(None),
                 backends: Mutex::new(HashMap::new()),
-                rpc: Mutex::new(None),
+                rpc: None,
                 digest: Mutex::new(DigestState::default()),
             });
         }
@@ -152,7 +230,7 @@ impl LogFiles {
             dir: Some(dir.to_path_buf()),
             main: Mutex::new(main),
             backends: Mutex::new(HashMap::new()),
-            rpc: Mutex::new(open_append(&dir.join(RPC_LOG_FILE))),
+            rpc: open_append(&dir.join(RPC_LOG_FILE)).and_then(RpcWriter::start),
             digest: Mutex::new(DigestState::default()),
         })
     }
@@ -205,27 +283,60 @@ impl LogFiles {
         payload: Option<&Value>,
         error: Option<&str>,
     ) {
-        let mut guard = self.rpc.lock();
-        let Some(file) = guard.as_mut() else {
+        let payload = payload.cloned();
+        self.rpc_deferred(
+            server,
+            direction,
+            method,
+            error.map(str::to_owned),
+            move || payload,
+        );
+    }
+
+    /// One `rpc-messages.jsonl` record whose payload is made (serialised,
+    /// then redacted and bounded) by the log writer, after the caller has
+    /// moved on. The record's timestamp is taken now.
+    pub fn rpc_deferred(
+        &self,
+        server: &str,
+        direction: RpcDirection,
+        method: &str,
+        error: Option<String>,
+        payload: impl FnOnce() -> Option<Value> + Send + 'static,
+    ) {
+        let Some(writer) = &self.rpc else {
             return;
         };
-        let event = match direction {
-            RpcDirection::Out => "rpc_request",
-            RpcDirection::In => "rpc_response",
-        };
-        let record = json!({
-            "timestamp": utc_timestamp(SystemTime::now()),
-            "event": event,
-            "_schema": RPC_SCHEMA,
-            "direction": direction.as_str(),
-            "server_id": server,
-            "method": method,
-            "error": error.map(redact),
-            "payload": payload.map(sanitize_payload),
-        });
-        let mut text = record.to_string();
-        text.push('\n');
-        let _ = file.write_all(text.as_bytes());
+        let timestamp = SystemTime::now();
+        let server = server.to_owned();
+        let method = method.to_owned();
+        writer.submit(Box::new(move || {
+            let event = match direction {
+                RpcDirection::Out => "rpc_request",
+                RpcDirection::In => "rpc_response",
+            };
+            let record = json!({
+                "timestamp": utc_timestamp(timestamp),
+                "event": event,
+                "_schema": RPC_SCHEMA,
+                "direction": direction.as_str(),
+                "server_id": server,
+                "method": method,
+                "error": error.as_deref().map(redact),
+                "payload": payload().as_ref().map(sanitize_payload),
+            });
+            let mut text = record.to_string();
+            text.push('\n');
+            text
+        }));
+    }
+
+    /// Waits (up to 5 s) until every `rpc-messages.jsonl` record handed
+    /// over so far is on disk. Called when a gateway stops.
+    pub fn flush(&self) {
+        if let Some(writer) = &self.rpc {
+            writer.flush();
+        }
     }
 
     /// Writes `tools.json`: `{"servers": {id: [{"name","description"}]}}`
