@@ -1125,6 +1125,13 @@ impl Backend {
             }
         };
         let request_id = handle.id.clone();
+        // A call dropped before its answer (the agent's connection closed
+        // under a direct call) is cancelled at the backend like one the
+        // agent cancelled.
+        let mut abandoned = CancelOnDrop {
+            peer: Some(peer.clone()),
+            request_id: request_id.clone(),
+        };
         // Progress is relayed while the call runs; an arm's body is not
         // interrupted by the response, so no notification is half sent.
         let response = handle.await_response();
@@ -1144,6 +1151,7 @@ impl Backend {
                     }
                 }
                 () = cancel.cancelled() => {
+                abandoned.disarm();
                 let _ = peer
                     .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
                         Some(request_id.clone()),
@@ -1159,6 +1167,7 @@ impl Backend {
             }
             }
         };
+        abandoned.disarm();
         // Every progress notification read before the response has been
         // queued by now; the agent gets them all before the result.
         if let Some(route) = route.as_mut() {
@@ -1331,4 +1340,40 @@ async fn fetch_catalog_from_peer(peer: &Peer<RoleClient>) -> Result<Catalog, Str
         prompts,
         has_resources,
     })
+}
+
+/// Sends `notifications/cancelled` for a backend request whose caller
+/// stopped waiting without an answer, unless disarmed first. The
+/// notification is sent from a task of its own: `Drop` cannot await.
+struct CancelOnDrop {
+    peer: Option<Peer<RoleClient>>,
+    request_id: rmcp::model::RequestId,
+}
+
+impl CancelOnDrop {
+    /// The request ended one way or another; nothing to cancel.
+    fn disarm(&mut self) {
+        self.peer = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(peer) = self.peer.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let request_id = self.request_id.clone();
+        tracing::debug!(request = %request_id, "caller went away; cancelling the backend request");
+        runtime.spawn(async move {
+            let _ = peer
+                .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+                    Some(request_id),
+                    Some("the agent went away".into()),
+                ))
+                .await;
+        });
+    }
 }

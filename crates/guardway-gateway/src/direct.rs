@@ -172,6 +172,7 @@ impl McpEndpoint {
             key,
             serial,
         };
+        let cancelled = cancel.clone();
         let call = AgentCall {
             agent_id,
             session_id: Some(session),
@@ -183,6 +184,11 @@ impl McpEndpoint {
             let _in_flight = in_flight;
             let endpoint = &_in_flight.endpoint;
             let outcome = serve_tool_call(&endpoint.core, &endpoint.scope, params, call).await;
+            if cancelled.is_cancelled() {
+                // The agent cancelled the call: it gets no answer
+                // (MCP cancellation), the stream just ends.
+                return Bytes::new();
+            }
             sse_message(&answer_message(outcome, id))
         }
         .boxed();
@@ -247,13 +253,17 @@ async fn next_progress(
 }
 
 /// Whether a `tools/call` can take the direct path: no per-request protocol
-/// version, no SEP-2243 headers.
+/// version, no SEP-2243 headers, a Host header.
 fn is_plain_call(request: &ClientRequest, headers: &HeaderMap) -> bool {
     if !matches!(request, ClientRequest::CallToolRequest(_)) {
         return false;
     }
+    // The Host and MCP-Protocol-Version checks ran before (`compat`); a
+    // request without a Host header is left to rmcp's own check.
     let meta = request.get_meta();
-    !meta.contains_key(META_PROTOCOL_VERSION) && !headers.contains_key(MCP_METHOD_HEADER)
+    !meta.contains_key(META_PROTOCOL_VERSION)
+        && !headers.contains_key(MCP_METHOD_HEADER)
+        && headers.contains_key(http::header::HOST)
 }
 
 /// The JSON-RPC answer to a call, as rmcp's handler would give it.
@@ -362,7 +372,9 @@ impl Stream for AnswerBody {
         if let Some(event) = this.ready.take() {
             this.progress = None;
             this.keep_alive = None;
-            return Poll::Ready(Some(Ok(event)));
+            if !event.is_empty() {
+                return Poll::Ready(Some(Ok(event)));
+            }
         }
         if this.answer.is_none() {
             return Poll::Ready(None);
@@ -373,5 +385,59 @@ impl Stream for AnswerBody {
             return Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n"))));
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(meta: serde_json::Value) -> ClientRequest {
+        let message: ClientJsonRpcMessage = serde_json::from_value(serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {}, "_meta": meta}
+        }))
+        .unwrap();
+        match message {
+            ClientJsonRpcMessage::Request(request) => request.request,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, http::HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn only_plain_tool_calls_take_the_direct_path() {
+        let host = [("host", "127.0.0.1:8000")];
+        assert!(is_plain_call(&call(serde_json::json!({})), &headers(&host)));
+        assert!(is_plain_call(
+            &call(serde_json::json!({"progressToken": 7})),
+            &headers(&host)
+        ));
+        // A per-request protocol version is rmcp's to check.
+        assert!(!is_plain_call(
+            &call(serde_json::json!({META_PROTOCOL_VERSION: "2025-06-18"})),
+            &headers(&host)
+        ));
+        // So are SEP-2243 routing headers, and a request without a Host.
+        assert!(!is_plain_call(
+            &call(serde_json::json!({})),
+            &headers(&[("host", "127.0.0.1:8000"), ("mcp-method", "tools/call")])
+        ));
+        assert!(!is_plain_call(&call(serde_json::json!({})), &headers(&[])));
+        let list: ClientJsonRpcMessage = serde_json::from_value(serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/list"
+        }))
+        .unwrap();
+        let ClientJsonRpcMessage::Request(list) = list else {
+            panic!("not a request");
+        };
+        assert!(!is_plain_call(&list.request, &headers(&host)));
     }
 }
