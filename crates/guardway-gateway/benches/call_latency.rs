@@ -385,7 +385,7 @@ async fn guarded_series(calls: usize) {
                 .unwrap_or_else(guarded_support::sample_guard),
         ),
     )]);
-    let (gw, _) = guarded_support::start_guarded(options).await;
+    let (gw, pipeline) = guarded_support::start_guarded(options).await;
     let via = common::rmcp_client(
         &format!("http://{}/mcp/github", gw.local_addr()),
         common::API_KEY,
@@ -416,6 +416,7 @@ async fn guarded_series(calls: usize) {
         calls,
     )
     .await;
+    print_guard_time(&*pipeline);
     gw.shutdown().await;
     unguarded_demo_series(&direct, &issue_read, &list_issues, calls).await;
     direct.cancel().await.unwrap();
@@ -462,6 +463,33 @@ async fn unguarded_demo_series(
     )
     .await;
     gw.shutdown().await;
+}
+
+/// The mean time of each guard function over every call of the series
+/// (the gateway's own histogram), to set against the added latency.
+fn print_guard_time(pipeline: &dyn guardway_gateway::CallInterceptor) {
+    let mut text = String::new();
+    pipeline.render_metrics(&mut text);
+    let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+    for function in ["label_resource", "label_response"] {
+        let series = format!("function=\"{function}\"");
+        let find = |suffix: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!("guardway_guard_call_duration_seconds_{suffix}"))
+                        && l.contains(&series)
+                })
+                .and_then(value)
+        };
+        if let (Some(sum), Some(count)) = (find("sum"), find("count"))
+            && count > 0.0
+        {
+            println!(
+                "guard {function}: {count} calls, mean {:.1}µs",
+                sum / count * 1e6
+            );
+        }
+    }
 }
 
 fn print_added(via50: Duration, direct50: Duration, via99: Duration, direct99: Duration) {
