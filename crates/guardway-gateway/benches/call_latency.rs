@@ -18,11 +18,21 @@
 //! both builds so that they see the same machine load.
 //! `GUARDWAY_BENCH_WORKERS` sets the tokio worker threads shared by the
 //! client and the in-process gateway (default 2).
+//!
+//! The guarded and unguarded series are measured twice: with rmcp's
+//! clients on both sides (stdio direct, streamable HTTP through the
+//! gateway), which is what an agent built on rmcp sees, and with minimal
+//! clients on both sides (`support/lean.rs`: the request written and the
+//! answer read in the bench's own task), which leaves only what the gateway
+//! itself adds: rmcp's HTTP client alone costs several task hand-offs per
+//! call.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/guarded_support/mod.rs"]
 mod guarded_support;
+#[path = "support/lean.rs"]
+mod lean;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -90,6 +100,64 @@ async fn measure_pairs(
     via_samples.sort();
     differences.sort_by(f64::total_cmp);
     (direct_samples, via_samples, differences)
+}
+
+/// Like [`measure_pairs`], with the minimal clients: `calls` pairs of the
+/// same call (after 20 warm-up pairs), direct then through the gateway.
+async fn measure_pairs_lean(
+    direct: &mut lean::LeanStdio,
+    via: &mut lean::LeanHttp,
+    name: &str,
+    arguments: &serde_json::Value,
+    calls: usize,
+) -> (Vec<Duration>, Vec<Duration>, Vec<f64>) {
+    for _ in 0..20 {
+        direct.call(name, arguments).await;
+        via.call(name, arguments).await;
+    }
+    let mut direct_samples = Vec::with_capacity(calls);
+    let mut via_samples = Vec::with_capacity(calls);
+    let mut differences = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let start = Instant::now();
+        let answer = direct.call(name, arguments).await;
+        let direct_time = start.elapsed();
+        assert!(lean::is_success(&answer), "{answer}");
+        let start = Instant::now();
+        let answer = via.call(name, arguments).await;
+        let via_time = start.elapsed();
+        assert!(lean::is_success(&answer), "{answer}");
+        direct_samples.push(direct_time);
+        via_samples.push(via_time);
+        differences.push((via_time.as_secs_f64() - direct_time.as_secs_f64()) * 1e6);
+    }
+    direct_samples.sort();
+    via_samples.sort();
+    differences.sort_by(f64::total_cmp);
+    (direct_samples, via_samples, differences)
+}
+
+/// The lean-client series of `issue_read` and `list_issues` against the
+/// gateway at `addr` (endpoint `/mcp/github`), labelled `label`.
+async fn lean_series(
+    addr: std::net::SocketAddr,
+    label: &str,
+    issue_read: &CallToolRequestParams,
+    list_issues: &CallToolRequestParams,
+    calls: usize,
+) {
+    let mut direct = lean::LeanStdio::spawn(&guarded_support::demo_backend()).await;
+    let mut via = lean::LeanHttp::connect(addr, "/mcp/github", common::API_KEY).await;
+    println!("{label}, minimal clients on both sides:");
+    for (params, name) in [(issue_read, "issue_read"), (list_issues, "list_issues 30")] {
+        let arguments = serde_json::Value::Object(params.arguments.clone().unwrap_or_default());
+        let (direct_samples, via_samples, pairs) =
+            measure_pairs_lean(&mut direct, &mut via, &params.name, &arguments, calls).await;
+        let (d50, d99) = report(&format!("{name} direct"), &direct_samples);
+        let (g50, g99) = report(&format!("{name} via gateway"), &via_samples);
+        print_added(g50, d50, g99, d99);
+        print_paired(&pairs);
+    }
 }
 
 fn print_paired(differences: &[f64]) {
@@ -317,7 +385,7 @@ async fn guarded_series(calls: usize) {
                 .unwrap_or_else(guarded_support::sample_guard),
         ),
     )]);
-    let (gw, _) = guarded_support::start_guarded(options).await;
+    let (gw, pipeline) = guarded_support::start_guarded(options).await;
     let via = common::rmcp_client(
         &format!("http://{}/mcp/github", gw.local_addr()),
         common::API_KEY,
@@ -340,6 +408,15 @@ async fn guarded_series(calls: usize) {
     print_added(g50, d50, g99, d99);
     print_paired(&pairs_list);
     via.cancel().await.unwrap();
+    lean_series(
+        gw.local_addr(),
+        "guarded tools/call (sample guard)",
+        &issue_read,
+        &list_issues,
+        calls,
+    )
+    .await;
+    print_guard_time(&*pipeline);
     gw.shutdown().await;
     unguarded_demo_series(&direct, &issue_read, &list_issues, calls).await;
     direct.cancel().await.unwrap();
@@ -377,7 +454,42 @@ async fn unguarded_demo_series(
     print_added(g50, d50, g99, d99);
     print_paired(&pairs_list);
     via.cancel().await.unwrap();
+    lean_series(
+        gw.local_addr(),
+        "unguarded tools/call",
+        issue_read,
+        list_issues,
+        calls,
+    )
+    .await;
     gw.shutdown().await;
+}
+
+/// The mean time of each guard function over every call of the series
+/// (the gateway's own histogram), to set against the added latency.
+fn print_guard_time(pipeline: &dyn guardway_gateway::CallInterceptor) {
+    let mut text = String::new();
+    pipeline.render_metrics(&mut text);
+    let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+    for function in ["label_resource", "label_response"] {
+        let series = format!("function=\"{function}\"");
+        let find = |suffix: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!("guardway_guard_call_duration_seconds_{suffix}"))
+                        && l.contains(&series)
+                })
+                .and_then(value)
+        };
+        if let (Some(sum), Some(count)) = (find("sum"), find("count"))
+            && count > 0.0
+        {
+            println!(
+                "guard {function}: {count} calls, mean {:.1}µs",
+                sum / count * 1e6
+            );
+        }
+    }
 }
 
 fn print_added(via50: Duration, direct50: Duration, via99: Duration, direct99: Duration) {

@@ -33,7 +33,7 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, Peer, RoleClient, RoleServer, ServiceError, ServiceExt};
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
 use crate::breaker::{Admission, CircuitBreaker, detect_rate_limit};
@@ -578,42 +578,41 @@ impl Backend {
         self.launch_locked(&mut slot).await.map(|_| ())
     }
 
+    /// One `rpc-messages.jsonl` record; `payload` is made by the log
+    /// writer, off the request's path.
     fn log_rpc(
         &self,
         direction: crate::logfiles::RpcDirection,
         method: &str,
-        payload: Option<&serde_json::Value>,
-        error: Option<&str>,
+        error: Option<String>,
+        payload: impl FnOnce() -> Option<serde_json::Value> + Send + 'static,
     ) {
         if let Some(files) = self.log_files.get() {
-            files.rpc(&self.id, direction, method, payload, error);
+            files.rpc_deferred(&self.id, direction, method, error, payload);
         }
     }
 
-    fn log_outcome<T>(
+    fn log_outcome<T: Clone + Send + 'static>(
         &self,
         method: &str,
         outcome: &Result<T, BackendError>,
-        to_json: impl Fn(&T) -> Option<serde_json::Value>,
+        to_json: fn(&T) -> Option<serde_json::Value>,
     ) {
         if self.log_files.get().is_none() {
             return;
         }
         match outcome {
             Ok(result) => {
-                let payload = to_json(result);
-                self.log_rpc(
-                    crate::logfiles::RpcDirection::In,
-                    method,
-                    payload.as_ref(),
-                    None,
-                );
+                let result = result.clone();
+                self.log_rpc(crate::logfiles::RpcDirection::In, method, None, move || {
+                    to_json(&result)
+                });
             }
             Err(error) => self.log_rpc(
                 crate::logfiles::RpcDirection::In,
                 method,
-                None,
-                Some(&error.to_string()),
+                Some(error.to_string()),
+                || None,
             ),
         }
     }
@@ -957,12 +956,15 @@ impl Backend {
         request: ClientRequest,
     ) -> Result<ServerResult, BackendError> {
         if self.log_files.get().is_some() {
-            let payload = serde_json::to_value(&request).ok();
+            let logged = request.clone();
             self.log_rpc(
                 crate::logfiles::RpcDirection::Out,
                 method,
-                payload.as_ref().and_then(|p| p.get("params")),
                 None,
+                move || {
+                    let mut payload = serde_json::to_value(&logged).ok()?;
+                    payload.get_mut("params").map(serde_json::Value::take)
+                },
             );
         }
         let outcome = self.request_unlogged(method, request).await;
@@ -1011,7 +1013,7 @@ impl Backend {
         &self,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        progress: Option<(crate::relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         self.call_tool_as(None, params, meta, progress, cancel)
@@ -1024,16 +1026,16 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        progress: Option<(crate::relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         if self.log_files.get().is_some() {
-            let payload = serde_json::to_value(&params).ok();
+            let logged = params.clone();
             self.log_rpc(
                 crate::logfiles::RpcDirection::Out,
                 "tools/call",
-                payload.as_ref(),
                 None,
+                move || serde_json::to_value(&logged).ok(),
             );
         }
         let outcome = self
@@ -1055,7 +1057,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        progress: Option<(crate::relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         let launches = self.health.lock().launches;
@@ -1083,7 +1085,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        progress: Option<(crate::relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         const METHOD: &str = "tools/call";
@@ -1123,6 +1125,13 @@ impl Backend {
             }
         };
         let request_id = handle.id.clone();
+        // A call dropped before its answer (the agent's connection closed
+        // under a direct call) is cancelled at the backend like one the
+        // agent cancelled.
+        let mut abandoned = CancelOnDrop {
+            peer: Some(peer.clone()),
+            request_id: request_id.clone(),
+        };
         // Progress is relayed while the call runs; an arm's body is not
         // interrupted by the response, so no notification is half sent.
         let response = handle.await_response();
@@ -1142,6 +1151,7 @@ impl Backend {
                     }
                 }
                 () = cancel.cancelled() => {
+                abandoned.disarm();
                 let _ = peer
                     .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
                         Some(request_id.clone()),
@@ -1157,6 +1167,7 @@ impl Backend {
             }
             }
         };
+        abandoned.disarm();
         // Every progress notification read before the response has been
         // queued by now; the agent gets them all before the result.
         if let Some(route) = route.as_mut() {
@@ -1329,4 +1340,40 @@ async fn fetch_catalog_from_peer(peer: &Peer<RoleClient>) -> Result<Catalog, Str
         prompts,
         has_resources,
     })
+}
+
+/// Sends `notifications/cancelled` for a backend request whose caller
+/// stopped waiting without an answer, unless disarmed first. The
+/// notification is sent from a task of its own: `Drop` cannot await.
+struct CancelOnDrop {
+    peer: Option<Peer<RoleClient>>,
+    request_id: rmcp::model::RequestId,
+}
+
+impl CancelOnDrop {
+    /// The request ended one way or another; nothing to cancel.
+    fn disarm(&mut self) {
+        self.peer = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(peer) = self.peer.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let request_id = self.request_id.clone();
+        tracing::debug!(request = %request_id, "caller went away; cancelling the backend request");
+        runtime.spawn(async move {
+            let _ = peer
+                .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+                    Some(request_id),
+                    Some("the agent went away".into()),
+                ))
+                .await;
+        });
+    }
 }

@@ -44,6 +44,7 @@ pub struct RunningGateway {
     close_requested: CancellationToken,
     shutdown_timeout: Duration,
     server_task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    log_files: Arc<LogFiles>,
 }
 
 impl std::fmt::Debug for RunningGateway {
@@ -244,6 +245,14 @@ impl Gateway {
         let tls = tls_config.is_some();
         let server_task = match tls_config {
             None => tokio::spawn(async move {
+                // Answers leave in pieces (headers, then SSE events): without
+                // TCP_NODELAY the second piece waits for the agent's delayed
+                // ACK, up to 40 ms.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    if let Err(error) = tcp.set_nodelay(true) {
+                        tracing::debug!(%error, "cannot set TCP_NODELAY");
+                    }
+                });
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await
@@ -284,6 +293,7 @@ impl Gateway {
             close_requested,
             shutdown_timeout: options.shutdown_timeout,
             server_task,
+            log_files,
         })
     }
 }
@@ -361,6 +371,7 @@ impl RunningGateway {
         {
             task.abort();
         }
+        self.log_files.flush();
         tracing::info!("gateway stopped");
     }
 }
@@ -468,6 +479,7 @@ impl Gateway {
         };
         monitor_ct.cancel();
         futures::future::join_all(core.backends.values().map(|b| b.stop())).await;
+        log_files.flush();
         result
     }
 }

@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RoutingMode;
+use crate::direct::McpEndpoint;
 use crate::server::{AgentSession, GatewayCore, SessionScope};
 use crate::sessions::ExpiringSessionManager;
 
@@ -190,6 +191,16 @@ async fn check_jsonrpc_body(request: Request) -> Result<Request, Response> {
                 .starts_with("application/json")
         });
     if is_json {
+        // The usual case, a well-formed message, is parsed once and handed
+        // on (the direct call path uses it); anything else is looked at
+        // again as plain JSON to say what is wrong with it.
+        if let Ok(message) = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(&bytes) {
+            let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            request
+                .extensions_mut()
+                .insert(crate::direct::ParsedMessage(message));
+            return Ok(request);
+        }
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             jsonrpc_error(
                 StatusCode::BAD_REQUEST,
@@ -301,13 +312,16 @@ pub fn router(
     }
     // One session manager per MCP endpoint, also seen by the middleware that
     // answers for unknown and expired sessions.
+    let keep_alive = config.sse_keep_alive;
     let endpoint = |path: &str,
                     service: StreamableHttpService<AgentSession, ExpiringSessionManager>,
-                    sessions: Arc<ExpiringSessionManager>| {
+                    sessions: Arc<ExpiringSessionManager>,
+                    scope: SessionScope| {
+        let endpoint = McpEndpoint::new(sessions, state.core.clone(), scope, keep_alive);
         Router::new()
             .nest_service(path, service)
             .layer(axum::middleware::from_fn_with_state(
-                sessions,
+                Arc::new(endpoint),
                 crate::sessions::session_answers,
             ))
     };
@@ -332,6 +346,7 @@ pub fn router(
                     &format!("/mcp/{}", backend.id()),
                     service,
                     sessions,
+                    SessionScope::Routed(backend.clone()),
                 ));
             }
         }
@@ -343,7 +358,7 @@ pub fn router(
                 sessions.clone(),
                 config,
             );
-            mcp = mcp.merge(endpoint("/mcp", service, sessions));
+            mcp = mcp.merge(endpoint("/mcp", service, sessions, SessionScope::Unified));
         }
     }
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(

@@ -11,6 +11,7 @@ mod breaker;
 mod catalog;
 mod compat;
 pub mod config;
+mod direct;
 mod error;
 mod gateway;
 pub mod guards;

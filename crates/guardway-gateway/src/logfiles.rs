@@ -66,8 +66,136 @@ pub struct LogFiles {
     dir: Option<PathBuf>,
     main: Mutex<Option<File>>,
     backends: Mutex<HashMap<String, File>>,
-    rpc: Mutex<Option<File>>,
+    rpc: Option<RpcWriter>,
     digest: Mutex<DigestState>,
+}
+
+/// Records waiting for the `rpc-messages.jsonl` writer at most; past this a
+/// record is written by the caller itself.
+const RPC_QUEUE: usize = 4096;
+/// Longest wait of [`LogFiles::flush`].
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A record still to be built: redacting and bounding a payload is done by
+/// the writer, not by the tool call that produced it.
+type RpcRecord = Box<dyn FnOnce() -> String + Send>;
+
+/// The `rpc-messages.jsonl` writer: one thread of its own builds the
+/// records and appends them, in the order they were handed over, so that a
+/// tool call never waits for its log records. Handing a record over takes
+/// a lock and a push, and wakes the thread only when it is idle: woken, the
+/// thread lets records gather for [`RPC_BATCH`] and writes them in one go,
+/// so a busy gateway wakes it at most once per period instead of twice per
+/// call (on a small machine those wake-ups cost the calls themselves CPU).
+/// When [`RPC_QUEUE`] records wait (the disk cannot keep up) the caller
+/// writes its record itself: nothing is dropped. The thread ends once the
+/// queue is drained after the last handle is gone.
+struct RpcWriter {
+    shared: Arc<RpcShared>,
+}
+
+struct RpcShared {
+    queue: Mutex<RpcQueue>,
+    wake: parking_lot::Condvar,
+    file: Mutex<File>,
+}
+
+#[derive(Default)]
+struct RpcQueue {
+    records: Vec<RpcRecord>,
+    /// Flushes waiting for the records queued before them.
+    flushes: Vec<std::sync::mpsc::Sender<()>>,
+    closed: bool,
+}
+
+/// How long the writer lets records gather once woken.
+const RPC_BATCH: std::time::Duration = std::time::Duration::from_millis(10);
+
+impl std::fmt::Debug for RpcWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcWriter").finish_non_exhaustive()
+    }
+}
+
+impl RpcWriter {
+    /// Starts the writer of `file`; `None` when no thread can be started.
+    fn start(file: File) -> Option<Self> {
+        let shared = Arc::new(RpcShared {
+            queue: Mutex::new(RpcQueue::default()),
+            wake: parking_lot::Condvar::new(),
+            file: Mutex::new(file),
+        });
+        let writer = shared.clone();
+        std::thread::Builder::new()
+            .name("guardway-rpc-log".into())
+            .spawn(move || writer.run())
+            .ok()?;
+        Some(Self { shared })
+    }
+
+    fn submit(&self, record: RpcRecord) {
+        let mut queue = self.shared.queue.lock();
+        if queue.records.len() >= RPC_QUEUE {
+            drop(queue);
+            let line = record();
+            let _ = self.shared.file.lock().write_all(line.as_bytes());
+            return;
+        }
+        let was_idle = queue.records.is_empty() && queue.flushes.is_empty();
+        queue.records.push(record);
+        drop(queue);
+        if was_idle {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Waits until every record handed over so far is written.
+    fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        self.shared.queue.lock().flushes.push(done);
+        self.shared.wake.notify_one();
+        let _ = wait.recv_timeout(FLUSH_TIMEOUT);
+    }
+}
+
+impl Drop for RpcWriter {
+    fn drop(&mut self) {
+        self.shared.queue.lock().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+impl RpcShared {
+    /// The writer thread: sleeps until records arrive, lets more gather
+    /// (unless a flush waits), then builds and writes them all.
+    fn run(&self) {
+        loop {
+            let mut queue = self.queue.lock();
+            while queue.records.is_empty() && queue.flushes.is_empty() {
+                if queue.closed {
+                    return;
+                }
+                self.wake.wait(&mut queue);
+            }
+            if queue.flushes.is_empty() && !queue.closed {
+                // Flushes and the end notify; anything else waits its turn.
+                let _ = self.wake.wait_for(&mut queue, RPC_BATCH);
+            }
+            let records = std::mem::take(&mut queue.records);
+            let flushes = std::mem::take(&mut queue.flushes);
+            drop(queue);
+            let mut text = String::new();
+            for build in records {
+                text.push_str(&build());
+            }
+            if !text.is_empty() {
+                let _ = self.file.lock().write_all(text.as_bytes());
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 /// Where `gateway.md` stands: before the start-up digest, problems wait in
@@ -144,7 +272,7 @@ impl LogFiles {
                 dir: None,
                 main: Mutex::new(None),
                 backends: Mutex::new(HashMap::new()),
-                rpc: Mutex::new(None),
+                rpc: None,
                 digest: Mutex::new(DigestState::default()),
             });
         }
@@ -152,7 +280,7 @@ impl LogFiles {
             dir: Some(dir.to_path_buf()),
             main: Mutex::new(main),
             backends: Mutex::new(HashMap::new()),
-            rpc: Mutex::new(open_append(&dir.join(RPC_LOG_FILE))),
+            rpc: open_append(&dir.join(RPC_LOG_FILE)).and_then(RpcWriter::start),
             digest: Mutex::new(DigestState::default()),
         })
     }
@@ -205,27 +333,60 @@ impl LogFiles {
         payload: Option<&Value>,
         error: Option<&str>,
     ) {
-        let mut guard = self.rpc.lock();
-        let Some(file) = guard.as_mut() else {
+        let payload = payload.cloned();
+        self.rpc_deferred(
+            server,
+            direction,
+            method,
+            error.map(str::to_owned),
+            move || payload,
+        );
+    }
+
+    /// One `rpc-messages.jsonl` record whose payload is made (serialised,
+    /// then redacted and bounded) by the log writer, after the caller has
+    /// moved on. The record's timestamp is taken now.
+    pub fn rpc_deferred(
+        &self,
+        server: &str,
+        direction: RpcDirection,
+        method: &str,
+        error: Option<String>,
+        payload: impl FnOnce() -> Option<Value> + Send + 'static,
+    ) {
+        let Some(writer) = &self.rpc else {
             return;
         };
-        let event = match direction {
-            RpcDirection::Out => "rpc_request",
-            RpcDirection::In => "rpc_response",
-        };
-        let record = json!({
-            "timestamp": utc_timestamp(SystemTime::now()),
-            "event": event,
-            "_schema": RPC_SCHEMA,
-            "direction": direction.as_str(),
-            "server_id": server,
-            "method": method,
-            "error": error.map(redact),
-            "payload": payload.map(sanitize_payload),
-        });
-        let mut text = record.to_string();
-        text.push('\n');
-        let _ = file.write_all(text.as_bytes());
+        let timestamp = SystemTime::now();
+        let server = server.to_owned();
+        let method = method.to_owned();
+        writer.submit(Box::new(move || {
+            let event = match direction {
+                RpcDirection::Out => "rpc_request",
+                RpcDirection::In => "rpc_response",
+            };
+            let record = json!({
+                "timestamp": utc_timestamp(timestamp),
+                "event": event,
+                "_schema": RPC_SCHEMA,
+                "direction": direction.as_str(),
+                "server_id": server,
+                "method": method,
+                "error": error.as_deref().map(redact),
+                "payload": payload().as_ref().map(sanitize_payload),
+            });
+            let mut text = record.to_string();
+            text.push('\n');
+            text
+        }));
+    }
+
+    /// Waits (up to 5 s) until every `rpc-messages.jsonl` record handed
+    /// over so far is on disk. Called when a gateway stops.
+    pub fn flush(&self) {
+        if let Some(writer) = &self.rpc {
+            writer.flush();
+        }
     }
 
     /// Writes `tools.json`: `{"servers": {id: [{"name","description"}]}}`
@@ -894,6 +1055,37 @@ pub fn install_global_logging(log_dir: &Path, default_level: &str) -> bool {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn rpc_writer_keeps_every_record_past_its_queue_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rpc.jsonl");
+        let writer = RpcWriter::start(File::create(&path).unwrap()).unwrap();
+        // Four threads hand over more than the queue holds between two
+        // batches, so some records are written by their callers.
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let writer = &writer;
+                scope.spawn(move || {
+                    for n in 0..RPC_QUEUE {
+                        writer.submit(Box::new(move || format!("{thread} {n}\n")));
+                    }
+                });
+            }
+        });
+        writer.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4 * RPC_QUEUE);
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), 4 * RPC_QUEUE, "a record was written twice");
+        // Records handed over after a flush are written by the next one.
+        writer.submit(Box::new(|| "last\n".to_owned()));
+        writer.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("last\n"));
+    }
 
     #[test]
     fn timestamps_are_utc_iso8601_with_millis() {

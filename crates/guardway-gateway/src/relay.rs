@@ -82,6 +82,15 @@ impl std::fmt::Debug for NotificationRelay {
     }
 }
 
+/// Where an agent's progress goes: its rmcp peer (a call served by rmcp's
+/// session), or the SSE answer of a call served on the direct path
+/// (`crate::direct`), whose body sends what it receives before the result.
+#[derive(Clone)]
+pub enum AgentProgress {
+    Peer(Peer<RoleServer>),
+    Direct(mpsc::UnboundedSender<ProgressNotificationParam>),
+}
+
 /// The progress of one pending backend call, on its way to the agent.
 ///
 /// Leaves the relay's count when dropped (the call ended, failed or was
@@ -90,7 +99,7 @@ pub struct ProgressRoute<'a> {
     relay: &'a NotificationRelay,
     sink: ProgressSink,
     queue: mpsc::UnboundedReceiver<ProgressNotificationParam>,
-    agent: Peer<RoleServer>,
+    agent: AgentProgress,
     agent_token: ProgressToken,
 }
 
@@ -127,8 +136,17 @@ impl ProgressRoute<'_> {
     /// Sends one progress notification to the agent under its own token.
     pub async fn deliver(&self, mut param: ProgressNotificationParam) {
         param.progress_token = self.agent_token.clone();
-        if let Err(error) = self.agent.notify_progress(param).await {
-            tracing::debug!(%error, "cannot relay progress to the agent");
+        match &self.agent {
+            AgentProgress::Peer(peer) => {
+                if let Err(error) = peer.notify_progress(param).await {
+                    tracing::debug!(%error, "cannot relay progress to the agent");
+                }
+            }
+            AgentProgress::Direct(answer) => {
+                if answer.send(param).is_err() {
+                    tracing::debug!("cannot relay progress to the agent: its answer is gone");
+                }
+            }
         }
     }
 }
@@ -141,7 +159,7 @@ impl NotificationRelay {
     /// moment the request goes out.
     pub fn route_progress(
         &self,
-        agent: Peer<RoleServer>,
+        agent: AgentProgress,
         agent_token: ProgressToken,
     ) -> ProgressRoute<'_> {
         let (sink, queue) = progress_queue();

@@ -17,13 +17,13 @@ use rmcp::model::{
     ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
-use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::backend::Backend;
 use crate::catalog::{present_prompt, present_tool, split_unified_name, tool_allowed};
 use crate::error::BackendError;
 use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall};
-use crate::relay::{AgentScope, NotificationRelay};
+use crate::relay::{AgentProgress, AgentScope, NotificationRelay};
 
 /// State shared by every agent session of one gateway. Thread-safe; held in
 /// an `Arc`.
@@ -99,7 +99,7 @@ struct SessionInvoker<'a> {
     /// Selects the agent's own process of a stdio backend.
     agent_id: Option<String>,
     meta: Option<rmcp::model::RequestMetaObject>,
-    progress: Option<(Peer<RoleServer>, rmcp::model::ProgressToken)>,
+    progress: Option<(crate::relay::AgentProgress, rmcp::model::ProgressToken)>,
     cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -123,6 +123,95 @@ impl BackendInvoker for SessionInvoker<'_> {
     }
 }
 
+/// Where a `tools/call` comes from: the agent, its session, the request's
+/// `_meta`, where to send progress (when the agent asked for it) and the
+/// token that cancels the call.
+pub(crate) struct AgentCall {
+    pub agent_id: Option<String>,
+    pub session_id: Option<String>,
+    pub meta: rmcp::model::RequestMetaObject,
+    pub progress: Option<(crate::relay::AgentProgress, rmcp::model::ProgressToken)>,
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// Serves one agent `tools/call` within `scope`: name resolution, the
+/// allowed-tools list, the interceptor (the DIFC pipeline when guards are
+/// configured) around the backend call, the tool timeout and the
+/// post-processing of the result. Used by the rmcp handler and by the direct
+/// path of the HTTP endpoint (`crate::direct`).
+pub(crate) async fn serve_tool_call(
+    core: &GatewayCore,
+    scope: &SessionScope,
+    mut request: CallToolRequestParams,
+    call: AgentCall,
+) -> Result<CallToolResponse, ErrorData> {
+    let _in_flight = InFlight::enter(&core.in_flight);
+    let requested = request.name.to_string();
+    let Some((backend, tool)) = resolve(core, scope, &requested) else {
+        return Err(unknown_tool(&requested));
+    };
+    if !tool_allowed(backend.config().tools.as_deref(), &tool) {
+        return Err(gateway_error(format!(
+            "tool \"{tool}\" is not in the allowed-tools list for this server"
+        )));
+    }
+    if !backend.has_tool(&tool) && backend.health().status == crate::backend::BackendStatus::Running
+    {
+        return Err(unknown_tool(&requested));
+    }
+    request.name = tool.clone().into();
+    let invoker = SessionInvoker {
+        backend: &backend,
+        agent_id: call.agent_id.clone(),
+        meta: Some(call.meta),
+        progress: call.progress,
+        cancel: call.cancel,
+    };
+    let response_filter = backend.config().tool_response_filters.get(&tool);
+    let agent_id = call.agent_id;
+    let tool_call = ToolCall {
+        server: backend.id().to_owned(),
+        tool,
+        agent_id: agent_id.clone(),
+        session_id: call.session_id,
+        params: request,
+    };
+    let timeout = backend.tool_timeout();
+    // The tool timeout bounds the whole call, interceptor included; the
+    // backend request itself carries the same timeout (and is cancelled on
+    // the backend when it expires).
+    match tokio::time::timeout(
+        timeout + std::time::Duration::from_millis(250),
+        core.interceptor.intercept(tool_call, &invoker),
+    )
+    .await
+    {
+        Ok(result) => {
+            let agent = || agent_id.clone();
+            core.postprocess
+                .apply(backend.id(), result, response_filter, agent)
+                .await
+        }
+        Err(_) => Err(backend_error(BackendError::Timeout {
+            server: backend.id().to_owned(),
+            method: "tools/call".into(),
+            timeout,
+        })),
+    }
+}
+
+/// Resolves an agent-facing tool name to (backend, backend-side name).
+fn resolve(core: &GatewayCore, scope: &SessionScope, name: &str) -> Option<(Arc<Backend>, String)> {
+    match scope {
+        SessionScope::Routed(b) => Some((b.clone(), name.to_owned())),
+        SessionScope::Unified => {
+            let (server, rest) = split_unified_name(name, |s| core.backends.contains_key(s))?;
+            let backend = core.backends.get(server)?.clone();
+            Some((backend, rest.to_owned()))
+        }
+    }
+}
+
 impl AgentSession {
     pub fn new(core: Arc<GatewayCore>, scope: SessionScope) -> Self {
         Self { core, scope }
@@ -141,15 +230,7 @@ impl AgentSession {
 
     /// Resolves an agent-facing name to (backend, backend-side name).
     fn resolve(&self, name: &str) -> Option<(Arc<Backend>, String)> {
-        match &self.scope {
-            SessionScope::Routed(b) => Some((b.clone(), name.to_owned())),
-            SessionScope::Unified => {
-                let (server, rest) =
-                    split_unified_name(name, |s| self.core.backends.contains_key(s))?;
-                let backend = self.core.backends.get(server)?.clone();
-                Some((backend, rest.to_owned()))
-            }
-        }
+        resolve(&self.core, &self.scope, name)
     }
 
     fn agent_id(context: &RequestContext<RoleServer>) -> Option<String> {
@@ -236,66 +317,21 @@ impl ServerHandler for AgentSession {
 
     async fn call_tool(
         &self,
-        mut request: CallToolRequestParams,
+        request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let _in_flight = InFlight::enter(&self.core.in_flight);
-        let requested = request.name.to_string();
-        let Some((backend, tool)) = self.resolve(&requested) else {
-            return Err(unknown_tool(&requested));
-        };
-        if !tool_allowed(backend.config().tools.as_deref(), &tool) {
-            return Err(gateway_error(format!(
-                "tool \"{tool}\" is not in the allowed-tools list for this server"
-            )));
-        }
-        if !backend.has_tool(&tool)
-            && backend.health().status == crate::backend::BackendStatus::Running
-        {
-            return Err(unknown_tool(&requested));
-        }
-        request.name = tool.clone().into();
         let progress = context
             .meta
             .get_progress_token()
-            .map(|token| (context.peer.clone(), token));
-        let invoker = SessionInvoker {
-            backend: &backend,
+            .map(|token| (AgentProgress::Peer(context.peer.clone()), token));
+        let call = AgentCall {
             agent_id: Self::agent_id(&context),
-            meta: Some(context.meta.clone()),
+            session_id: Self::session_id(&context),
+            meta: context.meta.clone(),
             progress,
             cancel: context.ct.clone(),
         };
-        let response_filter = backend.config().tool_response_filters.get(&tool);
-        let call = ToolCall {
-            server: backend.id().to_owned(),
-            tool,
-            agent_id: Self::agent_id(&context),
-            session_id: Self::session_id(&context),
-            params: request,
-        };
-        let timeout = backend.tool_timeout();
-        // The tool timeout bounds the whole call, interceptor included; the
-        // backend request itself carries the same timeout (and is cancelled
-        // on the backend when it expires).
-        match tokio::time::timeout(
-            timeout + std::time::Duration::from_millis(250),
-            self.core.interceptor.intercept(call, &invoker),
-        )
-        .await
-        {
-            Ok(result) => {
-                let agent = || Self::agent_id(&context);
-                let post = &self.core.postprocess;
-                post.apply(backend.id(), result, response_filter, agent)
-                    .await
-            }
-            Err(_) => Err(backend_error(BackendError::Timeout {
-                server: backend.id().to_owned(),
-                method: "tools/call".into(),
-                timeout,
-            })),
-        }
+        serve_tool_call(&self.core, &self.scope, request, call).await
     }
 
     async fn list_prompts(

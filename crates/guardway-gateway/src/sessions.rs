@@ -22,15 +22,15 @@ use rmcp::transport::streamable_http_server::session::local::{
 use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId};
 use tokio::time::Instant;
 
-const SESSION_HEADER: &str = "mcp-session-id";
+use crate::direct::{McpEndpoint, ParsedMessage, Route};
 
-/// Extra life given to a session worker beyond the idle timeout, so that the
-/// manager (not the worker) is always first to decide that a session expired.
-const WORKER_GRACE: Duration = Duration::from_secs(1);
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// A [`LocalSessionManager`] whose sessions expire after `idle_timeout`
 /// without a client message. Expired sessions are closed lazily: when a
-/// request names them and whenever a new session is created.
+/// request names them and whenever a new session is created. The idle clock
+/// is kept here, not by rmcp's session worker (which has none), because
+/// direct tool calls (`crate::direct`) never pass through the worker.
 ///
 /// Thread-safe; shared as `Arc` between the transport and the middleware.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ impl ExpiringSessionManager {
     pub fn new(idle_timeout: Duration) -> Self {
         let mut inner = LocalSessionManager::default();
         let mut config = SessionConfig::default();
-        config.keep_alive = Some(idle_timeout.saturating_add(WORKER_GRACE));
+        config.keep_alive = None;
         inner.session_config = config;
         Self {
             inner,
@@ -54,6 +54,11 @@ impl ExpiringSessionManager {
     }
 
     fn touch(&self, id: &SessionId) {
+        self.touch_str(id);
+    }
+
+    /// Restarts the idle clock of session `id` (a message arrived).
+    pub fn touch_str(&self, id: &str) {
         if let Some(seen) = self.last_seen.lock().get_mut(id) {
             *seen = Instant::now();
         }
@@ -189,20 +194,26 @@ pub fn session_not_found() -> Response {
 }
 
 /// In front of one MCP endpoint's transport: a request naming a session
-/// that is unknown or expired gets 404 `session not found`; a successful
-/// `DELETE` answers 204 (rmcp answers 202).
+/// that is unknown or expired gets 404 `session not found`; a plain
+/// `tools/call` on a live session is served directly (`crate::direct`); a
+/// successful `DELETE` answers 204 (rmcp answers 202).
 pub async fn session_answers(
-    State(sessions): State<Arc<ExpiringSessionManager>>,
-    request: Request,
+    State(endpoint): State<Arc<McpEndpoint>>,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if let Some(id) = request.headers().get(SESSION_HEADER) {
-        let live = match id.to_str() {
-            Ok(id) => sessions.is_live(id).await,
-            Err(_) => false,
+        let id = match id.to_str() {
+            Ok(id) if endpoint.sessions.is_live(id).await => id.to_owned(),
+            _ => return session_not_found(),
         };
-        if !live {
-            return session_not_found();
+        if request.method() == http::Method::POST
+            && let Some(ParsedMessage(message)) = request.extensions_mut().remove::<ParsedMessage>()
+        {
+            match endpoint.route(&id, request.headers(), message).await {
+                Route::Answered(response) => return response,
+                Route::Pass => {}
+            }
         }
     }
     let is_delete = request.method() == http::Method::DELETE;

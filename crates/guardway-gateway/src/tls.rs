@@ -167,6 +167,10 @@ async fn accept_loop(
                 continue;
             }
         };
+        // As for plain connections: answers leave in pieces.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {

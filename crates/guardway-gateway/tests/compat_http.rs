@@ -132,6 +132,38 @@ async fn accept_protocol_version_and_host_checks_answer_like_the_reference() {
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.text().await.unwrap(), "Forbidden: invalid Host header");
 
+    // The same checks hold for a tool call on a live session.
+    let session = common::open_session(&url).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "hi"}}});
+    let resp = post(&url)
+        .header("mcp-session-id", &session)
+        .header("host", "evil.example")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = post(&url)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = post(&url)
+        .header("mcp-session-id", &session)
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        common::messages(&resp.text().await.unwrap())[0]["result"]["content"][0]["text"],
+        "alpha: hi"
+    );
+
     // A well-formed request with a listed version still opens a session.
     let resp = post(&url)
         .header("mcp-protocol-version", "2025-06-18")

@@ -31,7 +31,7 @@ async fn assert_still_serving(url: &str) {
     let session = common::session_id(&resp);
     let init = messages(&resp.text().await.unwrap());
     assert_eq!(init[0]["result"]["serverInfo"]["name"], "awmg-alpha");
-    assert_eq!(post_initialized(url, &session).await.status(), 202);
+    assert_eq!(common::post_initialized(url, &session).await.status(), 202);
     let resp = post(url)
         .header("mcp-session-id", &session)
         .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -334,25 +334,6 @@ async fn unsafe_agent_id_refuses_a_new_session() {
     gw.shutdown().await;
 }
 
-/// The `notifications/initialized` POST of `session`.
-async fn post_initialized(url: &str, session: &str) -> reqwest::Response {
-    post(url)
-        .header("mcp-session-id", session)
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Opens a raw session (initialize + initialized) and returns its id.
-async fn open_session(url: &str) -> String {
-    let resp = post(url).json(&initialize()).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let session = common::session_id(&resp);
-    assert_eq!(post_initialized(url, &session).await.status(), 202);
-    session
-}
-
 fn delete(url: &str, session: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .delete(url)
@@ -370,7 +351,7 @@ fn tools_list(url: &str, session: &str) -> reqwest::RequestBuilder {
 async fn delete_ends_the_session_with_204_and_the_session_is_then_unknown() {
     let gw = gateway().await;
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
-    let session = open_session(&url).await;
+    let session = common::open_session(&url).await;
     assert_eq!(
         tools_list(&url, &session).send().await.unwrap().status(),
         200
@@ -432,21 +413,38 @@ async fn idle_sessions_expire_after_the_session_timeout() {
     options.session_timeout = std::time::Duration::from_secs(4);
     let gw = Gateway::start(options).await.unwrap();
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
-    let idle = open_session(&url).await;
-    let busy = open_session(&url).await;
-    // `busy` sends a message every second; `idle` says nothing.
-    for _ in 0..6 {
+    let idle = common::open_session(&url).await;
+    let busy = common::open_session(&url).await;
+    let caller = common::open_session(&url).await;
+    // `busy` sends a message every second, `caller` a tool call (served
+    // on the direct path, outside rmcp's session worker); `idle` says
+    // nothing.
+    for round in 0..6 {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         assert_eq!(tools_list(&url, &busy).send().await.unwrap().status(), 200);
+        let resp = post(&url)
+            .header("mcp-session-id", &caller)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 10 + round, "method": "tools/call",
+                          "params": {"name": "echo", "arguments": {"text": "tick"}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let answer = messages(&resp.text().await.unwrap());
+        assert_eq!(answer[0]["result"]["content"][0]["text"], "alpha: tick");
     }
     let resp = tools_list(&url, &idle).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.text().await.unwrap(), "session not found");
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    let resp = tools_list(&url, &busy).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
+    for session in [&busy, &caller] {
+        let resp = tools_list(&url, session).send().await.unwrap();
+        assert_eq!(resp.status(), 404);
+    }
     // New sessions are still served.
-    let fresh = open_session(&url).await;
+    let fresh = common::open_session(&url).await;
     assert_eq!(tools_list(&url, &fresh).send().await.unwrap().status(), 200);
     gw.shutdown().await;
 }

@@ -367,6 +367,76 @@ async fn agent_cancellation_reaches_the_backend() {
     gw.shutdown().await;
 }
 
+/// An agent that keeps its call's stream open and sends
+/// `notifications/cancelled` for it: the backend is told, the call's stream
+/// ends without an answer (MCP cancellation), and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_notification_stops_a_call_whose_stream_stays_open() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("cancelled");
+    let started = dir.path().join("started");
+    let mut alpha = marking_echo_backend(&started);
+    if let guardway_gateway::config::ServerTransport::Stdio { env, .. } = &mut alpha.transport {
+        env.insert("CANCEL_MARK".into(), mark.to_string_lossy().into_owned());
+    }
+    let gw = Gateway::start(common::options(
+        BTreeMap::from([("alpha".to_owned(), alpha)]),
+        RoutingMode::Routed,
+    ))
+    .await
+    .unwrap();
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    let session = common::open_session(&url).await;
+    let call = {
+        let (url, session) = (url.clone(), session.clone());
+        tokio::spawn(async move {
+            let resp = common::post(&url)
+                .header("mcp-session-id", &session)
+                .json(
+                    &json!({"jsonrpc": "2.0", "id": "slow-1", "method": "tools/call",
+                              "params": {"name": "wait_for_cancel",
+                                         "arguments": {"seconds": 30}}}),
+                )
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        })
+    };
+    wait_for_file(&started).await;
+    let resp = common::post(&url)
+        .header("mcp-session-id", &session)
+        .json(
+            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                      "params": {"requestId": "slow-1", "reason": "agent gave up"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        common::messages(&body).is_empty(),
+        "a cancelled call was answered: {body}"
+    );
+    wait_for_file(&mark).await;
+    let resp = common::post(&url)
+        .header("mcp-session-id", &session)
+        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "after cancel"}}}))
+        .send()
+        .await
+        .unwrap();
+    let answer = common::messages(&resp.text().await.unwrap());
+    assert_eq!(
+        answer[0]["result"]["content"][0]["text"],
+        "alpha: after cancel"
+    );
+    gw.shutdown().await;
+}
+
 /// The Python echo backend "alpha", touching `started` when a slow tool
 /// (`sleep`, `wait_for_cancel`) begins.
 fn marking_echo_backend(started: &std::path::Path) -> guardway_gateway::config::ServerConfig {

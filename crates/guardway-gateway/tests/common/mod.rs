@@ -237,6 +237,29 @@ pub fn post(url: &str) -> reqwest::RequestBuilder {
         .header("authorization", API_KEY)
 }
 
+/// The `notifications/initialized` POST of `session`.
+pub async fn post_initialized(url: &str, session: &str) -> reqwest::Response {
+    post(url)
+        .header("mcp-session-id", session)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Opens a raw session (initialize + initialized) and returns its id.
+pub async fn open_session(url: &str) -> String {
+    let resp = post(url)
+        .json(&initialize_request("raw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = session_id(&resp);
+    assert_eq!(post_initialized(url, &session).await.status(), 202);
+    session
+}
+
 /// The JSON-RPC messages of an SSE (or plain JSON) response body.
 pub fn messages(body: &str) -> Vec<serde_json::Value> {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {

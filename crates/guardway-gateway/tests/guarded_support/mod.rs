@@ -27,20 +27,25 @@ pub fn demo_backend() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let status = std::process::Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "-q",
-                    "-p",
-                    "guardway-demo",
-                    "--bin",
-                    "guardway-demo-backend",
-                ])
-                .current_dir(repo_root())
-                .status()
-                .unwrap();
+            // Benchmarks (built without debug assertions) measure against
+            // a release backend, as deployed; tests use the debug build.
+            let release = !cfg!(debug_assertions);
+            let mut build = std::process::Command::new(env!("CARGO"));
+            build.args([
+                "build",
+                "-q",
+                "-p",
+                "guardway-demo",
+                "--bin",
+                "guardway-demo-backend",
+            ]);
+            if release {
+                build.arg("--release");
+            }
+            let status = build.current_dir(repo_root()).status().unwrap();
             assert!(status.success(), "building guardway-demo-backend failed");
-            target_dir().join("debug/guardway-demo-backend")
+            let profile = if release { "release" } else { "debug" };
+            target_dir().join(profile).join("guardway-demo-backend")
         })
         .clone()
 }
