@@ -12,7 +12,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use guardway_gateway::config::RoutingMode;
 use guardway_gateway::{
-    BackendInvoker, BackendStatus, CallInterceptor, Gateway, ToolCall, gateway_error,
+    BackendInvoker, BackendStatus, CallInterceptor, Gateway, RunningGateway, ToolCall,
+    gateway_error,
 };
 use rmcp::ErrorData;
 use rmcp::model::{CallToolResponse, ErrorCode};
@@ -311,20 +312,8 @@ async fn shutdown_refuses_new_requests_and_finishes_in_flight_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_cancellation_reaches_the_backend() {
-    common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let mark = dir.path().join("cancelled");
-    let started = dir.path().join("started");
-    let mut alpha = marking_echo_backend(&started);
-    if let guardway_gateway::config::ServerTransport::Stdio { env, .. } = &mut alpha.transport {
-        env.insert("CANCEL_MARK".into(), mark.to_string_lossy().into_owned());
-    }
-    let gw = Gateway::start(common::options(
-        BTreeMap::from([("alpha".to_owned(), alpha)]),
-        RoutingMode::Routed,
-    ))
-    .await
-    .unwrap();
+    let (gw, started, mark) = cancel_marking_gateway(dir.path()).await;
     let client = common::rmcp_client(
         &format!("http://{}/mcp/alpha", gw.local_addr()),
         common::API_KEY,
@@ -372,20 +361,8 @@ async fn agent_cancellation_reaches_the_backend() {
 /// ends without an answer (MCP cancellation), and the session goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_notification_stops_a_call_whose_stream_stays_open() {
-    common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let mark = dir.path().join("cancelled");
-    let started = dir.path().join("started");
-    let mut alpha = marking_echo_backend(&started);
-    if let guardway_gateway::config::ServerTransport::Stdio { env, .. } = &mut alpha.transport {
-        env.insert("CANCEL_MARK".into(), mark.to_string_lossy().into_owned());
-    }
-    let gw = Gateway::start(common::options(
-        BTreeMap::from([("alpha".to_owned(), alpha)]),
-        RoutingMode::Routed,
-    ))
-    .await
-    .unwrap();
+    let (gw, started, mark) = cancel_marking_gateway(dir.path()).await;
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
     let session = common::open_session(&url).await;
     let call = {
@@ -435,6 +412,28 @@ async fn cancelled_notification_stops_a_call_whose_stream_stays_open() {
         "alpha: after cancel"
     );
     gw.shutdown().await;
+}
+
+/// A routed gateway in front of echo backend "alpha", which creates
+/// `<dir>/started` when a slow tool begins and `<dir>/cancelled` when a
+/// call is cancelled; returns the gateway and both paths.
+async fn cancel_marking_gateway(
+    dir: &std::path::Path,
+) -> (RunningGateway, std::path::PathBuf, std::path::PathBuf) {
+    common::init_tracing();
+    let mark = dir.join("cancelled");
+    let started = dir.join("started");
+    let mut alpha = marking_echo_backend(&started);
+    if let guardway_gateway::config::ServerTransport::Stdio { env, .. } = &mut alpha.transport {
+        env.insert("CANCEL_MARK".into(), mark.to_string_lossy().into_owned());
+    }
+    let gw = Gateway::start(common::options(
+        BTreeMap::from([("alpha".to_owned(), alpha)]),
+        RoutingMode::Routed,
+    ))
+    .await
+    .unwrap();
+    (gw, started, mark)
 }
 
 /// The Python echo backend "alpha", touching `started` when a slow tool
