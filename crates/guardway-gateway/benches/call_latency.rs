@@ -18,6 +18,8 @@
 //! both builds so that they see the same machine load.
 //! `GUARDWAY_BENCH_WORKERS` sets the tokio worker threads shared by the
 //! client and the in-process gateway (default 2).
+//! `GUARDWAY_BENCH_LOGGING` (any value) installs the logging of
+//! `guardway serve` (stderr and a log directory) for the whole run.
 //!
 //! The guarded and unguarded series are measured twice: with rmcp's
 //! clients on both sides (stdio direct, streamable HTTP through the
@@ -536,6 +538,13 @@ fn main() {
         _ => (true, true),
     };
     let guard_only = matches!(series.as_str(), "guard" | "");
+    // The logging of `guardway serve` (stderr and the log directory), to
+    // measure what it costs a call; send stderr somewhere cheap.
+    let _log_dir = std::env::var_os("GUARDWAY_BENCH_LOGGING").map(|_| {
+        let dir = tempfile::tempdir().unwrap();
+        guardway_gateway::logfiles::install_global_logging(dir.path(), "info");
+        dir
+    });
     runtime.block_on(async move {
         if echo {
             echo_series(calls).await;

@@ -300,6 +300,13 @@ impl Gateway {
 
 impl RunningGateway {
     /// The bound address (useful with port 0).
+    /// Waits (up to 5 s) until every log line and `rpc-messages.jsonl`
+    /// record of this gateway handed over so far is written (they are
+    /// written in batches by a thread of their own).
+    pub fn flush_logs(&self) {
+        self.log_files.flush();
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

@@ -58,98 +58,177 @@ impl RpcDirection {
 }
 
 /// Open log files of one log directory. Thread-safe; shared as
-/// `Arc<LogFiles>`; every line is written with one `write_all` on a file
-/// opened for appending.
+/// `Arc<LogFiles>`. Lines are formatted by the caller and written by the
+/// directory's log writer thread ([`LogWriter`]), each batch with one
+/// `write_all` per file opened for appending; [`LogFiles::flush`] waits for
+/// them.
 #[derive(Debug)]
 pub struct LogFiles {
     /// `None` when the directory could not be created (stderr fallback).
     dir: Option<PathBuf>,
-    main: Mutex<Option<File>>,
-    backends: Mutex<HashMap<String, File>>,
-    rpc: Option<RpcWriter>,
+    sinks: Arc<Sinks>,
+    writer: Option<LogWriter>,
     digest: Mutex<DigestState>,
 }
 
-/// Records waiting for the `rpc-messages.jsonl` writer at most; past this a
-/// record is written by the caller itself.
-const RPC_QUEUE: usize = 4096;
+/// Where the log writer writes: the open files of one directory, and
+/// stderr.
+#[derive(Debug)]
+struct Sinks {
+    /// `None` when the directory is unusable: everything goes to stderr.
+    dir: Option<PathBuf>,
+    main: Mutex<Option<File>>,
+    backends: Mutex<HashMap<String, File>>,
+    rpc: Option<Mutex<File>>,
+}
+
+/// The text of one batch of log jobs, by destination.
+#[derive(Default)]
+struct Batch {
+    main: String,
+    rpc: String,
+    stderr: String,
+    /// (server, line) in order.
+    backends: Vec<(String, String)>,
+}
+
+impl Sinks {
+    /// Writes a batch: one `write_all` per destination.
+    fn write(&self, batch: Batch) {
+        if !batch.stderr.is_empty() {
+            let _ = std::io::stderr().lock().write_all(batch.stderr.as_bytes());
+        }
+        if !batch.main.is_empty() {
+            match self.main.lock().as_mut() {
+                Some(file) => {
+                    let _ = file.write_all(batch.main.as_bytes());
+                }
+                None => {
+                    let _ = std::io::stderr().lock().write_all(batch.main.as_bytes());
+                }
+            }
+        }
+        if !batch.rpc.is_empty()
+            && let Some(rpc) = &self.rpc
+        {
+            let _ = rpc.lock().write_all(batch.rpc.as_bytes());
+        }
+        if batch.backends.is_empty() {
+            return;
+        }
+        let Some(dir) = &self.dir else {
+            let mut text = String::new();
+            for (server, line) in &batch.backends {
+                text.push_str(&format!("[{server}] {line}"));
+            }
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            return;
+        };
+        let mut by_server: Vec<(String, String)> = Vec::new();
+        for (server, line) in batch.backends {
+            match by_server.iter_mut().find(|(s, _)| *s == server) {
+                Some((_, text)) => text.push_str(&line),
+                None => by_server.push((server, line)),
+            }
+        }
+        let mut files = self.backends.lock();
+        for (server, text) in by_server {
+            if !files.contains_key(&server) {
+                match open_append(&dir.join(backend_file_name(&server))) {
+                    Some(file) => {
+                        files.insert(server.clone(), file);
+                    }
+                    None => continue,
+                }
+            }
+            if let Some(file) = files.get_mut(&server) {
+                let _ = file.write_all(text.as_bytes());
+            }
+        }
+    }
+}
+
+/// Jobs waiting for the log writer at most; past this a job is run by the
+/// caller itself.
+const LOG_QUEUE: usize = 4096;
 /// Longest wait of [`LogFiles::flush`].
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A record still to be built: redacting and bounding a payload is done by
-/// the writer, not by the tool call that produced it.
-type RpcRecord = Box<dyn FnOnce() -> String + Send>;
+/// A log line or record still to be built (redacting and bounding a
+/// payload is done by the writer, not by the call that produced it) into
+/// the batch being written.
+type LogJob = Box<dyn FnOnce(&mut Batch) + Send>;
 
-/// The `rpc-messages.jsonl` writer: one thread of its own builds the
-/// records and appends them, in the order they were handed over, so that a
-/// tool call never waits for its log records. Handing a record over takes
-/// a lock and a push, and wakes the thread only when it is idle: woken, the
-/// thread lets records gather for [`RPC_BATCH`] and writes them in one go,
-/// so a busy gateway wakes it at most once per period instead of twice per
-/// call (on a small machine those wake-ups cost the calls themselves CPU).
-/// When [`RPC_QUEUE`] records wait (the disk cannot keep up) the caller
-/// writes its record itself: nothing is dropped. The thread ends once the
-/// queue is drained after the last handle is gone.
-struct RpcWriter {
-    shared: Arc<RpcShared>,
+/// The log writer of one directory: one thread of its own builds the
+/// lines and records handed to it and appends them, in the order they
+/// were handed over, so that a tool call never waits for a disk or for
+/// stderr. Handing a job over takes a lock and a push, and wakes the
+/// thread only when it is idle: woken, the thread lets jobs gather for
+/// [`LOG_BATCH`] and writes them in one go, so a busy gateway wakes it at
+/// most once per period instead of several times per call (on a small
+/// machine those wake-ups and writes cost the calls themselves CPU). When
+/// [`LOG_QUEUE`] jobs wait (the disk cannot keep up) the caller runs its
+/// job itself: nothing is dropped. The thread ends once the queue is
+/// drained after the writer is dropped.
+struct LogWriter {
+    shared: Arc<WriterShared>,
 }
 
-struct RpcShared {
-    queue: Mutex<RpcQueue>,
+struct WriterShared {
+    queue: Mutex<JobQueue>,
     wake: parking_lot::Condvar,
-    file: Mutex<File>,
+    sinks: Arc<Sinks>,
 }
 
 #[derive(Default)]
-struct RpcQueue {
-    records: Vec<RpcRecord>,
-    /// Flushes waiting for the records queued before them.
+struct JobQueue {
+    jobs: Vec<LogJob>,
+    /// Flushes waiting for the jobs queued before them.
     flushes: Vec<std::sync::mpsc::Sender<()>>,
     closed: bool,
 }
 
-/// How long the writer lets records gather once woken.
-const RPC_BATCH: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long the writer lets jobs gather once woken.
+const LOG_BATCH: std::time::Duration = std::time::Duration::from_millis(10);
 
-impl std::fmt::Debug for RpcWriter {
+impl std::fmt::Debug for LogWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcWriter").finish_non_exhaustive()
+        f.debug_struct("LogWriter").finish_non_exhaustive()
     }
 }
 
-impl RpcWriter {
-    /// Starts the writer of `file`; `None` when no thread can be started.
-    fn start(file: File) -> Option<Self> {
-        let shared = Arc::new(RpcShared {
-            queue: Mutex::new(RpcQueue::default()),
+impl LogWriter {
+    /// Starts the writer of `sinks`; `None` when no thread can be started.
+    fn start(sinks: Arc<Sinks>) -> Option<Self> {
+        let shared = Arc::new(WriterShared {
+            queue: Mutex::new(JobQueue::default()),
             wake: parking_lot::Condvar::new(),
-            file: Mutex::new(file),
+            sinks,
         });
         let writer = shared.clone();
         std::thread::Builder::new()
-            .name("guardway-rpc-log".into())
+            .name("guardway-log".into())
             .spawn(move || writer.run())
             .ok()?;
         Some(Self { shared })
     }
 
-    fn submit(&self, record: RpcRecord) {
+    fn submit(&self, job: LogJob) {
         let mut queue = self.shared.queue.lock();
-        if queue.records.len() >= RPC_QUEUE {
+        if queue.jobs.len() >= LOG_QUEUE {
             drop(queue);
-            let line = record();
-            let _ = self.shared.file.lock().write_all(line.as_bytes());
+            run_inline(&self.shared.sinks, job);
             return;
         }
-        let was_idle = queue.records.is_empty() && queue.flushes.is_empty();
-        queue.records.push(record);
+        let was_idle = queue.jobs.is_empty() && queue.flushes.is_empty();
+        queue.jobs.push(job);
         drop(queue);
         if was_idle {
             self.shared.wake.notify_one();
         }
     }
 
-    /// Waits until every record handed over so far is written.
+    /// Waits until every job handed over so far is written.
     fn flush(&self) {
         let (done, wait) = std::sync::mpsc::channel();
         self.shared.queue.lock().flushes.push(done);
@@ -158,20 +237,35 @@ impl RpcWriter {
     }
 }
 
-impl Drop for RpcWriter {
+/// Runs one job and writes its text at once.
+fn run_inline(sinks: &Sinks, job: LogJob) {
+    let mut batch = Batch::default();
+    job(&mut batch);
+    sinks.write(batch);
+}
+
+impl Drop for LogWriter {
+    /// Everything handed over is written (waiting up to 5 s), then the
+    /// thread ends.
     fn drop(&mut self) {
-        self.shared.queue.lock().closed = true;
+        let (done, wait) = std::sync::mpsc::channel();
+        {
+            let mut queue = self.shared.queue.lock();
+            queue.closed = true;
+            queue.flushes.push(done);
+        }
         self.shared.wake.notify_one();
+        let _ = wait.recv_timeout(FLUSH_TIMEOUT);
     }
 }
 
-impl RpcShared {
-    /// The writer thread: sleeps until records arrive, lets more gather
+impl WriterShared {
+    /// The writer thread: sleeps until jobs arrive, lets more gather
     /// (unless a flush waits), then builds and writes them all.
     fn run(&self) {
         loop {
             let mut queue = self.queue.lock();
-            while queue.records.is_empty() && queue.flushes.is_empty() {
+            while queue.jobs.is_empty() && queue.flushes.is_empty() {
                 if queue.closed {
                     return;
                 }
@@ -179,18 +273,16 @@ impl RpcShared {
             }
             if queue.flushes.is_empty() && !queue.closed {
                 // Flushes and the end notify; anything else waits its turn.
-                let _ = self.wake.wait_for(&mut queue, RPC_BATCH);
+                let _ = self.wake.wait_for(&mut queue, LOG_BATCH);
             }
-            let records = std::mem::take(&mut queue.records);
+            let jobs = std::mem::take(&mut queue.jobs);
             let flushes = std::mem::take(&mut queue.flushes);
             drop(queue);
-            let mut text = String::new();
-            for build in records {
-                text.push_str(&build());
+            let mut batch = Batch::default();
+            for job in jobs {
+                job(&mut batch);
             }
-            if !text.is_empty() {
-                let _ = self.file.lock().write_all(text.as_bytes());
-            }
+            self.sinks.write(batch);
             for done in flushes {
                 let _ = done.send(());
             }
@@ -263,26 +355,41 @@ impl LogFiles {
         } else {
             None
         };
-        if main.is_none() {
-            eprintln!(
-                "guardway: cannot write log directory {}; logging to stderr",
-                dir.display()
-            );
-            return Arc::new(Self {
-                dir: None,
-                main: Mutex::new(None),
+        let sinks = match main {
+            Some(main) => Sinks {
+                dir: Some(dir.to_path_buf()),
+                main: Mutex::new(Some(main)),
                 backends: Mutex::new(HashMap::new()),
-                rpc: None,
-                digest: Mutex::new(DigestState::default()),
-            });
-        }
+                rpc: open_append(&dir.join(RPC_LOG_FILE)).map(Mutex::new),
+            },
+            None => {
+                eprintln!(
+                    "guardway: cannot write log directory {}; logging to stderr",
+                    dir.display()
+                );
+                Sinks {
+                    dir: None,
+                    main: Mutex::new(None),
+                    backends: Mutex::new(HashMap::new()),
+                    rpc: None,
+                }
+            }
+        };
+        let sinks = Arc::new(sinks);
         Arc::new(Self {
-            dir: Some(dir.to_path_buf()),
-            main: Mutex::new(main),
-            backends: Mutex::new(HashMap::new()),
-            rpc: open_append(&dir.join(RPC_LOG_FILE)).and_then(RpcWriter::start),
+            dir: sinks.dir.clone(),
+            writer: LogWriter::start(sinks.clone()),
+            sinks,
             digest: Mutex::new(DigestState::default()),
         })
+    }
+
+    /// Hands a job to the writer (or runs it here when there is none).
+    fn defer(&self, job: LogJob) {
+        match &self.writer {
+            Some(writer) => writer.submit(job),
+            None => run_inline(&self.sinks, job),
+        }
     }
 
     /// The log directory, if it is usable.
@@ -290,38 +397,36 @@ impl LogFiles {
         self.dir.as_deref()
     }
 
-    /// One `mcp-gateway.log` line (redacted).
+    /// One `mcp-gateway.log` line (redacted), timestamped now.
     pub fn main_line(&self, level: &str, category: &str, message: &str) {
-        let line = format_line(level, category, message);
-        match self.main.lock().as_mut() {
-            Some(file) => {
-                let _ = file.write_all(line.as_bytes());
-            }
-            None => {
-                let _ = std::io::stderr().write_all(line.as_bytes());
-            }
-        }
+        let at = SystemTime::now();
+        let (level, category, message) =
+            (level.to_owned(), category.to_owned(), message.to_owned());
+        self.defer(Box::new(move |batch| {
+            batch
+                .main
+                .push_str(&format_line(at, &level, &category, &message));
+        }));
     }
 
-    /// One line of `<server>.log` (redacted).
+    /// One line of `<server>.log` (redacted), timestamped now.
     pub fn backend_line(&self, server: &str, level: &str, category: &str, message: &str) {
-        let line = format_line(level, category, message);
-        let Some(dir) = &self.dir else {
-            let _ = std::io::stderr().write_all(format!("[{server}] {line}").as_bytes());
-            return;
-        };
-        let mut files = self.backends.lock();
-        if !files.contains_key(server) {
-            match open_append(&dir.join(backend_file_name(server))) {
-                Some(file) => {
-                    files.insert(server.to_owned(), file);
-                }
-                None => return,
-            }
-        }
-        if let Some(file) = files.get_mut(server) {
-            let _ = file.write_all(line.as_bytes());
-        }
+        let at = SystemTime::now();
+        let (server, level, category, message) = (
+            server.to_owned(),
+            level.to_owned(),
+            category.to_owned(),
+            message.to_owned(),
+        );
+        self.defer(Box::new(move |batch| {
+            let line = format_line(at, &level, &category, &message);
+            batch.backends.push((server, line));
+        }));
+    }
+
+    /// Text for stderr, written in order with everything else.
+    pub fn stderr_text(&self, text: String) {
+        self.defer(Box::new(move |batch| batch.stderr.push_str(&text)));
     }
 
     /// One `rpc-messages.jsonl` record for a message to or from `server`.
@@ -354,13 +459,13 @@ impl LogFiles {
         error: Option<String>,
         payload: impl FnOnce() -> Option<Value> + Send + 'static,
     ) {
-        let Some(writer) = &self.rpc else {
+        if self.sinks.rpc.is_none() {
             return;
-        };
+        }
         let timestamp = SystemTime::now();
         let server = server.to_owned();
         let method = method.to_owned();
-        writer.submit(Box::new(move || {
+        self.defer(Box::new(move |batch| {
             let event = match direction {
                 RpcDirection::Out => "rpc_request",
                 RpcDirection::In => "rpc_response",
@@ -375,16 +480,16 @@ impl LogFiles {
                 "error": error.as_deref().map(redact),
                 "payload": payload().as_ref().map(sanitize_payload),
             });
-            let mut text = record.to_string();
-            text.push('\n');
-            text
+            batch.rpc.push_str(&record.to_string());
+            batch.rpc.push('\n');
         }));
     }
 
-    /// Waits (up to 5 s) until every `rpc-messages.jsonl` record handed
-    /// over so far is on disk. Called when a gateway stops.
+    /// Waits (up to 5 s) until every line and record handed over so far
+    /// is written. Called when a gateway stops and before the process
+    /// exits.
     pub fn flush(&self) {
-        if let Some(writer) = &self.rpc {
+        if let Some(writer) = &self.writer {
             writer.flush();
         }
     }
@@ -628,10 +733,10 @@ pub(crate) fn startup_digest(
     }
 }
 
-fn format_line(level: &str, category: &str, message: &str) -> String {
+fn format_line(at: SystemTime, level: &str, category: &str, message: &str) -> String {
     let mut line = format!(
         "[{}] [{level}] [{category}] {}",
-        utc_timestamp(SystemTime::now()),
+        utc_timestamp(at),
         redact(message)
     );
     // One record per line.
@@ -1026,10 +1131,15 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogFileLayer {
     }
 }
 
+/// The log files behind the global subscriber, once installed.
+static GLOBAL_LOG_FILES: std::sync::OnceLock<Arc<LogFiles>> = std::sync::OnceLock::new();
+
 /// Installs the global `tracing` subscriber of `guardway serve`: a stderr
 /// logger filtered by `GUARDWAY_LOG`/`RUST_LOG` (default `default_level`)
-/// plus [`LogFileLayer`] on `log_dir`. Returns `false` when a global
-/// subscriber was already installed (then nothing changes).
+/// plus [`LogFileLayer`] on `log_dir`. Both are written by the directory's
+/// log writer thread, never by the thread that logs; call
+/// [`flush_global_logging`] before the process exits. Returns `false` when
+/// a global subscriber was already installed (then nothing changes).
 pub fn install_global_logging(log_dir: &Path, default_level: &str) -> bool {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
@@ -1039,16 +1149,69 @@ pub fn install_global_logging(log_dir: &Path, default_level: &str) -> bool {
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|spec| tracing_subscriber::EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
+    let files = LogFiles::open(log_dir);
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(DeferredStderr(files.clone()))
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal());
-    tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(filter)
         .with(stderr)
-        .with(LogFileLayer::new(LogFiles::open(log_dir)))
+        .with(LogFileLayer::new(files.clone()))
         .try_init()
-        .is_ok()
+        .is_ok();
+    if installed {
+        let _ = GLOBAL_LOG_FILES.set(files);
+    }
+    installed
+}
+
+/// Waits (up to 5 s) until everything the global subscriber was handed is
+/// written. A no-op when [`install_global_logging`] did not install it.
+pub fn flush_global_logging() {
+    if let Some(files) = GLOBAL_LOG_FILES.get() {
+        files.flush();
+    }
+}
+
+/// Stderr for the fmt layer: each event's text goes to the log writer.
+struct DeferredStderr(Arc<LogFiles>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for DeferredStderr {
+    type Writer = StderrEvent<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        StderrEvent {
+            files: &self.0,
+            text: Vec::new(),
+        }
+    }
+}
+
+/// The text of one event, handed to the log writer when dropped.
+struct StderrEvent<'a> {
+    files: &'a LogFiles,
+    text: Vec<u8>,
+}
+
+impl Write for StderrEvent<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StderrEvent<'_> {
+    fn drop(&mut self) {
+        if !self.text.is_empty() {
+            let text = String::from_utf8_lossy(&self.text).into_owned();
+            self.files.stderr_text(text);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1057,34 +1220,36 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn rpc_writer_keeps_every_record_past_its_queue_bound() {
+    fn log_writer_keeps_every_line_past_its_queue_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rpc.jsonl");
-        let writer = RpcWriter::start(File::create(&path).unwrap()).unwrap();
+        let files = LogFiles::open(dir.path());
         // Four threads hand over more than the queue holds between two
-        // batches, so some records are written by their callers.
+        // batches, so some lines are written by their callers.
         std::thread::scope(|scope| {
             for thread in 0..4 {
-                let writer = &writer;
+                let files = &files;
                 scope.spawn(move || {
-                    for n in 0..RPC_QUEUE {
-                        writer.submit(Box::new(move || format!("{thread} {n}\n")));
+                    for n in 0..LOG_QUEUE {
+                        files.main_line("INFO", "test", &format!("{thread} {n}"));
                     }
                 });
             }
         });
-        writer.flush();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4 * RPC_QUEUE);
+        files.flush();
+        let text = std::fs::read_to_string(dir.path().join(MAIN_LOG_FILE)).unwrap();
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split("[test] ").nth(1))
+            .collect();
+        assert_eq!(lines.len(), 4 * LOG_QUEUE);
         lines.sort_unstable();
         lines.dedup();
-        assert_eq!(lines.len(), 4 * RPC_QUEUE, "a record was written twice");
-        // Records handed over after a flush are written by the next one.
-        writer.submit(Box::new(|| "last\n".to_owned()));
-        writer.flush();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.ends_with("last\n"));
+        assert_eq!(lines.len(), 4 * LOG_QUEUE, "a line was written twice");
+        // Lines handed over after a flush are written by the next one.
+        files.main_line("INFO", "test", "last");
+        files.flush();
+        let text = std::fs::read_to_string(dir.path().join(MAIN_LOG_FILE)).unwrap();
+        assert!(text.ends_with("[test] last\n"), "{text}");
     }
 
     #[test]

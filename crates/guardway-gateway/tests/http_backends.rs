@@ -179,7 +179,10 @@ async fn call_text(
     common::text_of(&result)
 }
 
-fn backend_log(dir: &Path, id: &str) -> String {
+/// The `<id>.log` file of `gw`'s log directory `dir`, everything handed
+/// to the log writer so far included.
+fn backend_log(gw: &RunningGateway, dir: &Path, id: &str) -> String {
+    gw.flush_logs();
     std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap_or_default()
 }
 
@@ -215,7 +218,7 @@ async fn streamable_http_backend_is_tried_first() {
     .await;
     assert_running_over(&gw, "fast", HttpTransportKind::StreamableHttp);
     assert_tools_work(&gw, "fast").await;
-    let log = backend_log(logs.path(), "fast");
+    let log = backend_log(&gw, logs.path(), "fast");
     assert!(log.contains("over streamable HTTP"), "{log}");
     assert!(!log.contains("failed"), "{log}");
     gw.shutdown().await;
@@ -238,7 +241,7 @@ async fn sse_backend_is_reached_by_fallback() {
     assert_eq!(big.len(), 300_000);
     agent.cancel().await.unwrap();
 
-    let log = backend_log(logs.path(), "legacy");
+    let log = backend_log(&gw, logs.path(), "legacy");
     assert!(log.contains("streamable HTTP to"), "{log}");
     assert!(log.contains("over SSE"), "{log}");
     gw.shutdown().await;
@@ -252,7 +255,7 @@ async fn json_post_backend_is_reached_by_fallback() {
     // The server refuses any request without the session id it first saw,
     // so these calls also show the client-generated id is sent throughout.
     assert_tools_work(&gw, "plain").await;
-    let log = backend_log(logs.path(), "plain");
+    let log = backend_log(&gw, logs.path(), "plain");
     assert!(log.contains("SSE to"), "{log}");
     assert!(log.contains("over plain JSON-RPC POST"), "{log}");
     gw.shutdown().await;
@@ -294,7 +297,7 @@ async fn lost_session_means_one_reconnect_and_one_retry() {
         "initializes=3 pings=0"
     );
     assert_eq!(b.session_reconnects(), 1);
-    let log = backend_log(logs.path(), "plain");
+    let log = backend_log(&gw, logs.path(), "plain");
     assert!(log.contains("lost the session"), "{log}");
     agent.cancel().await.unwrap();
     gw.shutdown().await;
@@ -383,7 +386,7 @@ async fn keepalive_pings_the_backend_and_logs_failures() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(b.keepalive_failures() > 0);
-    let log = backend_log(logs.path(), "plain");
+    let log = backend_log(&gw, logs.path(), "plain");
     assert!(log.contains("keep-alive ping failed"), "{log}");
     agent.cancel().await.unwrap();
     gw.shutdown().await;
@@ -458,7 +461,7 @@ async fn url_answering_no_transport_fails_naming_the_backend() {
             error.starts_with(&format!("backend \"{id}\" failed to start: ")),
             "{error}"
         );
-        let log = backend_log(logs.path(), id);
+        let log = backend_log(&gw, logs.path(), id);
         // Three failed attempts at start-up, three at the direct launch.
         let failures = log.lines().filter(|l| l.contains("[WARN]")).count();
         assert_eq!(failures, 6, "{log}");
@@ -654,7 +657,7 @@ async fn github_oidc_child() {
     }
     assert_ne!(renewed, first);
     assert_eq!(bearer_claims(&renewed)["aud"], "short");
-    let log = backend_log(logs.path(), "short");
+    let log = backend_log(&gw, logs.path(), "short");
     assert!(log.contains("renewing the github-oidc token"), "{log}");
     agent_steady.cancel().await.unwrap();
     agent_short.cancel().await.unwrap();

@@ -49,6 +49,8 @@ fn main() -> std::process::ExitCode {
         Some(Command::Cache(c)) => cmd::cache::run(c),
         Some(Command::Config(c)) => cmd::config::run(c),
     };
+    // Log lines are written by a thread of their own: out before exiting.
+    guardway_gateway::logfiles::flush_global_logging();
     match result {
         Ok(code) => code,
         Err(err) => {

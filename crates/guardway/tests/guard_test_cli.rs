@@ -242,7 +242,7 @@ fn a_failing_case_is_reported_with_its_diff_and_exit_1() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("host_log info: label_resource issue_read"),
+        stdout.contains("host_log debug: label_resource issue_read"),
         "{stdout}"
     );
     assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
@@ -459,7 +459,7 @@ fn call_with_backend_and_trace_prints_logs_and_backend_calls_in_order() {
     let backend_call = position(&format!(
         "call_backend search_repositories {{\"query\":\"repo:acme/web\"}} -> {answer_len} bytes"
     ));
-    let summary = position("host_log info: label_resource list_issues: read");
+    let summary = position("host_log debug: label_resource list_issues: read");
     assert!(
         agent < debug && debug < backend_call && backend_call < summary,
         "{stderr}"

@@ -211,6 +211,15 @@ path = {guard:?}
         0
     );
     first.terminate();
+    // Log lines are written by a thread of their own; the last ones, just
+    // before the process exits, are not lost.
+    let log = std::fs::read_to_string(dir.path().join("logs-1/mcp-gateway.log")).unwrap();
+    assert!(
+        log.lines()
+            .last()
+            .is_some_and(|l| l.ends_with("gateway stopped")),
+        "{log}"
+    );
 
     let second = ServeProcess::spawn(&config, &cache_dir, &dir.path().join("logs-2"));
     let metrics = second.metrics();

@@ -130,7 +130,7 @@ impl Guard for GithubGuard {
         };
         let tool = Tool::classify(tool_name);
         let (labels, operation) = resource_labels(&mut labeller, tool, tool_name, args);
-        log::info(&format!(
+        log::debug(&format!(
             "label_resource {tool_name}: {operation} '{}' secrecy={:?} integrity={:?}",
             labels.description, labels.secrecy, labels.integrity
         ));
@@ -142,13 +142,13 @@ impl Guard for GithubGuard {
         let result = json_field(&input, "tool_result");
         let result = result.as_ref();
         if result.is_null() {
-            log::info(&format!(
+            log::debug(&format!(
                 "label_response {tool_name}: no tool_result, no labels"
             ));
             return Ok(None);
         }
         if result.get("isError").and_then(Value::as_bool) == Some(true) {
-            log::info(&format!(
+            log::debug(&format!(
                 "label_response {tool_name}: error result, no labels"
             ));
             return Ok(None);
@@ -163,12 +163,12 @@ impl Guard for GithubGuard {
         let value = mcp::unwrap_tool_result(result);
         let output = response_labels(&mut labeller, Tool::classify(tool_name), args, &value);
         match &output {
-            Some(output) => log::info(&format!(
+            Some(output) => log::debug(&format!(
                 "label_response {tool_name}: {} labelled path(s), items_path={}",
                 output["labeled_paths"].as_array().map_or(0, Vec::len),
                 output["items_path"]
             )),
-            None => log::info(&format!(
+            None => log::debug(&format!(
                 "label_response {tool_name}: no fine-grained labels"
             )),
         }
