@@ -798,7 +798,7 @@ mod tests {
     }
 
     #[test]
-    fn every_call_logs_a_debug_preview_and_an_info_summary() {
+    fn every_call_logs_a_debug_preview_and_a_debug_summary() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();
         let (_, logs) = testing::with_captured_logs(|| {
@@ -814,8 +814,13 @@ mod tests {
             .unwrap();
         assert!(debug.1.starts_with("label_resource input: {"));
         assert!(debug.1.len() <= "label_resource input: ".len() + 256);
-        assert!(logs.iter().any(|(level, line)| *level == LogLevel::Info
+        // Per-call lines are debug: a gateway at `info` logs its own one
+        // decision line per call, not the guard's working.
+        assert!(logs.iter().any(|(level, line)| *level == LogLevel::Debug
             && line.starts_with("label_resource list_issues: read 'list_issues acme/web'")));
+        assert!(!logs
+            .iter()
+            .any(|(level, line)| *level == LogLevel::Info && line.starts_with("label_resource")));
         testing::clear_backend();
     }
 
