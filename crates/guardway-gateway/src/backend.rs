@@ -588,7 +588,7 @@ impl Backend {
         payload: impl FnOnce() -> Option<serde_json::Value> + Send + 'static,
     ) {
         if let Some(files) = self.log_files.get() {
-            files.rpc_deferred(&self.id, direction, method, error, payload);
+            files.rpc(&self.id, direction, method, error, payload);
         }
     }
 

@@ -104,10 +104,7 @@ impl McpEndpoint {
         message: ClientJsonRpcMessage,
     ) -> Route {
         match message {
-            ClientJsonRpcMessage::Request(request)
-                if matches!(request.request, ClientRequest::CallToolRequest(_))
-                    && is_plain_call(&request.request, headers) =>
-            {
+            ClientJsonRpcMessage::Request(request) if is_plain_call(&request.request, headers) => {
                 let id = request.id;
                 let mut request = request.request;
                 let meta = std::mem::take(request.get_meta_mut());
@@ -131,7 +128,7 @@ impl McpEndpoint {
                         .get(&(session.to_owned(), id.clone()))
                         .cloned()
                 {
-                    self.sessions.touch_str(session);
+                    self.sessions.touch(session);
                     tracing::debug!(session, request = %id, "agent cancelled a tool call");
                     token.cancel();
                     return Route::Answered(StatusCode::ACCEPTED.into_response());
@@ -151,7 +148,7 @@ impl McpEndpoint {
         params: CallToolRequestParams,
         meta: RequestMetaObject,
     ) -> Response {
-        self.sessions.touch_str(&session);
+        self.sessions.touch(&session);
         let cancel = CancellationToken::new();
         let (progress, progress_queue) = match meta.get_progress_token() {
             Some(token) => {

@@ -245,14 +245,7 @@ impl Gateway {
         let tls = tls_config.is_some();
         let server_task = match tls_config {
             None => tokio::spawn(async move {
-                // Answers leave in pieces (headers, then SSE events): without
-                // TCP_NODELAY the second piece waits for the agent's delayed
-                // ACK, up to 40 ms.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    if let Err(error) = tcp.set_nodelay(true) {
-                        tracing::debug!(%error, "cannot set TCP_NODELAY");
-                    }
-                });
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| set_nodelay(tcp));
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await
@@ -299,7 +292,6 @@ impl Gateway {
 }
 
 impl RunningGateway {
-    /// The bound address (useful with port 0).
     /// Waits (up to 5 s) until every log line and `rpc-messages.jsonl`
     /// record of this gateway handed over so far is written (they are
     /// written in batches by a thread of their own).
@@ -307,6 +299,7 @@ impl RunningGateway {
         self.log_files.flush();
     }
 
+    /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -488,5 +481,14 @@ impl Gateway {
         futures::future::join_all(core.backends.values().map(|b| b.stop())).await;
         log_files.flush();
         result
+    }
+}
+
+/// Sets TCP_NODELAY on an accepted agent connection (plain or TLS).
+/// Answers leave in pieces (headers, then SSE events): without it the
+/// second piece waits for the agent's delayed ACK, up to 40 ms.
+pub(crate) fn set_nodelay(stream: &tokio::net::TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
 }

@@ -64,8 +64,6 @@ impl RpcDirection {
 /// them.
 #[derive(Debug)]
 pub struct LogFiles {
-    /// `None` when the directory could not be created (stderr fallback).
-    dir: Option<PathBuf>,
     sinks: Arc<Sinks>,
     writer: Option<LogWriter>,
     digest: Mutex<DigestState>,
@@ -228,10 +226,15 @@ impl LogWriter {
         }
     }
 
-    /// Waits until every job handed over so far is written.
-    fn flush(&self) {
+    /// Waits (up to [`FLUSH_TIMEOUT`]) until every job handed over so far
+    /// is written; with `close`, the thread then ends.
+    fn wait_written(&self, close: bool) {
         let (done, wait) = std::sync::mpsc::channel();
-        self.shared.queue.lock().flushes.push(done);
+        {
+            let mut queue = self.shared.queue.lock();
+            queue.closed |= close;
+            queue.flushes.push(done);
+        }
         self.shared.wake.notify_one();
         let _ = wait.recv_timeout(FLUSH_TIMEOUT);
     }
@@ -248,14 +251,7 @@ impl Drop for LogWriter {
     /// Everything handed over is written (waiting up to 5 s), then the
     /// thread ends.
     fn drop(&mut self) {
-        let (done, wait) = std::sync::mpsc::channel();
-        {
-            let mut queue = self.shared.queue.lock();
-            queue.closed = true;
-            queue.flushes.push(done);
-        }
-        self.shared.wake.notify_one();
-        let _ = wait.recv_timeout(FLUSH_TIMEOUT);
+        self.wait_written(true);
     }
 }
 
@@ -377,7 +373,6 @@ impl LogFiles {
         };
         let sinks = Arc::new(sinks);
         Arc::new(Self {
-            dir: sinks.dir.clone(),
             writer: LogWriter::start(sinks.clone()),
             sinks,
             digest: Mutex::new(DigestState::default()),
@@ -394,7 +389,7 @@ impl LogFiles {
 
     /// The log directory, if it is usable.
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
+        self.sinks.dir.as_deref()
     }
 
     /// One `mcp-gateway.log` line (redacted), timestamped now.
@@ -429,29 +424,11 @@ impl LogFiles {
         self.defer(Box::new(move |batch| batch.stderr.push_str(&text)));
     }
 
-    /// One `rpc-messages.jsonl` record for a message to or from `server`.
+    /// One `rpc-messages.jsonl` record for a message to or from `server`,
+    /// whose payload is made (serialised, then redacted and bounded) by the
+    /// log writer, after the caller has moved on. The record's timestamp is
+    /// taken now.
     pub fn rpc(
-        &self,
-        server: &str,
-        direction: RpcDirection,
-        method: &str,
-        payload: Option<&Value>,
-        error: Option<&str>,
-    ) {
-        let payload = payload.cloned();
-        self.rpc_deferred(
-            server,
-            direction,
-            method,
-            error.map(str::to_owned),
-            move || payload,
-        );
-    }
-
-    /// One `rpc-messages.jsonl` record whose payload is made (serialised,
-    /// then redacted and bounded) by the log writer, after the caller has
-    /// moved on. The record's timestamp is taken now.
-    pub fn rpc_deferred(
         &self,
         server: &str,
         direction: RpcDirection,
@@ -490,14 +467,14 @@ impl LogFiles {
     /// exits.
     pub fn flush(&self) {
         if let Some(writer) = &self.writer {
-            writer.flush();
+            writer.wait_written(false);
         }
     }
 
     /// Writes `tools.json`: `{"servers": {id: [{"name","description"}]}}`
     /// from `(name, description)` pairs per server (redacted).
     pub fn write_tools(&self, servers: &BTreeMap<String, Vec<(String, String)>>) {
-        let Some(dir) = &self.dir else {
+        let Some(dir) = &self.sinks.dir else {
             return;
         };
         let servers: serde_json::Map<String, Value> = servers
@@ -523,7 +500,7 @@ impl LogFiles {
     /// Writes `gateway.md` afresh: the start-up digest, then the errors and
     /// warnings recorded so far; later ones are appended as they happen.
     pub fn write_startup_digest(&self, digest: &StartupDigest) {
-        let Some(dir) = &self.dir else {
+        let Some(dir) = &self.sinks.dir else {
             return;
         };
         let mut state = self.digest.lock();
@@ -546,7 +523,7 @@ impl LogFiles {
 
     /// Records an error or warning in `gateway.md` (redacted, one line).
     pub fn digest_problem(&self, level: &str, category: &str, message: &str) {
-        if self.dir.is_none() {
+        if self.sinks.dir.is_none() {
             return;
         }
         let line = digest_line(level, category, message);
@@ -568,7 +545,7 @@ impl LogFiles {
         } else {
             line
         };
-        if let Some(dir) = &self.dir
+        if let Some(dir) = &self.sinks.dir
             && let Some(mut file) = open_append(&dir.join(DIGEST_FILE))
             && file.write_all(text.as_bytes()).is_ok()
         {
@@ -1410,7 +1387,7 @@ mod tests {
         let files = LogFiles::open(&blocker.join("logs"));
         assert!(files.dir().is_none());
         files.main_line("INFO", "test", "still logged");
-        files.rpc("s", RpcDirection::Out, "tools/call", None, None);
+        files.rpc("s", RpcDirection::Out, "tools/call", None, || None);
         files.write_tools(&BTreeMap::new());
     }
 

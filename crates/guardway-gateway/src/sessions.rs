@@ -53,12 +53,8 @@ impl ExpiringSessionManager {
         }
     }
 
-    fn touch(&self, id: &SessionId) {
-        self.touch_str(id);
-    }
-
     /// Restarts the idle clock of session `id` (a message arrived).
-    pub fn touch_str(&self, id: &str) {
+    pub fn touch(&self, id: &str) {
         if let Some(seen) = self.last_seen.lock().get_mut(id) {
             *seen = Instant::now();
         }

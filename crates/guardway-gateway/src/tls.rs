@@ -167,10 +167,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        // As for plain connections: answers leave in pieces.
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
+        crate::gateway::set_nodelay(&stream);
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
