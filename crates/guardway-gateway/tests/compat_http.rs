@@ -134,30 +134,21 @@ async fn accept_protocol_version_and_host_checks_answer_like_the_reference() {
 
     // The same checks hold for a tool call on a live session.
     let session = common::open_session(&url).await;
-    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                      "params": {"name": "echo", "arguments": {"text": "hi"}}});
-    let resp = post(&url)
-        .header("mcp-session-id", &session)
-        .header("host", "evil.example")
-        .json(&call)
-        .send()
-        .await
-        .unwrap();
+    let call = |headers: &[(&str, &str)]| {
+        let mut request = common::session_post(&url, &session);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.json(&common::tool_call(json!(2), "echo", json!({"text": "hi"})))
+    };
+    let resp = call(&[("host", "evil.example")]).send().await.unwrap();
     assert_eq!(resp.status(), 403);
-    let resp = post(&url)
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2026-07-28")
-        .json(&call)
+    let resp = call(&[("mcp-protocol-version", "2026-07-28")])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = post(&url)
-        .header("mcp-session-id", &session)
-        .json(&call)
-        .send()
-        .await
-        .unwrap();
+    let resp = call(&[]).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(
         common::messages(&resp.text().await.unwrap())[0]["result"]["content"][0]["text"],

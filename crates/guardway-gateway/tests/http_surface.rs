@@ -32,10 +32,12 @@ async fn assert_still_serving(url: &str) {
     let init = messages(&resp.text().await.unwrap());
     assert_eq!(init[0]["result"]["serverInfo"]["name"], "awmg-alpha");
     assert_eq!(common::post_initialized(url, &session).await.status(), 202);
-    let resp = post(url)
-        .header("mcp-session-id", &session)
-        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                      "params": {"name": "echo", "arguments": {"text": "still here"}}}))
+    let resp = common::session_post(url, &session)
+        .json(&common::tool_call(
+            json!(2),
+            "echo",
+            json!({"text": "still here"}),
+        ))
         .send()
         .await
         .unwrap();
@@ -422,12 +424,12 @@ async fn idle_sessions_expire_after_the_session_timeout() {
     for round in 0..6 {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         assert_eq!(tools_list(&url, &busy).send().await.unwrap().status(), 200);
-        let resp = post(&url)
-            .header("mcp-session-id", &caller)
-            .json(
-                &json!({"jsonrpc": "2.0", "id": 10 + round, "method": "tools/call",
-                          "params": {"name": "echo", "arguments": {"text": "tick"}}}),
-            )
+        let resp = common::session_post(&url, &caller)
+            .json(&common::tool_call(
+                json!(10 + round),
+                "echo",
+                json!({"text": "tick"}),
+            ))
             .send()
             .await
             .unwrap();

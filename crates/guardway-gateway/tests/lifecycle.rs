@@ -368,13 +368,12 @@ async fn cancelled_notification_stops_a_call_whose_stream_stays_open() {
     let call = {
         let (url, session) = (url.clone(), session.clone());
         tokio::spawn(async move {
-            let resp = common::post(&url)
-                .header("mcp-session-id", &session)
-                .json(
-                    &json!({"jsonrpc": "2.0", "id": "slow-1", "method": "tools/call",
-                              "params": {"name": "wait_for_cancel",
-                                         "arguments": {"seconds": 30}}}),
-                )
+            let resp = common::session_post(&url, &session)
+                .json(&common::tool_call(
+                    json!("slow-1"),
+                    "wait_for_cancel",
+                    json!({"seconds": 30}),
+                ))
                 .send()
                 .await
                 .unwrap();
@@ -382,8 +381,7 @@ async fn cancelled_notification_stops_a_call_whose_stream_stays_open() {
         })
     };
     wait_for_file(&started).await;
-    let resp = common::post(&url)
-        .header("mcp-session-id", &session)
+    let resp = common::session_post(&url, &session)
         .json(
             &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                       "params": {"requestId": "slow-1", "reason": "agent gave up"}}),
@@ -399,10 +397,12 @@ async fn cancelled_notification_stops_a_call_whose_stream_stays_open() {
         "a cancelled call was answered: {body}"
     );
     wait_for_file(&mark).await;
-    let resp = common::post(&url)
-        .header("mcp-session-id", &session)
-        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                      "params": {"name": "echo", "arguments": {"text": "after cancel"}}}))
+    let resp = common::session_post(&url, &session)
+        .json(&common::tool_call(
+            json!(3),
+            "echo",
+            json!({"text": "after cancel"}),
+        ))
         .send()
         .await
         .unwrap();

@@ -237,10 +237,24 @@ pub fn post(url: &str) -> reqwest::RequestBuilder {
         .header("authorization", API_KEY)
 }
 
+/// A POST to the gateway within the raw session `session`.
+pub fn session_post(url: &str, session: &str) -> reqwest::RequestBuilder {
+    post(url).header("mcp-session-id", session)
+}
+
+/// The JSON-RPC `tools/call` request `id` of tool `name` with `arguments`.
+pub fn tool_call(
+    id: serde_json::Value,
+    name: &str,
+    arguments: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                       "params": {"name": name, "arguments": arguments}})
+}
+
 /// The `notifications/initialized` POST of `session`.
 pub async fn post_initialized(url: &str, session: &str) -> reqwest::Response {
-    post(url)
-        .header("mcp-session-id", session)
+    session_post(url, session)
         .json(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         .send()
         .await
