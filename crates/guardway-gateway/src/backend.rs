@@ -8,6 +8,10 @@
 //! fallback: streamable HTTP, SSE, plain JSON-RPC POST), `http_transport`
 //! (the SSE and POST transports rmcp has no client for), `http_client`
 //! (reqwest over rustls/ring and the trusted roots) and `oidc` (tokens).
+//! A stdio process's connection is `stdio_link`: rmcp's client for
+//! everything but `tools/call`, which takes the link's lane (written by the
+//! calling task, answered by the link's reader) and so skips rmcp's service
+//! loop on the hot path.
 //!
 //! Connections (gateway.md §5.2): the start-up connection serves discovery
 //! and calls without an agent id; a stdio backend gets one more process per
@@ -31,8 +35,8 @@ use rmcp::model::{
     PaginatedRequestParams, ProgressToken, Prompt, ReadResourceRequestParams, ReadResourceResult,
     RequestMetaObject, ServerResult, SetLevelRequestParams, Tool,
 };
+use rmcp::model::{GetExtensions, GetMeta};
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
-use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
@@ -45,10 +49,12 @@ mod http_client;
 mod http_connect;
 mod http_transport;
 mod oidc;
+mod stdio_link;
 
 pub use http_client::install_crypto_provider;
 pub use http_connect::HttpTransportKind;
 use oidc::OidcTokenSource;
+use stdio_link::StdioLink;
 
 /// Health of a backend as `/health` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +91,7 @@ const AGENT_SWEEP_PERIOD: Duration = Duration::from_secs(300);
 /// One agent's own process of a stdio backend.
 struct AgentProcess {
     connection: Connection,
+    lane: Option<Arc<StdioLink>>,
     last_used: Instant,
 }
 
@@ -181,6 +188,27 @@ impl BackendClient {
 
 type Connection = RunningService<RoleClient, BackendClient>;
 
+/// A live connection's peer and, for a stdio process, its tool-call lane
+/// (`stdio_link`).
+#[derive(Clone)]
+struct Live {
+    peer: Peer<RoleClient>,
+    lane: Option<Arc<StdioLink>>,
+}
+
+impl Live {
+    /// The lane, when a tools/call may take it: rmcp adds per-request
+    /// metadata on connections without an `initialize` handshake, so those
+    /// keep rmcp's path.
+    fn lane(&self) -> Option<&Arc<StdioLink>> {
+        let legacy = self
+            .peer
+            .peer_info()
+            .is_some_and(|info| info.protocol_version.has_initialize());
+        self.lane.as_ref().filter(|_| legacy)
+    }
+}
+
 /// One configured backend. Thread-safe; shared as `Arc<Backend>`.
 pub struct Backend {
     id: String,
@@ -190,8 +218,8 @@ pub struct Backend {
     relay: Arc<NotificationRelay>,
     /// Serialises launches; holds the running connection.
     connection: tokio::sync::Mutex<Option<Connection>>,
-    /// Fast path to the live connection's peer.
-    live: RwLock<Option<Peer<RoleClient>>>,
+    /// Fast path to the live connection's peer and lane.
+    live: RwLock<Option<Live>>,
     catalog: RwLock<Catalog>,
     health: Mutex<Health>,
     breaker: Mutex<CircuitBreaker>,
@@ -351,40 +379,47 @@ impl Backend {
 
     /// The connection serving `agent`: its own process for a stdio
     /// backend (started now if it has none), else the shared connection.
-    async fn peer_for(&self, agent: Option<&str>) -> Result<Peer<RoleClient>, BackendError> {
+    async fn live_for(&self, agent: Option<&str>) -> Result<Live, BackendError> {
         let Some(agent) = agent.filter(|_| self.per_agent_processes()) else {
-            return self.peer().await;
+            return self.live().await;
         };
         // The shared process must be up (it serves discovery); this also
         // applies its launch backoff to agents.
-        self.peer().await?;
+        self.live().await?;
         let mut agents = self.agents.lock().await;
         if let Some(process) = agents.get_mut(agent) {
             let peer = process.connection.peer().clone();
             if !peer.is_transport_closed() {
                 process.last_used = Instant::now();
-                return Ok(peer);
+                return Ok(Live {
+                    peer,
+                    lane: process.lane.clone(),
+                });
             }
             agents.remove(agent);
         }
         self.health.lock().agent_launches += 1;
-        let (connection, _) = self
-            .connect()
-            .await
-            .map_err(|reason| BackendError::Launch {
-                server: self.id.clone(),
-                reason,
-            })?;
+        let (connection, lane, _) =
+            self.connect()
+                .await
+                .map_err(|reason| BackendError::Launch {
+                    server: self.id.clone(),
+                    reason,
+                })?;
         tracing::info!(server = %self.id, %agent, "started the agent's backend process");
-        let peer = connection.peer().clone();
+        let live = Live {
+            peer: connection.peer().clone(),
+            lane: lane.clone(),
+        };
         agents.insert(
             agent.to_owned(),
             AgentProcess {
                 connection,
+                lane,
                 last_used: Instant::now(),
             },
         );
-        Ok(peer)
+        Ok(live)
     }
 
     /// Sends this backend's child stderr to `<id>.log` and its messages to
@@ -456,7 +491,7 @@ impl Backend {
     /// One keep-alive ping of the live connection (none when there is no
     /// live connection: the next call reconnects).
     async fn keepalive_ping(&self, interval: Duration) {
-        let peer = self.live.read().clone();
+        let peer = self.live.read().as_ref().map(|live| live.peer.clone());
         let Some(peer) = peer.filter(|p| !p.is_transport_closed()) else {
             return;
         };
@@ -660,7 +695,7 @@ impl Backend {
             .live
             .read()
             .as_ref()
-            .is_some_and(|peer| peer.is_transport_closed())
+            .is_some_and(|live| live.peer.is_transport_closed())
         {
             self.mark_stopped();
         }
@@ -711,16 +746,21 @@ impl Backend {
 
     /// The live connection, (re)launching it if it ended, subject to backoff.
     pub async fn peer(&self) -> Result<Peer<RoleClient>, BackendError> {
-        if let Some(peer) = self.live.read().as_ref()
-            && !peer.is_transport_closed()
+        self.live().await.map(|live| live.peer)
+    }
+
+    /// [`Backend::peer`] with the connection's tool-call lane.
+    async fn live(&self) -> Result<Live, BackendError> {
+        if let Some(live) = self.live.read().as_ref()
+            && !live.peer.is_transport_closed()
         {
-            return Ok(peer.clone());
+            return Ok(live.clone());
         }
         let mut slot = self.connection.lock().await;
-        if let Some(peer) = self.live.read().as_ref()
-            && !peer.is_transport_closed()
+        if let Some(live) = self.live.read().as_ref()
+            && !live.peer.is_transport_closed()
         {
-            return Ok(peer.clone());
+            return Ok(live.clone());
         }
         self.mark_stopped();
         {
@@ -742,10 +782,7 @@ impl Backend {
         self.launch_locked(&mut slot).await
     }
 
-    async fn launch_locked(
-        &self,
-        slot: &mut Option<Connection>,
-    ) -> Result<Peer<RoleClient>, BackendError> {
+    async fn launch_locked(&self, slot: &mut Option<Connection>) -> Result<Live, BackendError> {
         let first_launch = self.health.lock().launches == 0;
         if let Some(old) = slot.take() {
             *self.live.write() = None;
@@ -753,12 +790,15 @@ impl Backend {
         }
         self.health.lock().launches += 1;
         match self.connect().await {
-            Ok((connection, catalog)) => {
-                let peer = connection.peer().clone();
+            Ok((connection, lane, catalog)) => {
+                let live = Live {
+                    peer: connection.peer().clone(),
+                    lane,
+                };
                 let tools = catalog.tools.len();
                 *self.catalog.write() = catalog;
                 *slot = Some(connection);
-                *self.live.write() = Some(peer.clone());
+                *self.live.write() = Some(live.clone());
                 {
                     let mut h = self.health.lock();
                     h.status = BackendStatus::Running;
@@ -771,7 +811,7 @@ impl Backend {
                 if !first_launch {
                     self.relay.tools_changed(&self.id).await;
                 }
-                Ok(peer)
+                Ok(live)
             }
             Err(reason) => {
                 let mut h = self.health.lock();
@@ -794,20 +834,29 @@ impl Backend {
         }
     }
 
-    async fn connect(&self) -> Result<(Connection, Catalog), String> {
+    async fn connect(&self) -> Result<(Connection, Option<Arc<StdioLink>>, Catalog), String> {
         let client = BackendClient {
             server: self.id.clone(),
             relay: self.relay.clone(),
             catalog_stale: self.catalog_stale.clone(),
         };
+        let mut lane = None;
         let connection = match &self.config.transport {
             ServerTransport::Stdio { command, args, env } => {
                 let mut cmd = tokio::process::Command::new(command);
-                cmd.args(args).envs(env).kill_on_drop(true);
-                let (transport, stderr) = TokioChildProcess::builder(cmd)
+                cmd.args(args)
+                    .envs(env)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
+                    .kill_on_drop(true);
+                let mut child = cmd
                     .spawn()
                     .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+                let stderr = child.stderr.take();
+                let (link, transport) = StdioLink::attach(&self.id, child)
+                    .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+                lane = Some(link);
                 if let Some(stderr) = stderr {
                     let server = self.id.clone();
                     let files = self.log_files.get().cloned();
@@ -865,7 +914,7 @@ impl Backend {
         let catalog = tokio::time::timeout(self.startup_timeout, fetch_catalog(&connection))
             .await
             .map_err(|_| "listing tools timed out".to_owned())??;
-        Ok((connection, catalog))
+        Ok((connection, lane, catalog))
     }
 
     fn spawn_catalog_refresher(self: &Arc<Self>) {
@@ -877,7 +926,7 @@ impl Backend {
                 let Some(backend) = weak.upgrade() else {
                     return;
                 };
-                let peer = backend.live.read().clone();
+                let peer = backend.live.read().as_ref().map(|live| live.peer.clone());
                 let Some(peer) = peer else { continue };
                 match fetch_catalog_from_peer(&peer).await {
                     Ok(catalog) => {
@@ -932,7 +981,7 @@ impl Backend {
                         .live
                         .read()
                         .as_ref()
-                        .is_some_and(|p| p.is_transport_closed())
+                        .is_some_and(|live| live.peer.is_transport_closed())
                 {
                     self.mark_stopped();
                     return BackendError::ConnectionClosed {
@@ -1096,68 +1145,31 @@ impl Backend {
             });
         }
         let shared = agent.is_none() || !self.per_agent_processes();
-        let peer = match self.peer_for(agent).await {
-            Ok(peer) => peer,
+        let live = match self.live_for(agent).await {
+            Ok(live) => live,
             Err(e) => {
                 self.breaker.lock().record_transport_error();
                 return Err(e);
             }
         };
         let timeout = self.tool_timeout;
-        let mut options = PeerRequestOptions::with_timeout(timeout);
-        if let Some(meta) = meta {
-            options = options.with_meta(meta);
-        }
         // The route exists before the request is sent: its connection
         // queues progress on it from then on.
         let mut route =
             progress.map(|(agent, agent_token)| self.relay.route_progress(agent, agent_token));
-        let mut request = CallToolRequest::new(params);
-        if let Some(route) = &route {
-            request.extensions.insert(route.sink());
-        }
-        let request = ClientRequest::CallToolRequest(request);
-        let handle = match peer.send_request_with_option(request, options).await {
-            Ok(handle) => handle,
-            Err(e) => {
-                self.breaker.lock().record_transport_error();
-                return Err(self.error_from_peer(METHOD, timeout, e, shared));
+        let mut request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let called = match live.lane() {
+            Some(lane) => {
+                if let Some(meta) = meta {
+                    request.get_meta_mut().extend(meta);
+                }
+                call_on_lane(lane, request, route.as_mut(), &cancel, timeout).await
             }
+            None => call_on_peer(&live.peer, request, meta, route.as_mut(), &cancel, timeout).await,
         };
-        let request_id = handle.id.clone();
-        // A call dropped before its answer (the agent's connection closed
-        // under a direct call) is cancelled at the backend like one the
-        // agent cancelled.
-        let mut abandoned = CancelOnDrop {
-            peer: Some(peer.clone()),
-            request_id: request_id.clone(),
-        };
-        // Progress is relayed while the call runs; an arm's body is not
-        // interrupted by the response, so no notification is half sent.
-        let response = handle.await_response();
-        tokio::pin!(response);
-        let outcome = loop {
-            let next_progress = async {
-                match route.as_mut() {
-                    Some(route) => route.next().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                result = &mut response => break result,
-                Some(param) = next_progress => {
-                    if let Some(route) = &route {
-                        route.deliver(param).await;
-                    }
-                }
-                () = cancel.cancelled() => {
-                abandoned.disarm();
-                let _ = peer
-                    .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
-                        Some(request_id.clone()),
-                        Some("cancelled by the agent".into()),
-                    ))
-                    .await;
+        let outcome = match called {
+            Ok(outcome) => outcome,
+            Err(AgentCancelled) => {
                 self.breaker.lock().record_transport_error();
                 return Err(BackendError::Transport {
                     server: self.id.clone(),
@@ -1165,9 +1177,7 @@ impl Backend {
                     reason: "cancelled".into(),
                 });
             }
-            }
         };
-        abandoned.disarm();
         // Every progress notification read before the response has been
         // queued by now; the agent gets them all before the result.
         if let Some(route) = route.as_mut() {
@@ -1293,6 +1303,118 @@ impl Backend {
         // A stopped gateway does not relaunch.
         h.stopped = true;
     }
+}
+
+/// The agent cancelled a backend tools/call; the backend was told.
+struct AgentCancelled;
+
+/// How a backend tools/call ended: answered or failed, or cancelled.
+type Called = Result<Result<ServerResult, ServiceError>, AgentCancelled>;
+
+/// The next progress notification queued on `route`; never, without one.
+async fn next_progress(
+    route: &mut Option<&mut crate::relay::ProgressRoute<'_>>,
+) -> Option<rmcp::model::ProgressNotificationParam> {
+    match route.as_deref_mut() {
+        Some(route) => route.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One tools/call through rmcp's client (HTTP backends, and stdio
+/// connections without an `initialize` handshake), relaying progress while
+/// it runs.
+async fn call_on_peer(
+    peer: &Peer<RoleClient>,
+    mut request: ClientRequest,
+    meta: Option<RequestMetaObject>,
+    mut route: Option<&mut crate::relay::ProgressRoute<'_>>,
+    cancel: &tokio_util::sync::CancellationToken,
+    timeout: Duration,
+) -> Called {
+    let mut options = PeerRequestOptions::with_timeout(timeout);
+    if let Some(meta) = meta {
+        options = options.with_meta(meta);
+    }
+    if let Some(route) = &route {
+        request.extensions_mut().insert(route.sink());
+    }
+    let handle = match peer.send_request_with_option(request, options).await {
+        Ok(handle) => handle,
+        Err(e) => return Ok(Err(e)),
+    };
+    let request_id = handle.id.clone();
+    // A call dropped before its answer (the agent's connection closed
+    // under a direct call) is cancelled at the backend like one the agent
+    // cancelled.
+    let mut abandoned = CancelOnDrop {
+        peer: Some(peer.clone()),
+        request_id: request_id.clone(),
+    };
+    // Progress is relayed while the call runs; an arm's body is not
+    // interrupted by the response, so no notification is half sent.
+    let response = handle.await_response();
+    tokio::pin!(response);
+    let outcome = loop {
+        tokio::select! {
+            result = &mut response => break result,
+            Some(param) = next_progress(&mut route) => {
+                if let Some(route) = &route {
+                    route.deliver(param).await;
+                }
+            }
+            () = cancel.cancelled() => {
+                abandoned.disarm();
+                let _ = peer
+                    .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+                        Some(request_id.clone()),
+                        Some("cancelled by the agent".into()),
+                    ))
+                    .await;
+                return Err(AgentCancelled);
+            }
+        }
+    };
+    abandoned.disarm();
+    Ok(outcome)
+}
+
+/// One tools/call on a stdio connection's lane (`stdio_link`): written by
+/// this task, answered by the connection's reader, with rmcp's timeout
+/// and cancellation behaviour and the same progress relay.
+async fn call_on_lane(
+    lane: &Arc<StdioLink>,
+    request: ClientRequest,
+    mut route: Option<&mut crate::relay::ProgressRoute<'_>>,
+    cancel: &tokio_util::sync::CancellationToken,
+    timeout: Duration,
+) -> Called {
+    let sink = route.as_ref().map(|route| route.sink());
+    let mut call = match lane.send_request(request, sink).await {
+        Ok(call) => call,
+        Err(e) => return Ok(Err(e)),
+    };
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let cancelled = loop {
+        tokio::select! {
+            answer = call.answer() => return Ok(answer),
+            Some(param) = next_progress(&mut route) => {
+                if let Some(route) = &route {
+                    route.deliver(param).await;
+                }
+            }
+            () = &mut deadline => break false,
+            () = cancel.cancelled() => break true,
+        }
+    };
+    if cancelled {
+        call.cancel("cancelled by the agent").await;
+        return Err(AgentCancelled);
+    }
+    call.cancel(rmcp::service::RequestHandle::<RoleClient>::REQUEST_TIMEOUT_REASON)
+        .await;
+    Ok(Err(ServiceError::Timeout { timeout }))
 }
 
 /// Whether a failure means the backend no longer knows the session

@@ -60,6 +60,14 @@ pub struct ProgressSink {
     sender: mpsc::UnboundedSender<ProgressNotificationParam>,
 }
 
+impl ProgressSink {
+    /// Queues one progress notification for the call; false when the call
+    /// is gone.
+    pub(crate) fn queue(&self, param: ProgressNotificationParam) -> bool {
+        self.sender.send(param).is_ok()
+    }
+}
+
 /// Shared by every backend connection and agent session of one gateway.
 ///
 /// Thread-safe; held in an `Arc`.
@@ -310,7 +318,7 @@ impl<T> ProgressOrderingTransport<T> {
     /// pending call; progress for no pending call is dropped.
     fn queue_progress(&self, param: &ProgressNotificationParam) -> bool {
         match self.queues.get(&param.progress_token) {
-            Some(sink) => sink.sender.send(param.clone()).is_ok(),
+            Some(sink) => sink.queue(param.clone()),
             None => {
                 tracing::debug!(server = %self.server, "progress for no pending call dropped");
                 false
