@@ -29,6 +29,10 @@
 //! itself adds: rmcp's HTTP client alone costs several task hand-offs per
 //! call.
 
+/// The allocator of the `guardway` binary, whose gateway this bench measures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/guarded_support/mod.rs"]

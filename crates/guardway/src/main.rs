@@ -6,6 +6,12 @@
 mod cmd;
 mod logging;
 
+/// mimalloc instead of the system allocator: a guarded tool call allocates
+/// and frees many small JSON values on two or more threads, where glibc's
+/// allocator costs the gateway ≈ 15–20 µs per call (docs/perf.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// guardway: an MCP gateway that runs WebAssembly DIFC guards in front of MCP servers.
