@@ -66,10 +66,19 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// writer tasks, rmcp's transport and the lane's calls.
 pub(crate) struct StdioLink {
     server: String,
-    /// `None` once closed (rmcp closed the connection or a write failed).
-    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    stdin: tokio::sync::Mutex<Stdin>,
     calls: Mutex<LaneCalls>,
     next_id: AtomicI64,
+}
+
+/// The process's input.
+struct Stdin {
+    /// `None` once closed (rmcp closed the connection or a write failed).
+    pipe: Option<ChildStdin>,
+    /// Bytes queued and not written yet. A writer whose task is dropped
+    /// in the middle of a line leaves the rest here, and the next writer
+    /// sends it first, so lines never interleave.
+    unsent: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -114,7 +123,10 @@ impl StdioLink {
         let (rmcp_write, from_rmcp) = tokio::io::duplex(PIPE_CAPACITY);
         let link = Arc::new(Self {
             server: server.to_owned(),
-            stdin: tokio::sync::Mutex::new(Some(stdin)),
+            stdin: tokio::sync::Mutex::new(Stdin {
+                pipe: Some(stdin),
+                unsent: Vec::new(),
+            }),
             calls: Mutex::new(LaneCalls::default()),
             next_id: AtomicI64::new(LANE_FIRST_ID),
         });
@@ -183,23 +195,48 @@ impl StdioLink {
         Ok(call)
     }
 
-    /// Writes one whole line to the process.
+    /// Writes one whole line to the process (after what an earlier,
+    /// interrupted writer left unsent). Cancel-safe: bytes leave the queue
+    /// only once written.
     async fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
         let mut stdin = self.stdin.lock().await;
-        let Some(pipe) = stdin.as_mut() else {
+        let Stdin { pipe, unsent } = &mut *stdin;
+        let Some(writer) = pipe.as_mut() else {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         };
-        let written = pipe.write_all(line).await;
-        if written.is_err() {
-            // A broken pipe stays broken; later writers fail fast.
-            *stdin = None;
+        unsent.extend_from_slice(line);
+        let mut failure = None;
+        while !unsent.is_empty() {
+            match writer.write(unsent).await {
+                Ok(0) => {
+                    failure = Some(std::io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(written) => {
+                    unsent.drain(..written);
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
         }
-        written
+        match failure {
+            None => Ok(()),
+            Some(error) => {
+                // A broken pipe stays broken; later writers fail fast.
+                *pipe = None;
+                unsent.clear();
+                Err(error)
+            }
+        }
     }
 
     /// Closes the process's stdin (the first step of its shutdown).
     async fn close_stdin(&self) {
-        if let Some(mut pipe) = self.stdin.lock().await.take() {
+        let mut stdin = self.stdin.lock().await;
+        stdin.unsent.clear();
+        if let Some(mut pipe) = stdin.pipe.take() {
             let _ = pipe.shutdown().await;
         }
     }
@@ -555,6 +592,59 @@ mod tests {
                 (LineEnd::Eof, Vec::new()),
             ]
         );
+    }
+
+    fn log_line(data: &str) -> Vec<u8> {
+        let message = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/message",
+            "params": {"level": "info", "data": data}});
+        let mut line = serde_json::to_vec(&message).unwrap();
+        line.push(b'\n');
+        line
+    }
+
+    fn logged_data(message: Option<RxJsonRpcMessage<RoleClient>>) -> String {
+        match message {
+            Some(JsonRpcMessage::Notification(notification)) => match notification.notification {
+                rmcp::model::ServerNotification::LoggingMessageNotification(log) => {
+                    log.params.data.as_str().unwrap_or_default().to_owned()
+                }
+                other => panic!("not a log message: {other:?}"),
+            },
+            other => panic!("not a notification: {other:?}"),
+        }
+    }
+
+    /// A writer dropped in the middle of a line (the process is not reading
+    /// and the pipe is full) leaves the rest for the next writer: the
+    /// process still reads two whole lines, in order.
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_dropped_mid_line_is_finished_by_the_next_writer() {
+        // `cat` starts reading after a second, and echoes what it reads:
+        // the link's reader hands every line to rmcp's side.
+        let child = tokio::process::Command::new("sh")
+            .args(["-c", "sleep 1; exec cat"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (link, mut transport) = StdioLink::attach("cat", child).unwrap();
+        let big = "x".repeat(512 * 1024);
+        let interrupted =
+            tokio::time::timeout(Duration::from_millis(100), link.write_line(&log_line(&big)))
+                .await;
+        assert!(interrupted.is_err(), "the pipe took the whole line at once");
+        link.write_line(&log_line("next")).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(30), transport.receive())
+            .await
+            .unwrap();
+        assert_eq!(logged_data(first).len(), big.len());
+        let second = tokio::time::timeout(Duration::from_secs(30), transport.receive())
+            .await
+            .unwrap();
+        assert_eq!(logged_data(second), "next");
+        transport.close().await.unwrap();
     }
 
     #[test]
