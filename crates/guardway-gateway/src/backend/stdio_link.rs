@@ -54,6 +54,10 @@ pub(crate) const LANE_FIRST_ID: i64 = 1 << 30;
 /// Capacity of each in-process pipe to and from rmcp's transport.
 const PIPE_CAPACITY: usize = 64 * 1024;
 
+/// A line buffer that grew past this for one large message is given back
+/// to the allocator once the message is through.
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
 /// How long the process may take to exit after its stdin closes, and again
 /// after SIGTERM: the whole sequence fits in the 3 s a stopping gateway
 /// gives each connection, so a process that ignores the end of its input
@@ -222,7 +226,10 @@ impl StdioLink {
             }
         }
         match failure {
-            None => Ok(()),
+            None => {
+                empty(unsent);
+                Ok(())
+            }
             Some(error) => {
                 // A broken pipe stays broken; later writers fail fast.
                 *pipe = None;
@@ -323,6 +330,14 @@ impl StdioLink {
         let mut calls = self.calls.lock();
         calls.closed = true;
         calls.pending.clear();
+    }
+}
+
+/// Empties a line buffer, keeping at most [`KEEP_CAPACITY`] of its memory.
+fn empty(buffer: &mut Vec<u8>) {
+    buffer.clear();
+    if buffer.capacity() > KEEP_CAPACITY {
+        buffer.shrink_to(PIPE_CAPACITY);
     }
 }
 
@@ -449,7 +464,7 @@ async fn read_process(link: Arc<StdioLink>, stdout: ChildStdout, mut to_rmcp: Du
     let mut line = Vec::new();
     let mut rmcp_reads = true;
     loop {
-        line.clear();
+        empty(&mut line);
         match read_line_bounded(&mut reader, &mut line, DEFAULT_MAX_LINE_LENGTH).await {
             Ok(LineEnd::Line) => {}
             Ok(LineEnd::Oversized) => {
@@ -484,7 +499,7 @@ async fn write_rmcp_lines(link: Arc<StdioLink>, from_rmcp: DuplexStream) {
     let mut reader = BufReader::with_capacity(PIPE_CAPACITY, from_rmcp);
     let mut line = Vec::new();
     loop {
-        line.clear();
+        empty(&mut line);
         match reader.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
@@ -645,6 +660,19 @@ mod tests {
             .unwrap();
         assert_eq!(logged_data(second), "next");
         transport.close().await.unwrap();
+    }
+
+    #[test]
+    fn emptied_buffers_give_back_what_one_large_line_took() {
+        let mut large = vec![b'x'; 4 * KEEP_CAPACITY];
+        empty(&mut large);
+        assert!(large.is_empty());
+        assert!(large.capacity() <= KEEP_CAPACITY, "{}", large.capacity());
+        let mut small = Vec::with_capacity(PIPE_CAPACITY);
+        small.extend_from_slice(b"{}\n");
+        empty(&mut small);
+        assert!(small.is_empty());
+        assert!(small.capacity() >= PIPE_CAPACITY);
     }
 
     #[test]
