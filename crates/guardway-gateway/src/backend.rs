@@ -1311,13 +1311,36 @@ struct AgentCancelled;
 /// How a backend tools/call ended: answered or failed, or cancelled.
 type Called = Result<Result<ServerResult, ServiceError>, AgentCancelled>;
 
-/// The next progress notification queued on `route`; never, without one.
-async fn next_progress(
+/// Why the backend is told a call is cancelled: the agent cancelled it.
+const AGENT_CANCELLED: &str = "cancelled by the agent";
+/// ... or the agent's connection closed under it.
+const AGENT_GONE: &str = "the agent went away";
+
+/// Waits for `answer`, relaying the call's queued progress to the agent
+/// meanwhile; `None` when the agent cancelled first. An arm's body is not
+/// interrupted by the answer, so no notification is half sent.
+async fn relay_progress_until<T>(
+    answer: impl Future<Output = T>,
     route: &mut Option<&mut crate::relay::ProgressRoute<'_>>,
-) -> Option<rmcp::model::ProgressNotificationParam> {
-    match route.as_deref_mut() {
-        Some(route) => route.next().await,
-        None => std::future::pending().await,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Option<T> {
+    tokio::pin!(answer);
+    loop {
+        let next_progress = async {
+            match route.as_deref_mut() {
+                Some(route) => route.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = &mut answer => return Some(result),
+            Some(param) = next_progress => {
+                if let Some(route) = route.as_deref() {
+                    route.deliver(param).await;
+                }
+            }
+            () = cancel.cancelled() => return None,
+        }
     }
 }
 
@@ -1351,32 +1374,20 @@ async fn call_on_peer(
         peer: Some(peer.clone()),
         request_id: request_id.clone(),
     };
-    // Progress is relayed while the call runs; an arm's body is not
-    // interrupted by the response, so no notification is half sent.
-    let response = handle.await_response();
-    tokio::pin!(response);
-    let outcome = loop {
-        tokio::select! {
-            result = &mut response => break result,
-            Some(param) = next_progress(&mut route) => {
-                if let Some(route) = &route {
-                    route.deliver(param).await;
-                }
-            }
-            () = cancel.cancelled() => {
-                abandoned.disarm();
-                let _ = peer
-                    .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
-                        Some(request_id.clone()),
-                        Some("cancelled by the agent".into()),
-                    ))
-                    .await;
-                return Err(AgentCancelled);
-            }
-        }
-    };
+    let outcome = relay_progress_until(handle.await_response(), &mut route, cancel).await;
     abandoned.disarm();
-    Ok(outcome)
+    match outcome {
+        Some(outcome) => Ok(outcome),
+        None => {
+            let _ = peer
+                .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+                    Some(request_id),
+                    Some(AGENT_CANCELLED.into()),
+                ))
+                .await;
+            Err(AgentCancelled)
+        }
+    }
 }
 
 /// One tools/call on a stdio connection's lane (`stdio_link`): written by
@@ -1394,27 +1405,19 @@ async fn call_on_lane(
         Ok(call) => call,
         Err(e) => return Ok(Err(e)),
     };
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
-    let cancelled = loop {
-        tokio::select! {
-            answer = call.answer() => return Ok(answer),
-            Some(param) = next_progress(&mut route) => {
-                if let Some(route) = &route {
-                    route.deliver(param).await;
-                }
-            }
-            () = &mut deadline => break false,
-            () = cancel.cancelled() => break true,
+    let answer = tokio::time::timeout(timeout, call.answer());
+    match relay_progress_until(answer, &mut route, cancel).await {
+        Some(Ok(answer)) => Ok(answer),
+        Some(Err(_elapsed)) => {
+            call.cancel(rmcp::service::RequestHandle::<RoleClient>::REQUEST_TIMEOUT_REASON)
+                .await;
+            Ok(Err(ServiceError::Timeout { timeout }))
         }
-    };
-    if cancelled {
-        call.cancel("cancelled by the agent").await;
-        return Err(AgentCancelled);
+        None => {
+            call.cancel(AGENT_CANCELLED).await;
+            Err(AgentCancelled)
+        }
     }
-    call.cancel(rmcp::service::RequestHandle::<RoleClient>::REQUEST_TIMEOUT_REASON)
-        .await;
-    Ok(Err(ServiceError::Timeout { timeout }))
 }
 
 /// Whether a failure means the backend no longer knows the session
@@ -1493,7 +1496,7 @@ impl Drop for CancelOnDrop {
             let _ = peer
                 .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
                     Some(request_id),
-                    Some("the agent went away".into()),
+                    Some(AGENT_GONE.into()),
                 ))
                 .await;
         });

@@ -408,7 +408,7 @@ impl Drop for LaneCall {
         );
         let link = self.link.clone();
         let id = self.id;
-        runtime.spawn(async move { link.send_cancelled(id, "the agent went away").await });
+        runtime.spawn(async move { link.send_cancelled(id, super::AGENT_GONE).await });
     }
 }
 
