@@ -50,16 +50,30 @@ fn url(gateway: &RunningGateway) -> String {
     format!("http://{}/mcp/raw", gateway.local_addr())
 }
 
+type Agent = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+/// A gateway in front of the raw backend (with `args`, `env`) and an rmcp
+/// agent on it.
+async fn raw_gateway_and_agent(args: &[&str], env: &[(&str, String)]) -> (RunningGateway, Agent) {
+    let gateway = gateway_with(raw_backend(args, env)).await;
+    let agent = common::rmcp_client(&url(&gateway), common::API_KEY).await;
+    (gateway, agent)
+}
+
+/// Calls `tool` (no arguments); panics when the call fails.
+async fn call(agent: &Agent, tool: &str) -> rmcp::model::CallToolResult {
+    agent
+        .call_tool(common::call(tool, json!({})))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_calls_go_out_with_the_lanes_ids_and_progress_tokens() {
-    let gateway = gateway_with(raw_backend(&[], &[])).await;
-    let agent = common::rmcp_client(&url(&gateway), common::API_KEY).await;
+    let (gateway, agent) = raw_gateway_and_agent(&[], &[]).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let result = agent
-            .call_tool(common::call("request_info", json!({})))
-            .await
-            .unwrap();
+        let result = call(&agent, "request_info").await;
         let info: Value = serde_json::from_str(&common::text_of(&result)).unwrap();
         let id = info["id"].as_i64().unwrap();
         assert!(id >= LANE_FIRST_ID, "{info}");
@@ -77,8 +91,7 @@ async fn tool_calls_go_out_with_the_lanes_ids_and_progress_tokens() {
 async fn an_answer_without_a_result_fails_the_call_at_once() {
     // The tool timeout (60 s) is far beyond the test's: the call must end
     // because the answer came, not because the gateway stopped waiting.
-    let gateway = gateway_with(raw_backend(&[], &[])).await;
-    let agent = common::rmcp_client(&url(&gateway), common::API_KEY).await;
+    let (gateway, agent) = raw_gateway_and_agent(&[], &[]).await;
     let error = tokio::time::timeout(
         Duration::from_secs(30),
         agent.call_tool(common::call("no_result", json!({}))),
@@ -93,10 +106,7 @@ async fn an_answer_without_a_result_fails_the_call_at_once() {
         error.message
     );
     // The connection goes on.
-    let result = agent
-        .call_tool(common::call("request_info", json!({})))
-        .await
-        .unwrap();
+    let result = call(&agent, "request_info").await;
     assert!(common::text_of(&result).contains("progressToken"));
     agent.cancel().await.unwrap();
     gateway.shutdown().await;
@@ -104,12 +114,8 @@ async fn an_answer_without_a_result_fails_the_call_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backends_own_request_during_a_call_is_answered() {
-    let gateway = gateway_with(raw_backend(&[], &[])).await;
-    let agent = common::rmcp_client(&url(&gateway), common::API_KEY).await;
-    let result = agent
-        .call_tool(common::call("ping_first", json!({})))
-        .await
-        .unwrap();
+    let (gateway, agent) = raw_gateway_and_agent(&[], &[]).await;
+    let result = call(&agent, "ping_first").await;
     assert_eq!(common::text_of(&result), "ping answered");
     agent.cancel().await.unwrap();
     gateway.shutdown().await;
@@ -121,10 +127,7 @@ async fn lines_around_an_answer_are_routed_and_progress_comes_first() {
     let progress = common::ProgressLog::default();
     let agent = common::progress_logging_client(&url(&gateway), &progress).await;
     for _ in 0..5 {
-        let result = agent
-            .call_tool(common::call("chatter", json!({})))
-            .await
-            .unwrap();
+        let result = call(&agent, "chatter").await;
         assert_eq!(common::text_of(&result), "chattered");
         assert_eq!(progress.take(), vec![1.0, 2.0, 3.0]);
     }
@@ -137,16 +140,12 @@ async fn lines_around_an_answer_are_routed_and_progress_comes_first() {
 async fn a_backend_ignoring_the_end_of_its_input_gets_sigterm_on_stop() {
     let dir = tempfile::tempdir().unwrap();
     let mark = dir.path().join("terminated");
-    let gateway = gateway_with(raw_backend(
+    let (gateway, agent) = raw_gateway_and_agent(
         &["--ignore-eof"],
         &[("TERM_MARK", mark.to_string_lossy().into_owned())],
-    ))
+    )
     .await;
-    let agent = common::rmcp_client(&url(&gateway), common::API_KEY).await;
-    agent
-        .call_tool(common::call("request_info", json!({})))
-        .await
-        .unwrap();
+    call(&agent, "request_info").await;
     agent.cancel().await.unwrap();
     gateway.shutdown().await;
     assert_eq!(
