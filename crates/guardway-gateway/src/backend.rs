@@ -87,6 +87,9 @@ pub const AGENT_PROCESS_IDLE: Duration = Duration::from_secs(6 * 3600);
 const TOKEN_RENEWAL_RETRY: Duration = Duration::from_secs(10);
 /// Period of the sweep closing idle agent processes.
 const AGENT_SWEEP_PERIOD: Duration = Duration::from_secs(300);
+/// How long a connection may take to close (a stdio process's whole
+/// shutdown sequence, `stdio_link`) before it is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One agent's own process of a stdio backend.
 struct AgentProcess {
@@ -351,10 +354,7 @@ impl Backend {
         let count = expired.len();
         for (agent, mut process) in expired {
             tracing::info!(server = %self.id, %agent, "closing idle agent process");
-            let _ = process
-                .connection
-                .close_with_timeout(Duration::from_secs(3))
-                .await;
+            let _ = process.connection.close_with_timeout(CLOSE_TIMEOUT).await;
         }
         count
     }
@@ -491,7 +491,7 @@ impl Backend {
     /// One keep-alive ping of the live connection (none when there is no
     /// live connection: the next call reconnects).
     async fn keepalive_ping(&self, interval: Duration) {
-        let peer = self.live.read().as_ref().map(|live| live.peer.clone());
+        let peer = self.live_peer();
         let Some(peer) = peer.filter(|p| !p.is_transport_closed()) else {
             return;
         };
@@ -691,12 +691,7 @@ impl Backend {
 
     pub fn health(&self) -> BackendHealth {
         // A connection that ended since the last call is reported as stopped.
-        if self
-            .live
-            .read()
-            .as_ref()
-            .is_some_and(|live| live.peer.is_transport_closed())
-        {
+        if self.live_ended() {
             self.mark_stopped();
         }
         let h = self.health.lock();
@@ -742,6 +737,17 @@ impl Backend {
         !h.stopped
             && h.status == BackendStatus::Error
             && h.consecutive_failures <= MAX_MONITOR_RESTARTS
+    }
+
+    /// The live connection's peer, if there is one (without relaunching).
+    fn live_peer(&self) -> Option<Peer<RoleClient>> {
+        self.live.read().as_ref().map(|live| live.peer.clone())
+    }
+
+    /// Whether the recorded live connection has ended.
+    fn live_ended(&self) -> bool {
+        self.live_peer()
+            .is_some_and(|peer| peer.is_transport_closed())
     }
 
     /// The live connection, (re)launching it if it ended, subject to backoff.
@@ -926,7 +932,7 @@ impl Backend {
                 let Some(backend) = weak.upgrade() else {
                     return;
                 };
-                let peer = backend.live.read().as_ref().map(|live| live.peer.clone());
+                let peer = backend.live_peer();
                 let Some(peer) = peer else { continue };
                 match fetch_catalog_from_peer(&peer).await {
                     Ok(catalog) => {
@@ -976,13 +982,7 @@ impl Backend {
                 reason: data.message.to_string(),
             },
             other => {
-                if shared
-                    && self
-                        .live
-                        .read()
-                        .as_ref()
-                        .is_some_and(|live| live.peer.is_transport_closed())
-                {
+                if shared && self.live_ended() {
                     self.mark_stopped();
                     return BackendError::ConnectionClosed {
                         server: self.id.clone(),
@@ -1286,16 +1286,13 @@ impl Backend {
     pub async fn stop(&self) {
         let agents: Vec<AgentProcess> = self.agents.lock().await.drain().map(|(_, p)| p).collect();
         futures::future::join_all(agents.into_iter().map(|mut p| async move {
-            let _ = p
-                .connection
-                .close_with_timeout(Duration::from_secs(3))
-                .await;
+            let _ = p.connection.close_with_timeout(CLOSE_TIMEOUT).await;
         }))
         .await;
         let connection = self.connection.lock().await.take();
         *self.live.write() = None;
         if let Some(mut connection) = connection {
-            let _ = connection.close_with_timeout(Duration::from_secs(3)).await;
+            let _ = connection.close_with_timeout(CLOSE_TIMEOUT).await;
         }
         let mut h = self.health.lock();
         h.status = BackendStatus::Stopped;

@@ -59,10 +59,11 @@ const PIPE_CAPACITY: usize = 64 * 1024;
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
 /// How long the process may take to exit after its stdin closes, and again
-/// after SIGTERM: the whole sequence fits in the 3 s a stopping gateway
+/// after SIGTERM: the whole sequence fits in the time a stopping gateway
 /// gives each connection, so a process that ignores the end of its input
-/// still gets SIGTERM before SIGKILL.
+/// still has time to handle SIGTERM before SIGKILL.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
+const _: () = assert!(2 * EXIT_WAIT.as_millis() < super::CLOSE_TIMEOUT.as_millis());
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
