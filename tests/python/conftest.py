@@ -1,5 +1,5 @@
 """Shared fixtures of the gateway client tests: where the gateways under
-test listen (set by crates/guardway-gateway/tests/python_client.rs)."""
+test listen (set by crates/guardway-gateway/tests/gateway/python_client.rs)."""
 
 import os
 
@@ -11,7 +11,7 @@ def _env(name: str) -> str:
     if not value:
         pytest.fail(
             f"{name} is not set: run these tests through "
-            "`cargo test -p guardway-gateway --test python_client`"
+            "`cargo test -p guardway-gateway --test gateway python_client::`"
         )
     return value
 

@@ -1,5 +1,5 @@
 """The official Python MCP SDK as an agent of a guarded gateway (started by
-crates/guardway-gateway/tests/guarded.rs): the sample guard in front of the
+crates/guardway-gateway/tests/gateway/guarded.rs): the sample guard in front of the
 demo backend filters list results and denies calls outside its policy,
 faulty guards fail their calls closed while the gateway keeps serving."""
 
@@ -19,7 +19,7 @@ from mcp.shared.exceptions import McpError
 def _env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        pytest.fail(f"{name} is not set: run through `cargo test -p guardway-gateway --test guarded`")
+        pytest.fail(f"{name} is not set: run through `cargo test -p guardway-gateway --test gateway guarded::`")
     return value
 
 

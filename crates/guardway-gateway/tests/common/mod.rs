@@ -105,7 +105,7 @@ pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> Se
                 keepalive_interval: None,
                 payload_dir: "/tmp/jq-payloads".into(),
                 payload_path_prefix: None,
-                // No spill unless a test asks for it (tests/postprocess.rs):
+                // No spill unless a test asks for it (tests/gateway/postprocess.rs):
                 // large results must pass through unchanged here.
                 payload_size_threshold: u64::MAX,
                 trusted_bots: Vec::new(),

@@ -1,6 +1,6 @@
 """The official Python MCP SDK as an agent of a gateway whose `github`
 server's policy limits `issue_read` to two calls per session (started by
-crates/guardway-gateway/tests/guarded.rs): the third call of a session is
+crates/guardway-gateway/tests/gateway/guarded.rs): the third call of a session is
 refused with the limit's text; a new session starts from zero; other tools
 are not limited. Prints one JSON line with what it saw."""
 

@@ -7,7 +7,7 @@
 //! a process that ignores the end of its input gets SIGTERM when the
 //! gateway stops.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

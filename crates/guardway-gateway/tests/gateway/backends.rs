@@ -3,7 +3,7 @@
 //! and which is relaunched on use, announcing its tools to agents, and
 //! progress reaching the agent in order and before the result over both.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

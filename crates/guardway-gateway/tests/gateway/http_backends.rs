@@ -4,7 +4,7 @@
 //! transport fallback's error when nothing answers, keep-alive pings, and
 //! the reconnect after a backend lost the session.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -137,13 +137,19 @@ fn assert_running_over(gw: &RunningGateway, id: &str, kind: HttpTransportKind) {
     assert_eq!(b.http_transport(), Some(kind));
 }
 
-/// Runs the ignored test `name` of this binary alone in a child process with
-/// `envs` added to its environment, and asserts it ran and passed.
+/// Runs the ignored test `name` of this module alone in a child process of
+/// this test binary with `envs` added to its environment, and asserts it ran
+/// and passed.
 async fn run_child_test(name: &str, envs: &[(&str, &std::ffi::OsStr)]) {
+    // libtest names a test by its module path without the crate's name.
+    let name = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_owned(),
+    };
     let output = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            name,
+            &name,
             "--ignored",
             "--nocapture",
             "--test-threads=1",

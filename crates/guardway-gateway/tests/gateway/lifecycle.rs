@@ -2,7 +2,7 @@
 //! agent: failed launches, tool timeouts, the rate-limit circuit breaker,
 //! the call interceptor hook, and graceful shutdown.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! same stdio backend at the same time, whose calls carry the same progress
 //! token on their own processes, each receive exactly their own progress.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -3,8 +3,8 @@
 //! backends are demo backends behind the sample guard, a trapping guard, a
 //! looping guard, a guard that cannot load and no guard.
 
-mod common;
-mod guarded_support;
+use crate::common;
+use crate::guarded_support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

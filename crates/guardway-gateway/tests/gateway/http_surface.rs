@@ -3,8 +3,8 @@
 //! servers, `/health`, the start-up document — and that the gateway keeps
 //! serving a real session after each bad request.
 
-mod common;
-mod surface_peers;
+use crate::common;
+use crate::surface_peers;
 
 use common::{ACCEPT, messages, post};
 

@@ -2,7 +2,7 @@
 //! process of a stdio backend on first use, keeps it across calls, and an
 //! idle process is closed and replaced on the next call.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

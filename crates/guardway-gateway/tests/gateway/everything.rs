@@ -2,7 +2,7 @@
 //! every tool it lists is listed by the gateway and answers through it as it
 //! answers directly, progress notifications included, and a large result.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

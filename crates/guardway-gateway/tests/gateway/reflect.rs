@@ -2,9 +2,9 @@
 //! with the Python MCP SDK client through the sample guard in front of the
 //! demo backend, and the answer of a gateway without DIFC.
 
-mod common;
-mod guarded_support;
-mod surface_peers;
+use crate::common;
+use crate::guarded_support;
+use crate::surface_peers;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! `rpc-messages.jsonl` records of a real tool call, the backend's stderr
 //! in `<id>.log`, and redaction of a token the backend prints.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

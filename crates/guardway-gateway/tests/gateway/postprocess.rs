@@ -5,8 +5,8 @@
 //! enough to stay inline) and a payload threshold small enough for list
 //! results to be spilled; plus filters refused at configuration load.
 
-mod common;
-mod guarded_support;
+use crate::common;
+use crate::guarded_support;
 
 use std::path::Path;
 

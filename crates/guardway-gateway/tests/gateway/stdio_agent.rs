@@ -1,7 +1,7 @@
 //! `serve --stdio`: one agent speaking MCP over a byte stream (an in-memory
 //! pipe standing in for stdin/stdout) sees the unified tool table.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! session-less `tools/call`, `/close`, the `Accept` and
 //! `MCP-Protocol-Version` checks, and the DNS-rebinding `Host` check.
 
-mod common;
+use crate::common;
 
 use common::{messages, post};
 

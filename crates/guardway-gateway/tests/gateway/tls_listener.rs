@@ -3,8 +3,8 @@
 //! `https` start-up document, mutual TLS refusing a client without a
 //! certificate, and unusable TLS files failing start-up.
 
-mod common;
-mod surface_peers;
+use crate::common;
+use crate::surface_peers;
 
 use std::collections::BTreeMap;
 

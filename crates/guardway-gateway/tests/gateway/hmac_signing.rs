@@ -2,7 +2,7 @@
 //! session of signed requests, each failure text, replay refusal, the order
 //! of the key and HMAC checks, and the open endpoints staying unsigned.
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,7 +2,7 @@
 //! against in-process gateways, routed and unified, whose backends are two
 //! Python stdio MCP servers.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,32 @@
+//! The gateway's integration tests, built as one test binary: every test
+//! binary links wasmtime, rmcp and axum, so one binary instead of eighteen
+//! saves most of the suite's link time and disk. Each module is one area of
+//! the gateway; `cargo test -p guardway-gateway --test gateway guarded::`
+//! runs one of them. `gateway_digest` stays a binary of its own, because it
+//! installs the process-wide logging.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../guarded_support/mod.rs"]
+mod guarded_support;
+#[path = "../surface_peers/mod.rs"]
+mod surface_peers;
+
+mod agent_progress;
+mod backends;
+mod compat_agents;
+mod compat_http;
+mod compat_logfiles;
+mod config_parse;
+mod everything;
+mod guarded;
+mod hmac_signing;
+mod http_backends;
+mod http_surface;
+mod lifecycle;
+mod postprocess;
+mod python_client;
+mod reflect;
+mod stdio_agent;
+mod stdio_lane;
+mod tls_listener;
