@@ -394,13 +394,25 @@ impl LogFiles {
 
     /// One `mcp-gateway.log` line (redacted), timestamped now.
     pub fn main_line(&self, level: &str, category: &str, message: &str) {
+        self.main_line_for(None, level, category, message);
+    }
+
+    /// [`LogFiles::main_line`], and with `server` the same line in
+    /// `<server>.log` too: one job, formatted and redacted once.
+    pub fn main_line_for(&self, server: Option<&str>, level: &str, category: &str, message: &str) {
         let at = SystemTime::now();
-        let (level, category, message) =
-            (level.to_owned(), category.to_owned(), message.to_owned());
+        let (server, level, category, message) = (
+            server.map(str::to_owned),
+            level.to_owned(),
+            category.to_owned(),
+            message.to_owned(),
+        );
         self.defer(Box::new(move |batch| {
-            batch
-                .main
-                .push_str(&format_line(at, &level, &category, &message));
+            let line = format_line(at, &level, &category, &message);
+            batch.main.push_str(&line);
+            if let Some(server) = server {
+                batch.backends.push((server, line));
+            }
         }));
     }
 
@@ -1096,14 +1108,16 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogFileLayer {
             message.push_str(&format!(" server={server}"));
         }
         message.push_str(&text.fields);
-        self.files.main_line(level, category, &message);
+        // Child stderr lines are in `<id>.log` already (backend code writes
+        // them there itself).
+        let backend_log = text
+            .server
+            .as_deref()
+            .filter(|_| meta.target() != STDERR_TARGET);
+        self.files
+            .main_line_for(backend_log, level, category, &message);
         if matches!(*meta.level(), tracing::Level::ERROR | tracing::Level::WARN) {
             self.files.digest_problem(level, category, &message);
-        }
-        if let Some(server) = &text.server
-            && meta.target() != STDERR_TARGET
-        {
-            self.files.backend_line(server, level, category, &message);
         }
     }
 }
@@ -1360,10 +1374,13 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(target: "guardway_gateway::backend", server = "alpha", code = 7, "backend failed with ghp_abcdefghijklmnopqrstuvwxyz");
             tracing::info!(target: "guardway_gateway::gateway", "gateway listening");
+            // A child's stderr line is written to `<id>.log` by backend
+            // code itself: the layer puts it in the main log only.
+            tracing::info!(target: STDERR_TARGET, server = "alpha", "[stderr] hello");
         });
         let main = std::fs::read_to_string(dir.path().join(MAIN_LOG_FILE)).unwrap();
         let lines: Vec<&str> = main.lines().collect();
-        assert_eq!(lines.len(), 2, "{main}");
+        assert_eq!(lines.len(), 3, "{main}");
         assert!(lines[0].starts_with("[20"), "{main}");
         assert!(
             lines[0]
@@ -1372,6 +1389,10 @@ mod tests {
         );
         assert!(
             lines[1].contains("] [INFO] [gateway] gateway listening"),
+            "{main}"
+        );
+        assert!(
+            lines[2].contains("] [INFO] [backend] [stderr] hello server=alpha"),
             "{main}"
         );
         let alpha = std::fs::read_to_string(dir.path().join("alpha.log")).unwrap();
