@@ -204,11 +204,11 @@ impl Live {
     /// metadata on connections without an `initialize` handshake, so those
     /// keep rmcp's path.
     fn lane(&self) -> Option<&Arc<StdioLink>> {
-        let legacy = self
+        let handshake = self
             .peer
             .peer_info()
             .is_some_and(|info| info.protocol_version.has_initialize());
-        self.lane.as_ref().filter(|_| legacy)
+        self.lane.as_ref().filter(|_| handshake)
     }
 }
 
@@ -877,7 +877,7 @@ impl Backend {
                                     &format!("[stderr] {line}"),
                                 );
                             }
-                            tracing::info!(target: "guardway::backend::stderr", server = %server, "[stderr] {line}");
+                            tracing::info!(target: crate::logfiles::STDERR_TARGET, server = %server, "[stderr] {line}");
                         }
                     });
                 }
