@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the peers the gateway integration tests run against:
 #   .venv/                 Python with the MCP SDK and pytest (tests/python/requirements.txt)
-#   tests/node/node_modules  @modelcontextprotocol/server-everything (tests/node/package-lock.json)
+#   tests/node/node_modules  @modelcontextprotocol/server-everything and the MCP
+#                            conformance suite (tests/node/package-lock.json)
 # Idempotent; run from anywhere.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
