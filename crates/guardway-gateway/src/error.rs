@@ -24,7 +24,7 @@ pub enum GatewayError {
     #[error(transparent)]
     Tls {
         #[from]
-        source: crate::tls::TlsError,
+        source: crate::agent::tls::TlsError,
     },
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::postprocess::JqFilter;
+pub use crate::pipeline::postprocess::JqFilter;
 
 /// Default per-stdio-launch timeout (`startupTimeout`).
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);

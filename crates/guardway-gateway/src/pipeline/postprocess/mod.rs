@@ -151,7 +151,7 @@ impl ResultPostProcessor {
             }
             Err(join) => {
                 tracing::error!(server, error = %join, "payload spill task failed");
-                Err(crate::server::gateway_error(format!(
+                Err(crate::agent::server::gateway_error(format!(
                     "the result of this call could not be processed: {join}"
                 )))
             }

@@ -677,7 +677,7 @@ impl StartupDigest {
 /// interceptor was prepared; `listen` is `None` for `serve --stdio`.
 pub(crate) fn startup_digest(
     options: &crate::config::ServeOptions,
-    core: &crate::server::GatewayCore,
+    core: &crate::agent::server::GatewayCore,
     listen: Option<std::net::SocketAddr>,
 ) -> StartupDigest {
     use crate::config::{RoutingMode, ServerTransport};

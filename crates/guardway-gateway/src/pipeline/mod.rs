@@ -1,7 +1,12 @@
-//! The hook around every `tools/call`: a `CallInterceptor` sees the call
+//! What happens to a `tools/call` between the agent and the backend. The
+//! hook around every call is here: a `CallInterceptor` sees the call
 //! (server, tool, agent, arguments) and decides whether and how the backend
-//! is invoked and what comes back. Guards plug in here; the default passes
-//! the call straight through.
+//! is invoked and what comes back. Guards plug in here (`difc`); the
+//! default passes the call straight through. `postprocess` shapes the
+//! result afterwards (jq filters, payload spill).
+
+pub mod difc;
+pub mod postprocess;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
