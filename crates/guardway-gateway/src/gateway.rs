@@ -16,9 +16,10 @@ use crate::agent::http::HttpState;
 use crate::agent::server::{AgentSession, GatewayCore, SessionScope};
 use crate::backend::Backend;
 use crate::backend::relay::NotificationRelay;
-use crate::config::{RoutingMode, ServeOptions};
+use crate::config::{RoutingMode, ServeOptions, ServerTransport};
 use crate::error::GatewayError;
-use crate::observe::logfiles::{LogFiles, startup_digest};
+use crate::observe::digest::{DigestServer, StartupDigest};
+use crate::observe::logfiles::LogFiles;
 use crate::pipeline::{CallInterceptor, PassThrough};
 
 /// Period of the relaunch monitor for backends whose launch failed.
@@ -91,6 +92,54 @@ fn build_core(
         in_flight: Default::default(),
         postprocess: crate::pipeline::postprocess::ResultPostProcessor::new(settings),
     })
+}
+
+/// The start-up digest of a gateway whose backends were launched and whose
+/// interceptor was prepared; `listen` is `None` for `serve --stdio`.
+fn startup_digest(
+    options: &ServeOptions,
+    core: &GatewayCore,
+    listen: Option<std::net::SocketAddr>,
+) -> StartupDigest {
+    let (mode, listen) = match (listen, options.mode) {
+        (None, _) => ("stdio (unified)", "stdin/stdout".to_owned()),
+        (Some(addr), RoutingMode::Routed) => ("routed", addr.to_string()),
+        (Some(addr), RoutingMode::Unified) => ("unified", addr.to_string()),
+    };
+    let servers = core
+        .backends
+        .iter()
+        .map(|(id, backend)| {
+            let health = backend.health();
+            let transport = match &backend.config().transport {
+                ServerTransport::Stdio { command, .. } => format!("stdio `{command}`"),
+                ServerTransport::Http { url, .. } => format!("http `{url}`"),
+            };
+            DigestServer {
+                id: id.clone(),
+                transport,
+                status: health.status.as_str().to_owned(),
+                tools: backend.tools().len(),
+                error: health.last_error,
+            }
+        })
+        .collect();
+    let cache = if options.no_wasm_cache {
+        "disabled".to_owned()
+    } else {
+        match &options.wasm_cache_dir {
+            Some(dir) => format!("`{}`", dir.display()),
+            None => "memory only".to_owned(),
+        }
+    };
+    StartupDigest {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        mode: mode.to_owned(),
+        listen,
+        servers,
+        guards: core.interceptor.guard_states(),
+        cache,
+    }
 }
 
 /// Writes `tools.json` with every backend's allowed tools.
@@ -245,7 +294,9 @@ impl Gateway {
         let tls = tls_config.is_some();
         let server_task = match tls_config {
             None => tokio::spawn(async move {
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| set_nodelay(tcp));
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    crate::agent::set_nodelay(tcp)
+                });
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await
@@ -481,14 +532,5 @@ impl Gateway {
         futures::future::join_all(core.backends.values().map(|b| b.stop())).await;
         log_files.flush();
         result
-    }
-}
-
-/// Sets TCP_NODELAY on an accepted agent connection (plain or TLS).
-/// Answers leave in pieces (headers, then SSE events): without it the
-/// second piece waits for the agent's delayed ACK, up to 40 ms.
-pub(crate) fn set_nodelay(stream: &tokio::net::TcpStream) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
 }

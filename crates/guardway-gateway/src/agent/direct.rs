@@ -271,9 +271,7 @@ fn answer_message(
     match outcome {
         // Nobody asked for a task: a task handle is not an answer.
         Ok(CallToolResponse::Task(_)) => ServerJsonRpcMessage::error(
-            crate::agent::server::gateway_error(
-                "the backend answered with a task nobody asked for",
-            ),
+            crate::pipeline::gateway_error("the backend answered with a task nobody asked for"),
             Some(id),
         ),
         Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), id),

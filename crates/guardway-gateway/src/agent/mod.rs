@@ -13,3 +13,12 @@ pub mod http;
 pub mod server;
 pub mod sessions;
 pub mod tls;
+
+/// Sets TCP_NODELAY on an accepted agent connection (plain or TLS).
+/// Answers leave in pieces (headers, then SSE events): without it the
+/// second piece waits for the agent's delayed ACK, up to 40 ms.
+pub(crate) fn set_nodelay(stream: &tokio::net::TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
+}

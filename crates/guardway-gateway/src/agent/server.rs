@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
@@ -19,11 +19,12 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use crate::agent::catalog::{present_prompt, present_tool, split_unified_name, tool_allowed};
+use crate::agent::catalog::{present_prompt, present_tool, split_unified_name};
 use crate::backend::Backend;
+use crate::backend::error::BackendError;
 use crate::backend::relay::{AgentProgress, AgentScope, NotificationRelay};
-use crate::error::BackendError;
-use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall};
+use crate::config::tool_allowed;
+use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall, gateway_error};
 
 /// State shared by every agent session of one gateway. Thread-safe; held in
 /// an `Arc`.
@@ -79,11 +80,6 @@ pub enum SessionScope {
 pub struct AgentSession {
     core: Arc<GatewayCore>,
     scope: SessionScope,
-}
-
-/// A gateway-side failure as the agent sees it: JSON-RPC code 0, the text.
-pub fn gateway_error(message: impl Into<String>) -> ErrorData {
-    ErrorData::new(ErrorCode(0), message.into(), None)
 }
 
 fn backend_error(error: BackendError) -> ErrorData {

@@ -13,6 +13,12 @@
 //! calling task, answered by the link's reader) and so skips rmcp's service
 //! loop on the hot path.
 //!
+//! Around the connection: `breaker` (the per-backend circuit breaker),
+//! `relay` (the backend's notifications and progress on their way back to
+//! agents) and `error` (how a backend call fails, as the agent sees it).
+//! `<id>.log` and `rpc-messages.jsonl` are written through the
+//! `crate::observe::logfiles::LogFiles` handle the gateway attaches.
+//!
 //! Connections (gateway.md §5.2): the start-up connection serves discovery
 //! and calls without an agent id; a stdio backend gets one more process per
 //! agent id, started on its first call and closed after
@@ -40,12 +46,10 @@ use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
-use crate::backend::breaker::{Admission, CircuitBreaker, detect_rate_limit};
-use crate::backend::relay::{NotificationRelay, ProgressOrderingTransport};
 use crate::config::{ServerConfig, ServerTransport};
-use crate::error::BackendError;
 
 pub mod breaker;
+pub mod error;
 mod http_client;
 mod http_connect;
 mod http_transport;
@@ -53,9 +57,12 @@ mod oidc;
 pub mod relay;
 mod stdio_link;
 
+use breaker::{Admission, CircuitBreaker, detect_rate_limit};
+use error::BackendError;
 pub use http_client::install_crypto_provider;
 pub use http_connect::HttpTransportKind;
 use oidc::OidcTokenSource;
+use relay::{NotificationRelay, ProgressOrderingTransport};
 use stdio_link::StdioLink;
 
 /// Health of a backend as `/health` reports it.
@@ -672,7 +679,7 @@ impl Backend {
             .read()
             .tools
             .iter()
-            .filter(|t| crate::agent::catalog::tool_allowed(allow, &t.name))
+            .filter(|t| crate::config::tool_allowed(allow, &t.name))
             .cloned()
             .collect()
     }
@@ -1067,7 +1074,7 @@ impl Backend {
         &self,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(crate::backend::relay::AgentProgress, ProgressToken)>,
+        progress: Option<(relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         self.call_tool_as(None, params, meta, progress, cancel)
@@ -1080,7 +1087,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(crate::backend::relay::AgentProgress, ProgressToken)>,
+        progress: Option<(relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         if self.log_files.get().is_some() {
@@ -1111,7 +1118,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(crate::backend::relay::AgentProgress, ProgressToken)>,
+        progress: Option<(relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         let launches = self.health.lock().launches;
@@ -1139,7 +1146,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(crate::backend::relay::AgentProgress, ProgressToken)>,
+        progress: Option<(relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         const METHOD: &str = "tools/call";
@@ -1323,7 +1330,7 @@ const AGENT_GONE: &str = "the agent went away";
 /// interrupted by the answer, so no notification is half sent.
 async fn relay_progress_until<T>(
     answer: impl Future<Output = T>,
-    route: &mut Option<&mut crate::backend::relay::ProgressRoute<'_>>,
+    route: &mut Option<&mut relay::ProgressRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Option<T> {
     tokio::pin!(answer);
@@ -1353,7 +1360,7 @@ async fn call_on_peer(
     peer: &Peer<RoleClient>,
     mut request: ClientRequest,
     meta: Option<RequestMetaObject>,
-    mut route: Option<&mut crate::backend::relay::ProgressRoute<'_>>,
+    mut route: Option<&mut relay::ProgressRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
     timeout: Duration,
 ) -> Called {
@@ -1398,7 +1405,7 @@ async fn call_on_peer(
 async fn call_on_lane(
     lane: &Arc<StdioLink>,
     request: ClientRequest,
-    mut route: Option<&mut crate::backend::relay::ProgressRoute<'_>>,
+    mut route: Option<&mut relay::ProgressRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
     timeout: Duration,
 ) -> Called {

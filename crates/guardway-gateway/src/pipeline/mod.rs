@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rmcp::ErrorData;
-use rmcp::model::{CallToolRequestParams, CallToolResponse};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorCode};
 
 use crate::backend::Backend;
 
@@ -79,6 +79,11 @@ pub trait CallInterceptor: Send + Sync + 'static {
     fn reflect(&self) -> Option<serde_json::Value> {
         None
     }
+}
+
+/// A gateway-side failure as the agent sees it: JSON-RPC code 0, the text.
+pub fn gateway_error(message: impl Into<String>) -> ErrorData {
+    ErrorData::new(ErrorCode(0), message.into(), None)
 }
 
 /// Forwards every call unchanged.

@@ -26,11 +26,10 @@ use rmcp::ErrorData;
 use rmcp::model::{CallToolResponse, CallToolResult};
 use serde_json::{Value, json};
 
-use crate::agent::server::gateway_error;
 use crate::backend::Backend;
 use crate::config::{GatewayConfig, ServeOptions};
 use crate::observe::metrics::{MetricsRegistry, SnapshotFamily};
-use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall};
+use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall, gateway_error};
 
 pub use binding::{BoundGuard, GuardSource, discover_guard_file, label_agent_payload};
 pub use limits::{CallCounters, ToolCallLimits, split_tool_call_limits};
