@@ -21,8 +21,9 @@
 //!   are leaves, reached through handles passed down.
 //! - `gateway.rs` starts and stops the whole, wiring the stages together.
 //!
-//! Entry points: [`serve`] (what `guardway serve` runs) and
-//! [`Gateway::start`] (an in-process gateway for tests and embedding).
+//! Entry points: [`serve`] (what `guardway serve` runs),
+//! [`Gateway::start`] (an in-process gateway for tests and embedding) and
+//! [`DifcPipeline`] (the same DIFC pipeline for another transport).
 
 mod agent;
 mod backend;
@@ -47,6 +48,6 @@ pub use error::GatewayError;
 pub use gateway::{Gateway, RunningGateway, serve};
 pub use observe::{logfiles, metrics};
 pub use pipeline::difc as guards;
-pub use pipeline::difc::GuardPipeline;
+pub use pipeline::difc::{DifcPipeline, GuardPipeline};
 pub use pipeline::postprocess;
 pub use pipeline::{BackendInvoker, CallInterceptor, PassThrough, ToolCall, gateway_error};

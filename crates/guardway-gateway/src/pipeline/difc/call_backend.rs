@@ -1,25 +1,31 @@
-//! `env.call_backend` for guards: [`guardway_wasm::Backend`] over the
-//! gateway's handle of the backend the guard serves. Read-only look-ups on
-//! behalf of the guard; they bypass the DIFC pipeline.
+//! `env.call_backend` for guards: [`GuardBackendLink`], the
+//! [`guardway_wasm::Backend`] every instance of a server's guard holds,
+//! forwarding to whatever the caller attached for that server (the MCP
+//! gateway attaches the server's own connection; a proxy its API client).
 
 use std::sync::{Arc, OnceLock};
 
 use guardway_wasm::{BackendCallError, BoxFuture};
-use rmcp::model::{CallToolRequestParams, CallToolResponse};
 
-use crate::backend::Backend;
-
-/// The backend a guard reaches through `call_backend`. The gateway's handle
-/// is attached once the backends exist; calls before that fail as
-/// unavailable. `Send + Sync`, shared as `Arc` by every instance of a guard.
-#[derive(Debug, Default)]
+/// The target of a guard's `call_backend`, attached once it exists; calls
+/// before that fail as unavailable. `Send + Sync`, shared as `Arc` by every
+/// instance of a guard.
+#[derive(Default)]
 pub struct GuardBackendLink {
-    backend: OnceLock<Arc<Backend>>,
+    backend: OnceLock<Arc<dyn guardway_wasm::Backend>>,
+}
+
+impl std::fmt::Debug for GuardBackendLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardBackendLink")
+            .field("attached", &self.backend.get().is_some())
+            .finish()
+    }
 }
 
 impl GuardBackendLink {
-    /// Attaches the gateway's backend handle (first call wins).
-    pub fn attach(&self, backend: Arc<Backend>) {
+    /// Attaches the target (first call wins).
+    pub fn attach(&self, backend: Arc<dyn guardway_wasm::Backend>) {
         let _ = self.backend.set(backend);
     }
 }
@@ -30,38 +36,13 @@ impl guardway_wasm::Backend for GuardBackendLink {
         tool: &'a str,
         args: serde_json::Value,
     ) -> BoxFuture<'a, Result<serde_json::Value, BackendCallError>> {
-        Box::pin(async move {
-            let Some(backend) = self.backend.get() else {
-                return Err(BackendCallError::Unavailable {
+        match self.backend.get() {
+            Some(backend) => backend.call_tool(tool, args),
+            None => Box::pin(async {
+                Err(BackendCallError::Unavailable {
                     message: "the backend is not attached yet".to_owned(),
-                });
-            };
-            let mut params = CallToolRequestParams::new(tool.to_owned());
-            params.arguments = match args {
-                serde_json::Value::Object(map) => Some(map),
-                _ => None,
-            };
-            let response = backend
-                .call_tool(
-                    params,
-                    None,
-                    None,
-                    tokio_util::sync::CancellationToken::new(),
-                )
-                .await
-                .map_err(|error| BackendCallError::Unavailable {
-                    message: error.to_string(),
-                })?;
-            let CallToolResponse::Complete(result) = response else {
-                return Err(BackendCallError::Failed {
-                    tool: tool.to_owned(),
-                    message: "the backend did not complete the call".to_owned(),
-                });
-            };
-            serde_json::to_value(result).map_err(|error| BackendCallError::Failed {
-                tool: tool.to_owned(),
-                message: error.to_string(),
-            })
-        })
+                })
+            }),
+        }
     }
 }

@@ -1,80 +1,80 @@
-//! The DIFC pipeline around every `tools/call` (difc.md §2–§6, gateway.md
-//! §6.2): guard binding per backend, `label_agent` per (session, server),
-//! `label_resource` + coarse check before the backend, `label_response` +
-//! filtering after, taint in propagate mode; one structured decision line
-//! (target `guardway::difc`) and metrics per call.
+//! The DIFC pipeline around one tool call, whatever the transport (difc.md
+//! §2–§6, gateway.md §6.2): `label_agent` per (session, server), the
+//! session's tool-call limits, `label_resource` and the coarse check before
+//! the call is forwarded, `label_response`, per-item filtering and taint
+//! after it; one structured decision line (target [`DIFC_LOG_TARGET`]) and
+//! metrics per call.
+//!
+//! [`DifcPipeline`] knows a call only as a server id, a tool name, its
+//! arguments as JSON, an agent id and a session key; the caller supplies the
+//! step that forwards the call ([`DifcPipeline::call`]). The MCP gateway is
+//! one caller ([`GuardPipeline`], in `mcp`); a proxy speaking another
+//! protocol builds its own with [`DifcPipeline::builder`].
 
 mod binding;
 mod call_backend;
 mod limits;
+mod mcp;
+mod report;
+mod servers;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use guardway_difc::{
-    AgentRegistry, ClientView, DEFAULT_AGENT_ID, EnforcementMode, LabelPair, LabelResourceInput,
-    LabelResponseInput, LabelView, Operation, ResourceLabels, coarse_check, filter_response,
-    labels_response, noop_resource_labels, taint_source, taints_agent, violation_text,
-    write_sink_resource_labels,
+    AgentRegistry, ClientView, DEFAULT_AGENT_ID, EnforcementMode, FilterOutcome, LabelPair,
+    LabelResourceInput, LabelResponseInput, LabelView, LabeledItem, Operation, ResourceLabels,
+    coarse_check, filter_items, labels_response, noop_resource_labels, taint_source, taints_agent,
+    violation_text, write_sink_resource_labels,
 };
-use guardway_wasm::{Guard, GuardHealth, GuardOptions};
+use guardway_wasm::{Guard, GuardOptions};
 use parking_lot::Mutex;
-use rmcp::ErrorData;
-use rmcp::model::{CallToolResponse, CallToolResult};
 use serde_json::{Value, json};
 
-use crate::backend::Backend;
-use crate::config::{GatewayConfig, ServeOptions};
-use crate::observe::metrics::{MetricsRegistry, SnapshotFamily};
-use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall, gateway_error};
+use crate::observe::metrics::MetricsRegistry;
 
 pub use binding::{BoundGuard, GuardSource, discover_guard_file, label_agent_payload};
+pub use call_backend::GuardBackendLink;
 pub use limits::{CallCounters, ToolCallLimits, split_tool_call_limits};
+pub use mcp::GuardPipeline;
+pub use report::render_cache_stats;
+pub use servers::{DifcPipelineBuilder, GuardLoadError, ServerSpec};
+
+use servers::ServerGuard;
 
 /// `tracing` target of the per-call decision lines.
 pub const DIFC_LOG_TARGET: &str = "guardway::difc";
 
 const SERVER_TOOL: &[&str] = &["server", "tool"];
 
-/// The guard of one server with its resolved policy and its pools.
-struct ServerGuard {
-    bound: BoundGuard,
-    /// The validated `label_agent` payload, if a policy resolves.
-    policy: Option<Result<Value, String>>,
-    /// `policy`'s payload serialised once: the key of its pool and of the
-    /// per-session state.
-    payload_text: String,
-    /// One `Guard` (instance pool) per serialised policy payload.
-    pools: tokio::sync::Mutex<HashMap<String, Guard>>,
-    /// The pools, readable without awaiting (health, metrics).
-    pools_view: Mutex<Vec<Guard>>,
-    /// Per-session `tool-call-limits` of the server's policy.
-    limits: ToolCallLimits,
-    /// Faults of `label_agent` calls that never produced a pool (a policy
-    /// the guard trapped on), which no pool's statistics can show.
-    init_faults: Mutex<GuardFaults>,
+/// The DIFC pipeline of a set of servers: their guards, the agents' labels,
+/// the per-session state and the pipeline's metrics.
+///
+/// Build one with [`DifcPipeline::builder`] (guards loaded at once), or
+/// with [`DifcPipeline::new`] and bind the servers later with
+/// [`DifcPipeline::bind_servers`] (what the gateway does once its backends
+/// run). `Send + Sync`; share it as `Arc`. Calls run concurrently; each
+/// takes a few short locks (session state, counters, metrics).
+pub struct DifcPipeline {
+    default_mode: EnforcementMode,
+    guard_options: GuardOptions,
+    servers: OnceLock<BTreeMap<String, Arc<ServerGuard>>>,
+    registry: AgentRegistry,
+    sessions: Mutex<HashMap<(String, String), SessionState>>,
+    call_counts: CallCounters,
+    metrics: MetricsRegistry,
 }
 
-/// Fault counts by kind (the `kind` label of `guardway_guard_faults_total`).
-#[derive(Debug, Clone, Copy, Default)]
-struct GuardFaults {
-    traps: u64,
-    timeouts: u64,
-    memory_limits: u64,
-}
-
-impl GuardFaults {
-    /// Counts `error` when it is a fault (trap, timeout, memory cap).
-    fn record(&mut self, error: &guardway_wasm::GuardError) {
-        match error {
-            guardway_wasm::GuardError::Trap { .. } => self.traps += 1,
-            guardway_wasm::GuardError::Timeout { .. } => self.timeouts += 1,
-            guardway_wasm::GuardError::MemoryLimit { .. } => self.memory_limits += 1,
-            _ => {}
-        }
+impl std::fmt::Debug for DifcPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DifcPipeline")
+            .field("default_mode", &self.default_mode)
+            .field("servers", &self.servers.get().map(|s| s.len()))
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,73 +92,216 @@ enum Labeler {
     Wasm(Guard),
 }
 
-/// The DIFC pipeline as a [`CallInterceptor`]. Build with
-/// [`GuardPipeline::new`]; guards load in `prepare` (at gateway start-up).
-/// `Send + Sync`; share as `Arc`.
-pub struct GuardPipeline {
-    config: GatewayConfig,
-    guards_dir: Option<PathBuf>,
-    policy_override: Option<Value>,
-    require_guards: bool,
-    enforce_tool_call_limits: bool,
-    default_mode: EnforcementMode,
-    guard_options: GuardOptions,
-    servers: OnceLock<BTreeMap<String, Arc<ServerGuard>>>,
-    backends: OnceLock<BTreeMap<String, Arc<Backend>>>,
-    registry: AgentRegistry,
-    sessions: Mutex<HashMap<(String, String), SessionState>>,
-    call_counts: CallCounters,
-    metrics: MetricsRegistry,
+/// One tool call as the pipeline sees it.
+#[derive(Debug, Clone)]
+pub struct DifcCall<'a> {
+    /// The server id the guard is bound to.
+    pub server: &'a str,
+    /// The tool name as the server knows it.
+    pub tool: &'a str,
+    /// The arguments (`{}` when there are none), as `label_resource` and
+    /// `label_response` see them.
+    pub arguments: Value,
+    /// The agent whose labels apply; `None` is [`DEFAULT_AGENT_ID`].
+    pub agent_id: Option<&'a str>,
+    /// What `label_agent` state and tool-call limits are kept per (an MCP
+    /// session id); `None` is the agent id.
+    pub session: Option<&'a str>,
 }
 
-impl std::fmt::Debug for GuardPipeline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuardPipeline")
-            .field("default_mode", &self.default_mode)
-            .finish_non_exhaustive()
+/// What the caller's forward step returns.
+#[derive(Debug)]
+pub enum Forwarded<R, P> {
+    /// A result, labelled and filtered by the pipeline.
+    Result(R),
+    /// An outcome the pipeline hands back unlabelled and untainted (an MCP
+    /// task handle, an HTTP error status): allowed as it is.
+    Unlabelled(P),
+}
+
+/// Items of a labelled result: how many there were, how many were removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemCounts {
+    pub total: usize,
+    pub filtered: usize,
+}
+
+/// How an allowed call ended.
+#[derive(Debug)]
+pub enum Outcome<R, P> {
+    /// The forwarded result, with the items the agent may not see removed.
+    /// `items` is `None` when the guard labelled no items (the result is
+    /// unchanged then).
+    Result {
+        result: R,
+        items: Option<ItemCounts>,
+    },
+    /// The forward step's unlabelled outcome.
+    Unlabelled(P),
+}
+
+/// Where a DIFC denial happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialStage {
+    /// Before the call was forwarded (a write or read-write the agent may
+    /// not make).
+    Coarse,
+    /// After: the agent may see nothing of the result.
+    Response,
+}
+
+/// Why the pipeline refused a call. `Display` is the text the agent gets
+/// (the gateway answers it with JSON-RPC code 0).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A DIFC denial.
+    #[error("{message}")]
+    Denied { stage: DenialStage, message: String },
+    /// The session used up its tool-call limit for the tool.
+    #[error("{message}")]
+    Limit { message: String },
+    /// No usable guard, or the guard failed (fails closed).
+    #[error("{message}")]
+    GuardError { message: String },
+}
+
+impl Refusal {
+    /// The `stage` label of `guardway_denials_total` for this refusal.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            Refusal::Denied {
+                stage: DenialStage::Coarse,
+                ..
+            } => "coarse",
+            Refusal::Denied {
+                stage: DenialStage::Response,
+                ..
+            } => "response",
+            Refusal::Limit { .. } => "limit",
+            Refusal::GuardError { .. } => "guard_error",
+        }
     }
-}
 
-/// The gateway-wide default mode: `--guards-mode`, else the config, else strict.
-fn default_mode(options: &ServeOptions) -> EnforcementMode {
-    let raw = options
-        .guards_mode
-        .as_deref()
-        .or(options.config.guards_mode.as_deref());
-    match raw.map(str::parse::<EnforcementMode>) {
-        None => EnforcementMode::Strict,
-        Some(Ok(mode)) => mode,
-        Some(Err(error)) => {
-            tracing::warn!(target: DIFC_LOG_TARGET, %error, "invalid guards mode; using strict");
-            EnforcementMode::Strict
+    /// The text the agent gets.
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::Denied { message, .. }
+            | Refusal::Limit { message }
+            | Refusal::GuardError { message } => message,
+        }
+    }
+
+    /// The text the agent gets, owned.
+    pub fn into_message(self) -> String {
+        match self {
+            Refusal::Denied { message, .. }
+            | Refusal::Limit { message }
+            | Refusal::GuardError { message } => message,
         }
     }
 }
 
-enum Refusal {
-    /// A gateway-side failure before the guard decided (init, labelling).
-    Error(String),
-    /// A DIFC denial.
-    Denied(String),
+/// Why [`DifcPipeline::call`] did not return an outcome.
+#[derive(Debug)]
+pub enum CallError<E> {
+    /// The pipeline refused the call (before or after forwarding it).
+    Refused(Refusal),
+    /// The forward step failed; its error, unchanged.
+    Forward(E),
 }
 
-impl GuardPipeline {
-    /// A pipeline for the servers of `options` (nothing is loaded yet).
-    pub fn new(options: &ServeOptions) -> Self {
-        let guards_dir = options
-            .wasm_guards_dir
-            .clone()
-            .filter(|dir| !dir.as_os_str().is_empty());
-        GuardPipeline {
-            config: options.config.clone(),
-            guards_dir,
-            policy_override: options.extra.guard_policy_override.clone(),
-            require_guards: options.require_guards,
-            enforce_tool_call_limits: options.enforce_tool_call_limits,
-            default_mode: default_mode(options),
+/// A forwarded result in the caller's own form. The pipeline converts it
+/// to JSON only when a guard labels it, and builds it again only when items
+/// were filtered out of it; a caller whose results already are JSON uses
+/// `serde_json::Value`, whose conversions move the value.
+pub trait ForwardedResult: Sized {
+    /// The result as `label_response` sees it (its `tool_result`), and the
+    /// result itself when handing it back unfiltered must not cost a
+    /// conversion from that JSON (`None`: [`ForwardedResult::from_json`]
+    /// rebuilds it).
+    ///
+    /// # Errors
+    /// Why the result has no JSON form (the call is refused with it).
+    fn into_json(self) -> Result<(Value, Option<Self>), String>;
+
+    /// The result from JSON.
+    ///
+    /// # Errors
+    /// Why `value` is not a result of this form.
+    fn from_json(value: Value) -> Result<Self, String>;
+
+    /// What the agent gets of a result whose items were labelled and some
+    /// perhaps removed. The default is the gateway's view
+    /// ([`FilteredItems::client_view`]): an MCP tool result holding the
+    /// accessible items, or a denial.
+    ///
+    /// # Errors
+    /// [`ViewError::Denied`] when the agent may see none of it.
+    fn filtered(items: &FilteredItems<'_>) -> Result<Self, ViewError> {
+        match items.client_view() {
+            ClientView::Denied(denial) => Err(ViewError::Denied(denial.to_string())),
+            ClientView::Result(value) => Self::from_json(value).map_err(ViewError::Invalid),
+        }
+    }
+}
+
+impl ForwardedResult for Value {
+    fn into_json(self) -> Result<(Value, Option<Self>), String> {
+        Ok((self, None))
+    }
+
+    fn from_json(value: Value) -> Result<Self, String> {
+        Ok(value)
+    }
+}
+
+/// A labelled result after per-item filtering, for
+/// [`ForwardedResult::filtered`].
+#[derive(Debug, Clone, Copy)]
+pub struct FilteredItems<'a> {
+    /// The result as the guard labelled it.
+    pub result: &'a Value,
+    /// The labelled items, in the result's order.
+    pub items: &'a [LabeledItem],
+    /// Which items are accessible and which were removed, and why.
+    pub outcome: &'a FilterOutcome,
+    pub mode: EnforcementMode,
+    pub tool: &'a str,
+    pub agent_id: &'a str,
+}
+
+impl FilteredItems<'_> {
+    /// The MCP gateway's view: the accessible items as one text item plus
+    /// a `[Filtered]` notice, or a denial (strict mode, a single item).
+    pub fn client_view(&self) -> ClientView {
+        self.outcome
+            .client_view(self.items, self.mode, self.tool, self.agent_id)
+    }
+}
+
+/// Why [`ForwardedResult::filtered`] built no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewError {
+    /// The agent may see nothing of the result: the denial text.
+    Denied(String),
+    /// The filtered result could not be built.
+    Invalid(String),
+}
+
+fn response_labeling_failed(error: impl std::fmt::Display) -> Refusal {
+    Refusal::GuardError {
+        message: format!("response labeling failed: response labeling failed: {error}"),
+    }
+}
+
+impl DifcPipeline {
+    /// A pipeline with no servers bound yet, whose servers without a mode
+    /// of their own (noop guards) enforce `default_mode`.
+    pub fn new(default_mode: EnforcementMode) -> Self {
+        DifcPipeline {
+            default_mode,
             guard_options: GuardOptions::default(),
             servers: OnceLock::new(),
-            backends: OnceLock::new(),
             registry: AgentRegistry::new(),
             sessions: Mutex::new(HashMap::new()),
             call_counts: CallCounters::default(),
@@ -166,10 +309,22 @@ impl GuardPipeline {
         }
     }
 
-    /// Replaces the options every guard instance is created with.
+    /// A builder: mode, guard options and servers, then
+    /// [`DifcPipelineBuilder::build`].
+    pub fn builder() -> DifcPipelineBuilder {
+        DifcPipelineBuilder::default()
+    }
+
+    /// Replaces the options every guard is loaded and instantiated with
+    /// (before [`DifcPipeline::bind_servers`]).
     pub fn with_guard_options(mut self, options: GuardOptions) -> Self {
         self.guard_options = options;
         self
+    }
+
+    /// The mode of servers whose guard sets none.
+    pub fn default_mode(&self) -> EnforcementMode {
+        self.default_mode
     }
 
     /// The shared agent label registry.
@@ -177,132 +332,158 @@ impl GuardPipeline {
         &self.registry
     }
 
-    /// The counters and histograms of the pipeline.
+    /// The counters and histograms of the pipeline (also part of
+    /// [`DifcPipeline::render_metrics`]).
     pub fn metrics(&self) -> &MetricsRegistry {
         &self.metrics
     }
 
-    async fn load_guards(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Result<(), String> {
-        let mut servers = BTreeMap::new();
-        let mut failures = Vec::new();
-        for (id, server) in &self.config.servers {
-            let raw = binding::raw_policy(&self.config, server, self.policy_override.as_ref());
-            let source = binding::guard_source(
-                &self.config,
-                id,
-                server,
-                self.guards_dir.as_deref(),
-                raw.as_ref(),
-            );
-            let options = self.guard_options.clone();
-            let loaded = tokio::task::spawn_blocking(move || binding::load(source, &options))
-                .await
-                .unwrap_or_else(|error| BoundGuard::Failed {
-                    name: id.clone(),
-                    reason: format!("guard loading panicked: {error}"),
-                });
-            // The limits are enforced here for every guard; a wasm guard's
-            // payload keeps them unless the deviation is asked for (see
-            // `limits` for why).
-            let split = raw.clone().map(split_tool_call_limits);
-            let limits = match &split {
-                Some(Ok((_, limits))) => limits.clone(),
-                _ => ToolCallLimits::default(),
-            };
-            let policy = match &loaded {
-                BoundGuard::Wasm { .. } if self.enforce_tool_call_limits => split.map(|split| {
-                    split.and_then(|(policy, _)| {
-                        binding::label_agent_payload(policy, &self.config.gateway.trusted_bots)
-                    })
-                }),
-                BoundGuard::Wasm { .. } => raw.map(|policy| {
-                    binding::label_agent_payload(policy, &self.config.gateway.trusted_bots)
-                }),
-                _ => None,
-            };
-            let loaded = match (loaded, &policy) {
-                (BoundGuard::Wasm { name, .. }, None) => {
-                    tracing::warn!(target: DIFC_LOG_TARGET, server = %id, guard = %name,
-                        "guard has no policy; the server falls back to the noop guard");
-                    BoundGuard::Noop
-                }
-                (loaded, _) => loaded,
-            };
-            match &loaded {
-                BoundGuard::Failed { name, reason } => {
-                    tracing::error!(target: DIFC_LOG_TARGET, server = %id, guard = %name, %reason,
-                        "guard failed to load; calls to this server are refused");
-                    failures.push(format!("server \"{id}\": guard \"{name}\": {reason}"));
-                }
-                BoundGuard::Wasm { name, link, .. } => {
-                    if let Some(backend) = backends.get(id) {
-                        link.attach(backend.clone());
-                    }
-                    tracing::info!(target: DIFC_LOG_TARGET, server = %id, guard = %name, "guard loaded");
-                }
-                _ => {}
-            }
-            let payload_text = match &policy {
-                Some(Ok(payload)) => payload.to_string(),
-                _ => String::new(),
-            };
-            let guard = Arc::new(ServerGuard {
-                bound: loaded,
-                policy,
-                payload_text,
-                pools: tokio::sync::Mutex::new(HashMap::new()),
-                pools_view: Mutex::new(Vec::new()),
-                limits,
-                init_faults: Mutex::new(GuardFaults::default()),
-            });
-            // Create the pool for the configured policy now, so that the
-            // first call does not pay for it and a rejected policy shows.
-            if let Some(Ok(payload)) = &guard.policy
-                && let Err(error) = self.pool_for(&guard, payload, &guard.payload_text).await
-            {
-                tracing::error!(target: DIFC_LOG_TARGET, server = %id, %error,
-                    "guard rejected its policy at start-up");
-            }
-            servers.insert(id.clone(), guard);
-        }
-        let _ = self.servers.set(servers);
-        let _ = self.backends.set(backends.clone());
-        if self.require_guards && !failures.is_empty() {
-            return Err(format!("guards failed to load: {}", failures.join("; ")));
-        }
-        Ok(())
+    /// The ids of the bound servers.
+    pub fn server_ids(&self) -> Vec<String> {
+        self.servers
+            .get()
+            .map(|servers| servers.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
-    /// The `Guard` serving `payload` on a server, created on first use.
-    /// `key` is `payload` serialised.
-    async fn pool_for(
+    /// Runs one call through the pipeline: `label_agent` for the session
+    /// (once per session and policy), the session's tool-call limit,
+    /// `label_resource` and the coarse check; then `forward` (only when the
+    /// call may go ahead), `label_response`, per-item filtering
+    /// ([`ForwardedResult::filtered`]) and taint. Logs one decision line
+    /// and updates the metrics.
+    ///
+    /// # Errors
+    /// [`CallError::Refused`] with the agent's text, or the forward step's
+    /// own error as [`CallError::Forward`] (no decision line then).
+    pub async fn call<R, P, E, F, Fut>(
         &self,
-        server: &ServerGuard,
-        payload: &Value,
-        key: &str,
-    ) -> Result<Guard, String> {
-        let BoundGuard::Wasm { module, link, .. } = &server.bound else {
-            return Err("not a wasm guard".to_owned());
+        call: DifcCall<'_>,
+        forward: F,
+    ) -> Result<Outcome<R, P>, CallError<E>>
+    where
+        R: ForwardedResult,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Forwarded<R, P>, E>>,
+    {
+        let DifcCall {
+            server: server_id,
+            tool,
+            arguments,
+            agent_id,
+            session,
+        } = call;
+        let agent_id = agent_id.unwrap_or(DEFAULT_AGENT_ID);
+        let session = session.unwrap_or(agent_id);
+        self.metrics.add(
+            "guardway_tool_calls_total",
+            "tools/call requests through the DIFC pipeline.",
+            SERVER_TOOL,
+            &[server_id, tool],
+            1,
+        );
+        let mut decision = Decision {
+            session,
+            agent: agent_id,
+            server: server_id,
+            tool,
+            operation: None,
+            mode: None,
         };
-        let mut pools = server.pools.lock().await;
-        if let Some(guard) = pools.get(key) {
-            return Ok(guard.clone());
+        let Some(server) = self.servers.get().and_then(|s| s.get(server_id)).cloned() else {
+            let message = format!("no guard is bound to server \"{server_id}\"");
+            decision.log_error(&message);
+            return Err(CallError::Refused(Refusal::GuardError { message }));
+        };
+        let refuse = |refusal: Refusal| {
+            self.count_denial(server_id, tool, refusal.stage());
+            CallError::Refused(refusal)
+        };
+        let (labeler, mode) = match self
+            .session_labeler(&server, server_id, session, agent_id)
+            .await
+        {
+            Ok(found) => found,
+            Err(message) => {
+                decision.log_error(&message);
+                return Err(refuse(Refusal::GuardError { message }));
+            }
+        };
+        decision.mode = Some(mode);
+        if let Err(message) = self
+            .call_counts
+            .admit(&server.limits, session, server_id, tool)
+        {
+            decision.log("deny", &message, None);
+            return Err(refuse(Refusal::Limit { message }));
         }
-        let backend: Arc<dyn guardway_wasm::Backend> = link.clone();
-        let guard = Guard::new(
-            module.clone(),
-            payload,
-            self.guard_options.clone().with_name(module.name()),
-            Some(backend),
-        )
-        .await
-        .map_err(|error| {
-            server.init_faults.lock().record(&error);
-            error.to_string()
-        })?;
-        pools.insert(key.to_owned(), guard.clone());
-        server.pools_view.lock().push(guard.clone());
-        Ok(guard)
+        let resource = match self
+            .label_resource(&labeler, server_id, tool, &arguments)
+            .await
+        {
+            Ok(resource) => resource,
+            Err(message) => {
+                decision.log_error(&message);
+                return Err(refuse(Refusal::GuardError { message }));
+            }
+        };
+        let operation = resource.operation;
+        decision.operation = Some(operation);
+        let agent = self.registry.get_or_create(agent_id);
+        let check = coarse_check(&agent, &resource, mode);
+        if check.refused {
+            let message = violation_text(&check.evaluation, &agent, LabelView::from(&resource));
+            decision.log("deny", &check.evaluation.reason, None);
+            return Err(refuse(Refusal::Denied {
+                stage: DenialStage::Coarse,
+                message,
+            }));
+        }
+        let result = match forward().await.map_err(CallError::Forward)? {
+            Forwarded::Result(result) => result,
+            Forwarded::Unlabelled(outcome) => {
+                decision.log("allow", "", None);
+                return Ok(Outcome::Unlabelled(outcome));
+            }
+        };
+        let guard = match &labeler {
+            Labeler::Wasm(guard) if labels_response(operation, mode) => guard,
+            _ => {
+                self.taint(agent_id, operation, mode, &resource, None);
+                decision.log("allow", &check.evaluation.reason, None);
+                return Ok(Outcome::Result {
+                    result,
+                    items: None,
+                });
+            }
+        };
+        let labelled = Labelled {
+            guard,
+            server_id,
+            tool,
+            agent_id,
+            resource: &resource,
+            mode,
+        };
+        match self.label_and_filter(labelled, arguments, result).await {
+            Ok((result, items)) => {
+                let outcome = if items.is_some_and(|counts| counts.filtered > 0) {
+                    "filter"
+                } else {
+                    "allow"
+                };
+                decision.log(outcome, &check.evaluation.reason, items);
+                Ok(Outcome::Result { result, items })
+            }
+            Err(refusal @ Refusal::Denied { .. }) => {
+                decision.log("deny", refusal.message(), None);
+                Err(refuse(refusal))
+            }
+            Err(refusal) => {
+                decision.log_error(refusal.message());
+                Err(refuse(refusal))
+            }
+        }
     }
 
     /// `label_agent` for (session, server): returns the labeler and mode.
@@ -374,17 +555,18 @@ impl GuardPipeline {
         &self,
         labeler: &Labeler,
         server_id: &str,
-        call: &ToolCall,
+        tool: &str,
+        arguments: &Value,
     ) -> Result<ResourceLabels, String> {
         match labeler {
             Labeler::Noop => Ok(noop_resource_labels()),
             Labeler::WriteSink { accept, public } => {
-                Ok(write_sink_resource_labels(accept, *public, &call.tool))
+                Ok(write_sink_resource_labels(accept, *public, tool))
             }
             Labeler::Wasm(guard) => {
                 let input = LabelResourceInput {
-                    tool_name: call.tool.clone(),
-                    tool_args: call_arguments(call),
+                    tool_name: tool.to_owned(),
+                    tool_args: arguments.clone(),
                     capabilities: Some(json!({})),
                 };
                 let started = Instant::now();
@@ -397,183 +579,59 @@ impl GuardPipeline {
         }
     }
 
-    fn observe_guard(&self, server: &str, function: &str, started: Instant) {
-        self.metrics.observe(
-            "guardway_guard_call_duration_seconds",
-            "Duration of guard function calls.",
-            &["server", "function"],
-            &[server, function],
-            started.elapsed(),
-        );
-    }
-
-    async fn run(
+    async fn label_and_filter<R: ForwardedResult>(
         &self,
-        call: ToolCall,
-        backend: &dyn BackendInvoker,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let server_id = call.server.clone();
-        let tool = call.tool.clone();
-        let agent_id = call
-            .agent_id
-            .clone()
-            .unwrap_or_else(|| DEFAULT_AGENT_ID.to_owned());
-        let session = call.session_id.clone().unwrap_or_else(|| agent_id.clone());
-        self.metrics.add(
-            "guardway_tool_calls_total",
-            "tools/call requests through the DIFC pipeline.",
-            SERVER_TOOL,
-            &[&server_id, &tool],
-            1,
-        );
-        let mut decision = Decision {
-            session: &session,
-            agent: &agent_id,
-            server: &server_id,
-            tool: &tool,
-            operation: None,
-            mode: None,
-        };
-        let Some(server) = self.servers.get().and_then(|s| s.get(&server_id)).cloned() else {
-            let text = format!("no guard is bound to server \"{server_id}\"");
-            decision.log_error(&text);
-            return Err(gateway_error(text));
-        };
-        let (labeler, mode) = match self
-            .session_labeler(&server, &server_id, &session, &agent_id)
-            .await
-        {
-            Ok(found) => found,
-            Err(text) => {
-                self.count_denial(&server_id, &tool, "guard_error");
-                decision.log_error(&text);
-                return Err(gateway_error(text));
-            }
-        };
-        decision.mode = Some(mode);
-        if let Err(text) = self
-            .call_counts
-            .admit(&server.limits, &session, &server_id, &tool)
-        {
-            self.count_denial(&server_id, &tool, "limit");
-            decision.log("deny", &text, None);
-            return Err(gateway_error(text));
-        }
-        let resource = match self.label_resource(&labeler, &server_id, &call).await {
-            Ok(resource) => resource,
-            Err(text) => {
-                self.count_denial(&server_id, &tool, "guard_error");
-                decision.log_error(&text);
-                return Err(gateway_error(text));
-            }
-        };
+        call: Labelled<'_>,
+        arguments: Value,
+        result: R,
+    ) -> Result<(R, Option<ItemCounts>), Refusal> {
+        let Labelled {
+            guard,
+            server_id,
+            tool,
+            agent_id,
+            resource,
+            mode,
+        } = call;
         let operation = resource.operation;
-        decision.operation = Some(operation);
-        let agent = self.registry.get_or_create(&agent_id);
-        let check = coarse_check(&agent, &resource, mode);
-        if check.refused {
-            let text = violation_text(&check.evaluation, &agent, LabelView::from(&resource));
-            self.count_denial(&server_id, &tool, "coarse");
-            decision.log("deny", &check.evaluation.reason, None);
-            return Err(gateway_error(text));
-        }
-        let tool_args = call_arguments(&call);
-        let response = backend.invoke(call.params).await?;
-        let CallToolResponse::Complete(result) = response else {
-            decision.log("allow", "", None);
-            return Ok(response);
-        };
-        let guard = match &labeler {
-            Labeler::Wasm(guard) if labels_response(operation, mode) => guard,
-            _ => {
-                self.taint(&agent_id, operation, mode, &resource, None);
-                decision.log("allow", &check.evaluation.reason, None);
-                return Ok(CallToolResponse::Complete(result));
-            }
-        };
-        match self
-            .label_and_filter(
-                guard, &server_id, &tool, tool_args, result, &agent_id, &resource, mode,
-            )
-            .await
-        {
-            Ok((response, counts)) => {
-                let outcome = if counts.is_some_and(|(_, filtered)| filtered > 0) {
-                    "filter"
-                } else {
-                    "allow"
-                };
-                decision.log(outcome, &check.evaluation.reason, counts);
-                Ok(CallToolResponse::Complete(response))
-            }
-            Err(Refusal::Denied(text)) => {
-                self.count_denial(&server_id, &tool, "response");
-                decision.log("deny", &text, None);
-                Err(gateway_error(text))
-            }
-            Err(Refusal::Error(text)) => {
-                self.count_denial(&server_id, &tool, "guard_error");
-                decision.log_error(&text);
-                Err(gateway_error(text))
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn label_and_filter(
-        &self,
-        guard: &Guard,
-        server_id: &str,
-        tool: &str,
-        tool_args: Value,
-        result: CallToolResult,
-        agent_id: &str,
-        resource: &ResourceLabels,
-        mode: EnforcementMode,
-    ) -> Result<(CallToolResult, Option<(usize, usize)>), Refusal> {
-        let operation = resource.operation;
-        let tool_result = serde_json::to_value(&result).map_err(|error| {
-            Refusal::Error(format!(
-                "response labeling failed: response labeling failed: {error}"
-            ))
-        })?;
+        let (tool_result, kept) = result.into_json().map_err(response_labeling_failed)?;
         let input = LabelResponseInput {
             tool_name: tool.to_owned(),
             tool_result,
-            tool_args: Some(tool_args),
+            tool_args: Some(arguments),
             capabilities: Some(json!({})),
         };
         let started = Instant::now();
         let labels = guard.label_response(&input).await;
         self.observe_guard(server_id, "label_response", started);
-        let labels = labels.map_err(|error| {
-            Refusal::Error(format!(
-                "response labeling failed: response labeling failed: {error}"
-            ))
-        })?;
-        let items = labels.into_items(&input.tool_result).map_err(|error| {
-            Refusal::Error(format!(
-                "response labeling failed: response labeling failed: {error}"
-            ))
-        })?;
+        let labels = labels.map_err(response_labeling_failed)?;
+        let items = labels
+            .into_items(&input.tool_result)
+            .map_err(response_labeling_failed)?;
         let Some(items) = items else {
             self.taint(agent_id, operation, mode, resource, None);
+            let result = match kept {
+                Some(result) => result,
+                None => R::from_json(input.tool_result).map_err(response_labeling_failed)?,
+            };
             return Ok((result, None));
         };
         let agent = self.registry.get_or_create(agent_id);
-        let filtered = filter_response(&agent, &items, operation, mode, tool, agent_id);
-        let total = filtered.outcome.total;
-        let removed = filtered.outcome.filtered.len();
-        if removed > 0 {
+        let outcome = filter_items(&agent, &items, operation, mode);
+        let counts = ItemCounts {
+            total: outcome.total,
+            filtered: outcome.filtered.len(),
+        };
+        if counts.filtered > 0 {
             self.metrics.add(
                 "guardway_filtered_items_total",
                 "Response items removed by DIFC filtering.",
                 SERVER_TOOL,
                 &[server_id, tool],
-                removed as u64,
+                counts.filtered as u64,
             );
             let logged = tracing::enabled!(target: DIFC_LOG_TARGET, tracing::Level::INFO);
-            for item in filtered.outcome.filtered.iter().filter(|_| logged) {
+            for item in outcome.filtered.iter().filter(|_| logged) {
                 if let Some(labeled) = items.get(item.index) {
                     let record =
                         guardway_difc::filtered_item_record(server_id, tool, labeled, item);
@@ -582,16 +640,23 @@ impl GuardPipeline {
                 }
             }
         }
-        match filtered.view {
-            ClientView::Denied(denial) => Err(Refusal::Denied(denial.to_string())),
-            ClientView::Result(value) => {
+        let view = R::filtered(&FilteredItems {
+            result: &input.tool_result,
+            items: &items,
+            outcome: &outcome,
+            mode,
+            tool,
+            agent_id,
+        });
+        match view {
+            Err(ViewError::Denied(message)) => Err(Refusal::Denied {
+                stage: DenialStage::Response,
+                message,
+            }),
+            Err(ViewError::Invalid(error)) => Err(response_labeling_failed(error)),
+            Ok(result) => {
                 self.taint(agent_id, operation, mode, resource, Some(&items));
-                let result = serde_json::from_value::<CallToolResult>(value).map_err(|error| {
-                    Refusal::Error(format!(
-                        "response labeling failed: response labeling failed: {error}"
-                    ))
-                })?;
-                Ok((result, Some((total, removed))))
+                Ok((result, Some(counts)))
             }
         }
     }
@@ -602,7 +667,7 @@ impl GuardPipeline {
         operation: Operation,
         mode: EnforcementMode,
         resource: &ResourceLabels,
-        items: Option<&[guardway_difc::LabeledItem]>,
+        items: Option<&[LabeledItem]>,
     ) {
         if taints_agent(operation, mode) {
             let source: LabelPair = taint_source(resource, items);
@@ -620,178 +685,25 @@ impl GuardPipeline {
         );
     }
 
-    /// The state of each server's guard, as `/health` shows it.
-    pub fn guard_state_map(&self) -> BTreeMap<String, Value> {
-        let Some(servers) = self.servers.get() else {
-            return BTreeMap::new();
-        };
-        servers
-            .iter()
-            .map(|(id, server)| (id.clone(), guard_state(server)))
-            .collect()
-    }
-
-    fn render(&self, out: &mut String) {
-        self.metrics.render(out);
-        let mut idle = SnapshotFamily::gauge(
-            "guardway_guard_instances_idle",
-            "Guard instances waiting in the pool.",
-            &["server"],
+    fn observe_guard(&self, server: &str, function: &str, started: Instant) {
+        self.metrics.observe(
+            "guardway_guard_call_duration_seconds",
+            "Duration of guard function calls.",
+            &["server", "function"],
+            &[server, function],
+            started.elapsed(),
         );
-        let mut live = SnapshotFamily::gauge(
-            "guardway_guard_instances_live",
-            "Guard instances alive (idle or in a call).",
-            &["server"],
-        );
-        let mut faults = SnapshotFamily::counter(
-            "guardway_guard_faults_total",
-            "Guard calls that trapped, timed out or hit the memory cap.",
-            &["server", "kind"],
-        );
-        let mut quarantined = SnapshotFamily::gauge(
-            "guardway_guard_quarantined",
-            "1 while the server's guard is quarantined.",
-            &["server"],
-        );
-        let mut quarantine_denials = SnapshotFamily::counter(
-            "guardway_guard_quarantine_denials_total",
-            "Guard calls refused while quarantined.",
-            &["server"],
-        );
-        let mut loaded = SnapshotFamily::gauge(
-            "guardway_guard_loaded",
-            "1 when the server's guard is usable, 0 when it failed to load.",
-            &["server"],
-        );
-        if let Some(servers) = self.servers.get() {
-            for (id, server) in servers {
-                let pools = server.pools_view.lock().clone();
-                let mut totals = guardway_wasm::GuardStats::default();
-                let init_faults = *server.init_faults.lock();
-                totals.traps += init_faults.traps;
-                totals.timeouts += init_faults.timeouts;
-                totals.memory_limits += init_faults.memory_limits;
-                let mut is_quarantined = false;
-                for guard in &pools {
-                    let stats = guard.stats();
-                    totals.idle_instances += stats.idle_instances;
-                    totals.live_instances += stats.live_instances;
-                    totals.traps += stats.traps;
-                    totals.timeouts += stats.timeouts;
-                    totals.memory_limits += stats.memory_limits;
-                    totals.denied += stats.denied;
-                    is_quarantined |= matches!(guard.health(), GuardHealth::Quarantined { .. });
-                }
-                idle.sample(&[id], totals.idle_instances);
-                live.sample(&[id], totals.live_instances);
-                faults.sample(&[id, "trap"], totals.traps);
-                faults.sample(&[id, "timeout"], totals.timeouts);
-                faults.sample(&[id, "memory_limit"], totals.memory_limits);
-                quarantined.sample(&[id], u64::from(is_quarantined));
-                quarantine_denials.sample(&[id], totals.denied);
-                loaded.sample(
-                    &[id],
-                    u64::from(!matches!(server.bound, BoundGuard::Failed { .. })),
-                );
-            }
-        }
-        for family in [idle, live, faults, quarantined, quarantine_denials, loaded] {
-            family.render(out);
-        }
-        let mut restarts = SnapshotFamily::counter(
-            "guardway_backend_restarts_total",
-            "Backend launches after the first one.",
-            &["server"],
-        );
-        if let Some(backends) = self.backends.get() {
-            for (id, backend) in backends {
-                restarts.sample(&[id], backend.health().launches.saturating_sub(1));
-            }
-        }
-        restarts.render(out);
-        render_cache_stats(out);
     }
 }
 
-/// The process-wide compilation cache counters.
-fn render_cache_stats(out: &mut String) {
-    let stats = guardway_wasm::CompilationCache::global().stats();
-    let mut lookups = SnapshotFamily::counter(
-        "guardway_wasm_cache_lookups_total",
-        "Guard module look-ups in the compilation cache by result.",
-        &["result"],
-    );
-    lookups.sample(&["memory_hit"], stats.memory_hits);
-    lookups.sample(&["disk_hit"], stats.disk_hits);
-    lookups.sample(&["miss"], stats.misses);
-    lookups.render(out);
-    let mut compilations = SnapshotFamily::counter(
-        "guardway_wasm_cache_compilations_total",
-        "Guard modules compiled.",
-        &[],
-    );
-    compilations.sample(&[], stats.compilations);
-    compilations.render(out);
-    let mut evictions = SnapshotFamily::counter(
-        "guardway_wasm_cache_evictions_total",
-        "Compiled modules evicted from the cache by tier.",
-        &["tier"],
-    );
-    evictions.sample(&["memory"], stats.memory_evictions);
-    evictions.sample(&["disk"], stats.disk_evictions);
-    evictions.render(out);
-    let mut bytes = SnapshotFamily::gauge(
-        "guardway_wasm_cache_bytes",
-        "Bytes held by the compilation cache by tier.",
-        &["tier"],
-    );
-    bytes.sample(&["memory"], stats.memory_bytes);
-    bytes.render(out);
-}
-
-fn guard_state(server: &ServerGuard) -> Value {
-    let (name, kind) = match &server.bound {
-        BoundGuard::Noop => ("noop".to_owned(), "noop"),
-        BoundGuard::WriteSink { .. } => ("write-sink".to_owned(), "write-sink"),
-        BoundGuard::Wasm { name, .. } => (name.clone(), "wasm"),
-        BoundGuard::Failed { name, reason } => {
-            return json!({"name": name, "state": "failed-to-load", "reason": reason});
-        }
-    };
-    let pools = server.pools_view.lock().clone();
-    let mut state = json!({"name": name, "type": kind, "state": "healthy"});
-    for guard in pools {
-        match guard.health() {
-            GuardHealth::Healthy => {}
-            GuardHealth::Degraded {
-                recent_failures,
-                last_failure,
-            } => {
-                if state["state"] == "healthy" {
-                    state = json!({"name": name, "type": kind, "state": "degraded",
-                        "recentFailures": recent_failures, "reason": last_failure});
-                }
-            }
-            GuardHealth::Quarantined { reason, until } => {
-                let retry = until.saturating_duration_since(std::time::Instant::now());
-                return json!({"name": name, "type": kind, "state": "quarantined",
-                    "reason": reason, "retryInSeconds": retry.as_secs()});
-            }
-        }
-    }
-    if let Some(Err(error)) = &server.policy {
-        return json!({"name": name, "type": kind, "state": "failed-to-load",
-            "reason": format!("invalid guard policy: {error}")});
-    }
-    state
-}
-
-fn call_arguments(call: &ToolCall) -> Value {
-    call.params
-        .arguments
-        .clone()
-        .map(Value::Object)
-        .unwrap_or_else(|| json!({}))
+/// What `label_response` and filtering need to know about the call.
+struct Labelled<'a> {
+    guard: &'a Guard,
+    server_id: &'a str,
+    tool: &'a str,
+    agent_id: &'a str,
+    resource: &'a ResourceLabels,
+    mode: EnforcementMode,
 }
 
 /// The context of one decision line.
@@ -805,8 +717,8 @@ struct Decision<'a> {
 }
 
 impl Decision<'_> {
-    fn log(&self, decision: &str, reason: &str, counts: Option<(usize, usize)>) {
-        let (total, filtered) = counts.unwrap_or((0, 0));
+    fn log(&self, decision: &str, reason: &str, counts: Option<ItemCounts>) {
+        let ItemCounts { total, filtered } = counts.unwrap_or_default();
         let operation = self.operation.map(|o| o.to_string()).unwrap_or_default();
         let mode = self.mode.map(|m| m.to_string()).unwrap_or_default();
         if decision == "deny" {
@@ -824,44 +736,5 @@ impl Decision<'_> {
         tracing::error!(target: DIFC_LOG_TARGET, session = self.session, agent = self.agent,
             server = self.server, tool = self.tool, decision = "deny", reason,
             items_total = 0, items_filtered = 0, "difc decision (guard failure)");
-    }
-}
-
-impl CallInterceptor for GuardPipeline {
-    fn intercept<'a>(
-        &'a self,
-        call: ToolCall,
-        backend: &'a dyn BackendInvoker,
-    ) -> BoxFuture<'a, Result<CallToolResponse, ErrorData>> {
-        Box::pin(self.run(call, backend))
-    }
-
-    fn prepare<'a>(
-        &'a self,
-        backends: &'a BTreeMap<String, Arc<Backend>>,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(self.load_guards(backends))
-    }
-
-    fn guard_states(&self) -> BTreeMap<String, Value> {
-        self.guard_state_map()
-    }
-
-    fn render_metrics(&self, out: &mut String) {
-        self.render(out);
-    }
-
-    fn reflect(&self) -> Option<Value> {
-        let agents: serde_json::Map<String, Value> = self
-            .registry
-            .snapshot()
-            .into_iter()
-            .map(|(id, labels)| {
-                let secrecy: Vec<&str> = labels.secrecy.iter().collect();
-                let integrity: Vec<&str> = labels.integrity.iter().collect();
-                (id, json!({"secrecy": secrecy, "integrity": integrity}))
-            })
-            .collect();
-        Some(json!({"agents": agents, "mode": self.default_mode.as_str()}))
     }
 }
