@@ -46,8 +46,10 @@ pub use backend::{
 };
 pub use error::GatewayError;
 pub use gateway::{Gateway, RunningGateway, serve};
+pub use pipeline::difc::{DifcPipeline, GuardPipeline};
+pub use pipeline::{BackendInvoker, CallInterceptor, PassThrough, ToolCall, gateway_error};
+
+// The paths these modules had before they moved into a stage's folder.
 pub use observe::{logfiles, metrics};
 pub use pipeline::difc as guards;
-pub use pipeline::difc::{DifcPipeline, GuardPipeline};
 pub use pipeline::postprocess;
-pub use pipeline::{BackendInvoker, CallInterceptor, PassThrough, ToolCall, gateway_error};
