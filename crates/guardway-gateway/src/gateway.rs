@@ -365,9 +365,16 @@ impl RunningGateway {
         self.core.backends.get(id)
     }
 
-    /// Progress routes still registered (zero when no call is in flight).
+    /// Call routes and progress queues still registered (zero when no call
+    /// is in flight).
     pub fn pending_progress_routes(&self) -> usize {
         self.core.relay.pending_progress_routes()
+    }
+
+    /// Backend requests (sampling, elicitation, roots, ping) being relayed
+    /// to agents (zero when none is waiting for an agent's answer).
+    pub fn pending_relayed_requests(&self) -> usize {
+        self.core.relay.pending_relayed_requests()
     }
 
     /// Cancelled once an agent asked for shutdown with `POST /close`; the

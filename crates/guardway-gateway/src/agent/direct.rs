@@ -7,7 +7,10 @@
 //! A call that names a per-request protocol version or carries SEP-2243
 //! routing headers goes through rmcp as before, as does everything that is
 //! not a `tools/call`. Progress the agent asked for (a `progressToken` in
-//! `_meta`) is sent on the same stream, each notification before the result.
+//! `_meta`) is sent on the same stream, each notification before the result,
+//! and so are the backend's requests to the agent during the call (sampling,
+//! elicitation, roots, ping: `crate::backend::relay`); the agent POSTs its
+//! answers to them to the session, and they are taken here.
 //! `notifications/cancelled` naming a direct call cancels it here; any other
 //! is passed on to rmcp. The answer's headers are sent at once and SSE
 //! comments keep the stream alive while the call runs, as rmcp does for its
@@ -29,14 +32,14 @@ use futures::{FutureExt, Stream};
 use parking_lot::Mutex;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientJsonRpcMessage, ClientNotification,
-    ClientRequest, ErrorData, GetMeta, Notification, ProgressNotificationParam, RequestId,
-    RequestMetaObject, ServerJsonRpcMessage, ServerNotification, ServerResult,
+    ClientRequest, ErrorData, GetMeta, RequestId, RequestMetaObject, ServerJsonRpcMessage,
+    ServerResult,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::server::{AgentCall, GatewayCore, SessionScope, serve_tool_call};
 use crate::agent::sessions::ExpiringSessionManager;
-use crate::backend::relay::AgentProgress;
+use crate::backend::relay::{AgentLink, CallOrigin};
 
 /// The parsed JSON-RPC message of a POST, left in the request's extensions
 /// by the body check so that it is not parsed again here.
@@ -135,6 +138,16 @@ impl McpEndpoint {
                 }
                 Route::Pass
             }
+            answer @ (ClientJsonRpcMessage::Response(_) | ClientJsonRpcMessage::Error(_)) => {
+                match self.core.relay.answer_direct(session, answer) {
+                    Ok(()) => {
+                        self.sessions.touch(session);
+                        Route::Answered(StatusCode::ACCEPTED.into_response())
+                    }
+                    // An answer to rmcp's own request to the agent.
+                    Err(_) => Route::Pass,
+                }
+            }
             _ => Route::Pass,
         }
     }
@@ -150,12 +163,16 @@ impl McpEndpoint {
     ) -> Response {
         self.sessions.touch(&session);
         let cancel = CancellationToken::new();
-        let (progress, progress_queue) = match meta.get_progress_token() {
-            Some(token) => {
-                let (sender, queue) = tokio::sync::mpsc::unbounded_channel();
-                (Some((AgentProgress::Direct(sender), token)), Some(queue))
-            }
-            None => (None, None),
+        // What the call sends the agent before its answer: progress, and
+        // the backend's requests during the call.
+        let (events, events_queue) = tokio::sync::mpsc::unbounded_channel();
+        let origin = CallOrigin {
+            link: AgentLink::direct(
+                Arc::from(session.as_str()),
+                events,
+                self.sessions.client_capabilities(&session),
+            ),
+            progress_token: meta.get_progress_token(),
         };
         let key = (session.clone(), id.clone());
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
@@ -174,7 +191,7 @@ impl McpEndpoint {
             agent_id,
             session_id: Some(session),
             meta,
-            progress,
+            origin: Some(origin),
             cancel,
         };
         let mut answer = async move {
@@ -189,29 +206,28 @@ impl McpEndpoint {
             sse_message(&answer_message(outcome, id))
         }
         .boxed();
-        let mut progress_queue = progress_queue;
+        let mut events_queue = events_queue;
         // A call that ends quickly is answered with one sized body, written
-        // at once; one that sends progress or runs longer is streamed.
+        // at once; one that sends progress or requests, or runs longer, is
+        // streamed.
         let first = tokio::select! {
             biased;
             event = &mut answer => {
                 let mut body = Vec::new();
-                if let Some(queue) = progress_queue.as_mut() {
-                    while let Ok(param) = queue.try_recv() {
-                        body.extend_from_slice(&progress_event(param));
-                    }
+                while let Ok(message) = events_queue.try_recv() {
+                    body.extend_from_slice(&sse_message(&message));
                 }
                 body.extend_from_slice(&event);
                 return sse_response(Body::from(body));
             }
-            Some(param) = next_progress(&mut progress_queue) => Some(progress_event(param)),
+            Some(message) = events_queue.recv() => Some(sse_message(&message)),
             () = tokio::time::sleep(STREAM_AFTER) => None,
         };
         let body = AnswerBody {
             first,
             answer: Some(answer),
             ready: None,
-            progress: progress_queue,
+            events: Some(events_queue),
             keep_alive: self.keep_alive.map(|period| {
                 let mut interval =
                     tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -237,16 +253,6 @@ fn sse_response(body: Body) -> Response {
         body,
     )
         .into_response()
-}
-
-/// The next progress notification of a call, if it asked for progress.
-async fn next_progress(
-    queue: &mut Option<tokio::sync::mpsc::UnboundedReceiver<ProgressNotificationParam>>,
-) -> Option<ProgressNotificationParam> {
-    match queue {
-        Some(queue) => queue.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Whether a `tools/call` can take the direct path: no per-request protocol
@@ -316,24 +322,17 @@ impl Drop for InFlightEntry {
     }
 }
 
-/// One SSE `message` event carrying a progress notification.
-fn progress_event(param: ProgressNotificationParam) -> Bytes {
-    sse_message(&ServerJsonRpcMessage::notification(
-        ServerNotification::ProgressNotification(Notification::new(param)),
-    ))
-}
-
-/// The response body of a direct call: the progress the agent asked for
-/// and SSE keep-alive comments while the call runs, then its answer, then
-/// the end of the stream. Polled by the connection's own task, so the call
-/// runs there.
+/// The response body of a direct call: the progress the agent asked for,
+/// the backend's requests to the agent and SSE keep-alive comments while
+/// the call runs, then its answer, then the end of the stream. Polled by
+/// the connection's own task, so the call runs there.
 struct AnswerBody {
     /// An event to send before anything else.
     first: Option<Bytes>,
     answer: Option<BoxFuture<'static, Bytes>>,
     /// The answer, once ready, while progress sent before it drains.
     ready: Option<Bytes>,
-    progress: Option<tokio::sync::mpsc::UnboundedReceiver<ProgressNotificationParam>>,
+    events: Option<tokio::sync::mpsc::UnboundedReceiver<ServerJsonRpcMessage>>,
     keep_alive: Option<tokio::time::Interval>,
 }
 
@@ -351,23 +350,23 @@ impl Stream for AnswerBody {
             this.answer = None;
             this.ready = Some(event);
         }
-        if let Some(queue) = this.progress.as_mut() {
+        if let Some(queue) = this.events.as_mut() {
             // Everything the call sent before its answer is queued by the
             // time the answer is ready; the agent gets it first.
             let next = if this.answer.is_some() {
                 match queue.poll_recv(cx) {
-                    Poll::Ready(param) => param,
+                    Poll::Ready(message) => message,
                     Poll::Pending => None,
                 }
             } else {
                 queue.try_recv().ok()
             };
-            if let Some(param) = next {
-                return Poll::Ready(Some(Ok(progress_event(param))));
+            if let Some(message) = next {
+                return Poll::Ready(Some(Ok(sse_message(&message))));
             }
         }
         if let Some(event) = this.ready.take() {
-            this.progress = None;
+            this.events = None;
             this.keep_alive = None;
             if !event.is_empty() {
                 return Poll::Ready(Some(Ok(event)));

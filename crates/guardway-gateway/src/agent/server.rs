@@ -1,6 +1,9 @@
 //! The MCP server agents talk to: one `rmcp` server handler per agent
 //! session, scoped to one backend (routed mode) or to all (unified mode),
-//! forwarding tools, prompts and resources to the backends.
+//! forwarding tools, prompts, resources, completions and resource
+//! subscriptions to the backends. A tool call carries the agent's end
+//! ([`AgentLink`]) down to the backend connection, which relays the
+//! backend's progress and requests during the call back to this session.
 
 // MCP logging is deprecated by the newest protocol revision but still
 // carried for agents and backends that speak older ones.
@@ -11,10 +14,12 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, Reference,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -22,7 +27,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use crate::agent::catalog::{present_prompt, present_tool, split_unified_name};
 use crate::backend::Backend;
 use crate::backend::error::BackendError;
-use crate::backend::relay::{AgentProgress, AgentScope, NotificationRelay};
+use crate::backend::relay::{AgentLink, AgentScope, CallOrigin, NotificationRelay};
 use crate::config::tool_allowed;
 use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall, gateway_error};
 
@@ -80,10 +85,25 @@ pub enum SessionScope {
 pub struct AgentSession {
     core: Arc<GatewayCore>,
     scope: SessionScope,
+    /// Unique among the gateway's sessions (keys its subscriptions).
+    key: u64,
 }
+
+/// The key of the next agent session.
+static NEXT_SESSION_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn backend_error(error: BackendError) -> ErrorData {
     gateway_error(error.to_string())
+}
+
+/// A failed request forwarded to a backend (not a tool call): the
+/// backend's own JSON-RPC error when it answered with one (an unknown
+/// prompt stays "invalid params"), else the gateway's error.
+fn forwarded_error(error: BackendError) -> ErrorData {
+    match error {
+        BackendError::Rejected { error, .. } => error,
+        other => backend_error(other),
+    }
 }
 
 fn unknown_tool(name: &str) -> ErrorData {
@@ -95,10 +115,7 @@ struct SessionInvoker<'a> {
     /// Selects the agent's own process of a stdio backend.
     agent_id: Option<String>,
     meta: Option<rmcp::model::RequestMetaObject>,
-    progress: Option<(
-        crate::backend::relay::AgentProgress,
-        rmcp::model::ProgressToken,
-    )>,
+    origin: Option<CallOrigin>,
     cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -113,7 +130,7 @@ impl BackendInvoker for SessionInvoker<'_> {
                     self.agent_id.as_deref(),
                     params,
                     self.meta.clone(),
-                    self.progress.clone(),
+                    self.origin.clone(),
                     self.cancel.clone(),
                 )
                 .await
@@ -123,16 +140,13 @@ impl BackendInvoker for SessionInvoker<'_> {
 }
 
 /// Where a `tools/call` comes from: the agent, its session, the request's
-/// `_meta`, where to send progress (when the agent asked for it) and the
-/// token that cancels the call.
+/// `_meta`, the agent's end of the call (where its progress and the
+/// backend's requests during it go) and the token that cancels the call.
 pub(crate) struct AgentCall {
     pub agent_id: Option<String>,
     pub session_id: Option<String>,
     pub meta: rmcp::model::RequestMetaObject,
-    pub progress: Option<(
-        crate::backend::relay::AgentProgress,
-        rmcp::model::ProgressToken,
-    )>,
+    pub origin: Option<CallOrigin>,
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -166,7 +180,7 @@ pub(crate) async fn serve_tool_call(
         backend: &backend,
         agent_id: call.agent_id.clone(),
         meta: Some(call.meta),
-        progress: call.progress,
+        origin: call.origin,
         cancel: call.cancel,
     };
     let response_filter = backend.config().tool_response_filters.get(&tool);
@@ -216,7 +230,25 @@ fn resolve(core: &GatewayCore, scope: &SessionScope, name: &str) -> Option<(Arc<
 
 impl AgentSession {
     pub fn new(core: Arc<GatewayCore>, scope: SessionScope) -> Self {
-        Self { core, scope }
+        let key = NEXT_SESSION_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { core, scope, key }
+    }
+
+    /// The backend whose resources a routed session sees, if it has any.
+    fn resource_backend(&self) -> Option<&Arc<Backend>> {
+        match &self.scope {
+            SessionScope::Routed(b) if b.has_resources() => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The name of this session in relay logs and routes: its
+    /// `Mcp-Session-Id`, or a name of its own without one (stdio).
+    fn session_name(&self, context: &RequestContext<RoleServer>) -> Arc<str> {
+        match Self::session_id(context) {
+            Some(id) => Arc::from(id),
+            None => Arc::from(format!("session-{}", self.key)),
+        }
     }
 
     fn unified(&self) -> bool {
@@ -263,20 +295,31 @@ impl ServerHandler for AgentSession {
                     .enable_logging()
                     .enable_resources()
                     .build();
-                if !b.has_resources() {
-                    caps.resources = None;
+                // The backend's own resources capability, its subscribe
+                // and listChanged flags included.
+                caps.resources = match b.resources_capability() {
+                    Some(resources) if b.has_resources() => Some(resources),
+                    _ => None,
+                };
+                if b.has_completions() {
+                    caps.completions = Some(Default::default());
                 }
                 (format!("awmg-{}", b.id()), caps)
             }
-            SessionScope::Unified => (
-                "awmg-unified".to_owned(),
-                ServerCapabilities::builder()
+            SessionScope::Unified => {
+                let mut caps = ServerCapabilities::builder()
                     .enable_tools()
                     .enable_tool_list_changed()
                     .enable_prompts()
                     .enable_logging()
-                    .build(),
-            ),
+                    .build();
+                // Unified mode serves no resources (gateway.md §4):
+                // completions of prompts only.
+                if self.core.backends.values().any(|b| b.has_completions()) {
+                    caps.completions = Some(Default::default());
+                }
+                ("awmg-unified".to_owned(), caps)
+            }
         };
         let mut info = ServerConfig::new(capabilities);
         info.server_info = Implementation::new(name, env!("CARGO_PKG_VERSION"));
@@ -322,15 +365,19 @@ impl ServerHandler for AgentSession {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let progress = context
-            .meta
-            .get_progress_token()
-            .map(|token| (AgentProgress::Peer(context.peer.clone()), token));
+        let origin = CallOrigin {
+            link: AgentLink::peer(
+                self.session_name(&context),
+                context.peer.clone(),
+                context.id.clone(),
+            ),
+            progress_token: context.meta.get_progress_token(),
+        };
         let call = AgentCall {
             agent_id: Self::agent_id(&context),
             session_id: Self::session_id(&context),
             meta: context.meta.clone(),
-            progress,
+            origin: Some(origin),
             cancel: context.ct.clone(),
         };
         serve_tool_call(&self.core, &self.scope, request, call).await
@@ -422,6 +469,76 @@ impl ServerHandler for AgentSession {
                 rmcp::model::ReadResourceRequestMethod,
             >()),
         }
+    }
+
+    async fn complete(
+        &self,
+        mut request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let backend = match (&self.scope, &mut request.r#ref) {
+            (SessionScope::Routed(b), _) => b.clone(),
+            (SessionScope::Unified, Reference::Prompt(prompt)) => {
+                let Some((backend, name)) = self.resolve(&prompt.name) else {
+                    return Err(ErrorData::invalid_params(
+                        format!("unknown prompt \"{}\"", prompt.name),
+                        None,
+                    ));
+                };
+                if !backend.has_prompt(&name) {
+                    return Err(ErrorData::invalid_params(
+                        format!("unknown prompt \"{}\"", prompt.name),
+                        None,
+                    ));
+                }
+                prompt.name = name;
+                backend
+            }
+            (SessionScope::Unified, _) => {
+                return Err(ErrorData::invalid_params(
+                    "unified mode serves no resources: no resource template to complete",
+                    None,
+                ));
+            }
+        };
+        if !backend.has_completions() {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::CompleteRequestMethod,
+            >());
+        }
+        backend.complete(request).await.map_err(forwarded_error)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let Some(backend) = self.resource_backend().filter(|b| b.has_subscriptions()) else {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::SubscribeRequestMethod,
+            >());
+        };
+        backend
+            .subscribe(&request.uri, self.key, context.peer.clone())
+            .await
+            .map_err(forwarded_error)
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let Some(backend) = self.resource_backend().filter(|b| b.has_subscriptions()) else {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::UnsubscribeRequestMethod,
+            >());
+        };
+        backend
+            .unsubscribe(&request.uri, self.key)
+            .await
+            .map_err(forwarded_error)
     }
 
     #[allow(deprecated)]

@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use parking_lot::Mutex;
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::model::{ClientCapabilities, ClientJsonRpcMessage, ClientRequest, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, SessionConfig,
@@ -38,6 +38,9 @@ pub struct ExpiringSessionManager {
     inner: LocalSessionManager,
     idle_timeout: Duration,
     last_seen: Mutex<HashMap<SessionId, Instant>>,
+    /// What each session's agent declared in its `initialize`: a backend's
+    /// request relayed on the direct path is checked against it.
+    capabilities: Mutex<HashMap<SessionId, Arc<ClientCapabilities>>>,
 }
 
 impl ExpiringSessionManager {
@@ -50,7 +53,19 @@ impl ExpiringSessionManager {
             inner,
             idle_timeout,
             last_seen: Mutex::new(HashMap::new()),
+            capabilities: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The capabilities the agent of session `id` declared, once it sent
+    /// its `initialize`.
+    pub fn client_capabilities(&self, id: &str) -> Option<Arc<ClientCapabilities>> {
+        self.capabilities.lock().get(id).cloned()
+    }
+
+    fn forget(&self, id: &SessionId) {
+        self.last_seen.lock().remove(id);
+        self.capabilities.lock().remove(id);
     }
 
     /// Restarts the idle clock of session `id` (a message arrived).
@@ -79,7 +94,7 @@ impl ExpiringSessionManager {
     }
 
     async fn expire(&self, id: &SessionId) {
-        self.last_seen.lock().remove(id);
+        self.forget(id);
         tracing::info!(session = %id, "MCP session expired after being idle");
         if let Err(error) = self.inner.close_session(id).await {
             tracing::debug!(session = %id, %error, "closing an expired session");
@@ -128,6 +143,13 @@ impl SessionManager for ExpiringSessionManager {
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
         self.touch(id);
+        if let ClientJsonRpcMessage::Request(request) = &message
+            && let ClientRequest::InitializeRequest(initialize) = &request.request
+        {
+            self.capabilities
+                .lock()
+                .insert(id.clone(), Arc::new(initialize.params.capabilities.clone()));
+        }
         self.inner.initialize_session(id, message).await
     }
 
@@ -139,7 +161,7 @@ impl SessionManager for ExpiringSessionManager {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.last_seen.lock().remove(id);
+        self.forget(id);
         self.inner.close_session(id).await
     }
 

@@ -31,6 +31,14 @@ pub enum BackendError {
         method: String,
         reason: String,
     },
+    /// The backend answered with a JSON-RPC error (kept, code included,
+    /// for requests whose error goes back to the agent as it is).
+    #[error("backend \"{server}\" failed {method}: {}", error.message)]
+    Rejected {
+        server: String,
+        method: String,
+        error: rmcp::ErrorData,
+    },
     #[error("{message}")]
     CircuitOpen { server: String, message: String },
     #[error("backend \"{server}\" returned an unexpected answer to {method}")]

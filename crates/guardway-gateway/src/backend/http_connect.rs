@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::transport::StreamableHttpClientTransport;
@@ -127,18 +128,27 @@ async fn attempt(
                 .collect();
             let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(custom);
             let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
-            client.serve_ordered(transport).await.map_err(handshake)
+            client
+                .serve_ordered(transport, Arc::default())
+                .await
+                .map_err(handshake)
         }
         HttpTransportKind::Sse => {
             let transport = LegacySseTransport::connect(http.clone(), url, headers.clone())
                 .await
                 .map_err(|e| e.to_string())?;
             tracing::debug!(%url, endpoint = transport.endpoint(), "SSE endpoint received");
-            client.serve_ordered(transport).await.map_err(handshake)
+            client
+                .serve_ordered(transport, Arc::default())
+                .await
+                .map_err(handshake)
         }
         HttpTransportKind::JsonPost => {
             let transport = JsonPostTransport::new(http.clone(), url, headers.clone());
-            client.serve_ordered(transport).await.map_err(handshake)
+            client
+                .serve_ordered(transport, Arc::default())
+                .await
+                .map_err(handshake)
         }
     }
 }

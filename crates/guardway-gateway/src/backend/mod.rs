@@ -36,13 +36,16 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
-    ClientRequest, GetPromptRequestParams, GetPromptResult, Implementation,
-    ListResourceTemplatesResult, ListResourcesResult, LoggingMessageNotificationParam,
-    PaginatedRequestParams, ProgressToken, Prompt, ReadResourceRequestParams, ReadResourceResult,
-    RequestMetaObject, ServerResult, SetLevelRequestParams, Tool,
+    ClientRequest, ClientResult, CompleteRequestParams, CompleteResult, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequestParams, ElicitResult, ErrorData, GetPromptRequestParams,
+    GetPromptResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    ListRootsResult, LoggingMessageNotificationParam, PaginatedRequestParams, Prompt,
+    ReadResourceRequestParams, ReadResourceResult, RequestMetaObject,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerRequest, ServerResult,
+    SetLevelRequestParams, Tool,
 };
 use rmcp::model::{GetExtensions, GetMeta};
-use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
@@ -62,7 +65,9 @@ use error::BackendError;
 pub use http_client::install_crypto_provider;
 pub use http_connect::HttpTransportKind;
 use oidc::OidcTokenSource;
-use relay::{NotificationRelay, ProgressOrderingTransport};
+use relay::{
+    ConnectionRoutes, NotificationRelay, ProgressOrderingTransport, RelayTarget, Subscriptions,
+};
 use stdio_link::StdioLink;
 
 /// Health of a backend as `/health` reports it.
@@ -125,6 +130,8 @@ struct Catalog {
     tools: Vec<Tool>,
     prompts: Vec<Prompt>,
     has_resources: bool,
+    /// What the backend declared in its `initialize` answer.
+    capabilities: Option<ServerCapabilities>,
 }
 
 /// A snapshot of a backend's health.
@@ -141,20 +148,148 @@ pub struct BackendHealth {
 }
 
 /// The `rmcp` client handler of one backend connection: relays the
-/// backend's notifications to agents.
+/// backend's notifications and its requests to agents.
+///
+/// A connection serves many agent sessions (all of them for an HTTP
+/// backend, those of one agent id for a stdio process) and is opened before
+/// any exists, so it declares every client capability the gateway can
+/// relay; each request is checked against the capabilities of the session
+/// it goes to (`relay`).
 #[derive(Clone)]
 pub struct BackendClient {
     server: String,
     relay: Arc<NotificationRelay>,
     catalog_stale: Arc<tokio::sync::Notify>,
+    subscriptions: Arc<Subscriptions>,
+    /// How long an agent may take to answer a relayed request.
+    tool_timeout: Duration,
+}
+
+impl BackendClient {
+    /// Relays one of the backend's requests to the agent the connection
+    /// marked it for.
+    async fn relay_to_agent(
+        &self,
+        request: ServerRequest,
+        context: &RequestContext<RoleClient>,
+    ) -> Result<ClientResult, ErrorData> {
+        let target = context
+            .extensions
+            .get::<RelayTarget>()
+            .map(|target| target.0.clone());
+        self.relay
+            .relay_request(
+                &self.server,
+                target,
+                request,
+                &context.ct,
+                self.tool_timeout,
+            )
+            .await
+    }
+}
+
+/// The agent's answer as the type the backend's request expects: rmcp
+/// reads an answer without knowing its request, so an answer of the right
+/// shape may have been read as another variant; it is read again.
+fn expect_result<T: serde::de::DeserializeOwned>(
+    method: &str,
+    result: ClientResult,
+    pick: fn(ClientResult) -> Result<T, ClientResult>,
+) -> Result<T, ErrorData> {
+    let other = match pick(result) {
+        Ok(value) => return Ok(value),
+        Err(other) => other,
+    };
+    serde_json::to_value(&other)
+        .and_then(serde_json::from_value)
+        .map_err(|error| {
+            ErrorData::internal_error(
+                format!("the agent's answer to {method} is not valid: {error}"),
+                None,
+            )
+        })
 }
 
 impl ClientHandler for BackendClient {
     fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::builder()
+            .enable_roots()
+            .enable_sampling()
+            .enable_elicitation()
+            .build();
+        if let Some(elicitation) = capabilities.elicitation.as_mut() {
+            elicitation.form = Some(rmcp::model::FormElicitationCapability::new());
+            elicitation.url = Some(rmcp::model::UrlElicitationCapability::new());
+        }
         ClientConfig::new(
-            ClientCapabilities::default(),
+            capabilities,
             Implementation::new("guardway", env!("CARGO_PKG_VERSION")),
         )
+    }
+
+    async fn ping(&self, context: RequestContext<RoleClient>) -> Result<(), ErrorData> {
+        // A ping nobody's call caused checks the gateway's own link.
+        if context.extensions.get::<RelayTarget>().is_none() {
+            return Ok(());
+        }
+        let request = ServerRequest::PingRequest(rmcp::model::PingRequest::default());
+        self.relay_to_agent(request, &context).await.map(|_| ())
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let request =
+            ServerRequest::CreateMessageRequest(rmcp::model::CreateMessageRequest::new(params));
+        let result = self.relay_to_agent(request, &context).await?;
+        expect_result("sampling/createMessage", result, |r| match r {
+            ClientResult::CreateMessageResult(r) => Ok(*r),
+            other => Err(other),
+        })
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let request = ServerRequest::ElicitRequest(rmcp::model::ElicitRequest::new(params));
+        let result = self.relay_to_agent(request, &context).await?;
+        expect_result("elicitation/create", result, |r| match r {
+            ClientResult::ElicitResult(r) => Ok(r),
+            other => Err(other),
+        })
+    }
+
+    async fn list_roots(
+        &self,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let request = ServerRequest::ListRootsRequest(rmcp::model::ListRootsRequest::default());
+        let result = self.relay_to_agent(request, &context).await?;
+        expect_result("roots/list", result, |r| match r {
+            ClientResult::ListRootsResult(r) => Ok(r),
+            other => Err(other),
+        })
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let subscribers = self.subscriptions.subscribers(&params.uri);
+        if subscribers.is_empty() {
+            tracing::debug!(server = %self.server, uri = %params.uri, "resource update for no subscribed session dropped");
+        }
+        for peer in subscribers {
+            if let Err(error) = peer.notify_resource_updated(params.clone()).await {
+                tracing::debug!(server = %self.server, %error, "cannot relay a resource update");
+            }
+        }
     }
 
     #[allow(deprecated)]
@@ -188,12 +323,17 @@ impl BackendClient {
     pub(crate) async fn serve_ordered<T>(
         self,
         transport: T,
+        routes: Arc<ConnectionRoutes>,
     ) -> Result<Connection, rmcp::service::ClientInitializeError>
     where
         T: rmcp::transport::Transport<RoleClient> + 'static,
     {
-        let transport =
-            ProgressOrderingTransport::new(transport, self.server.clone(), self.relay.clone());
+        let transport = ProgressOrderingTransport::new(
+            transport,
+            self.server.clone(),
+            self.relay.clone(),
+            routes,
+        );
         self.serve(transport).await
     }
 }
@@ -255,6 +395,9 @@ pub struct Backend {
     auth_changed: Arc<tokio::sync::Notify>,
     /// Reconnections made to renew the `github-oidc` token.
     token_renewals: std::sync::atomic::AtomicU64,
+    /// Agent sessions' resource subscriptions (made on the shared
+    /// connection).
+    subscriptions: Arc<Subscriptions>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -317,6 +460,7 @@ impl Backend {
             auth_renew_at: Mutex::new(None),
             auth_changed: Arc::new(tokio::sync::Notify::new()),
             token_renewals: Default::default(),
+            subscriptions: Arc::default(),
         });
         if backend.config.auth.is_some() {
             backend.spawn_token_renewal();
@@ -828,6 +972,7 @@ impl Backend {
                 tracing::info!(server = %self.id, tools, "backend connected");
                 if !first_launch {
                     self.relay.tools_changed(&self.id).await;
+                    self.resubscribe(&live.peer).await;
                 }
                 Ok(live)
             }
@@ -857,7 +1002,10 @@ impl Backend {
             server: self.id.clone(),
             relay: self.relay.clone(),
             catalog_stale: self.catalog_stale.clone(),
+            subscriptions: self.subscriptions.clone(),
+            tool_timeout: self.tool_timeout,
         };
+        let routes = Arc::new(ConnectionRoutes::default());
         let mut lane = None;
         let connection = match &self.config.transport {
             ServerTransport::Stdio { command, args, env } => {
@@ -872,7 +1020,7 @@ impl Backend {
                     .spawn()
                     .map_err(|e| format!("cannot run {command:?}: {e}"))?;
                 let stderr = child.stderr.take();
-                let (link, transport) = StdioLink::attach(&self.id, child)
+                let (link, transport) = StdioLink::attach(&self.id, child, routes.clone())
                     .map_err(|e| format!("cannot run {command:?}: {e}"))?;
                 lane = Some(link);
                 if let Some(stderr) = stderr {
@@ -893,12 +1041,13 @@ impl Backend {
                         }
                     });
                 }
-                tokio::time::timeout(self.startup_timeout, client.serve_ordered(transport))
-                    .await
-                    .map_err(|_| {
-                        format!("server startup timeout after {:?}", self.startup_timeout)
-                    })?
-                    .map_err(|e| format!("initialize failed: {e}"))?
+                tokio::time::timeout(
+                    self.startup_timeout,
+                    client.serve_ordered(transport, routes),
+                )
+                .await
+                .map_err(|_| format!("server startup timeout after {:?}", self.startup_timeout))?
+                .map_err(|e| format!("initialize failed: {e}"))?
             }
             ServerTransport::Http { url, headers } => {
                 let log = |level: &str, message: &str| self.log_backend(level, message);
@@ -988,10 +1137,10 @@ impl Backend {
                 method: method.to_owned(),
                 timeout,
             },
-            ServiceError::McpError(data) => BackendError::Transport {
+            ServiceError::McpError(error) => BackendError::Rejected {
                 server: self.id.clone(),
                 method: method.to_owned(),
-                reason: data.message.to_string(),
+                error,
             },
             other => {
                 if shared && self.live_ended() {
@@ -1068,17 +1217,16 @@ impl Backend {
     }
 
     /// One `tools/call` on the backend: circuit breaker, tool timeout,
-    /// progress relay to `progress` (agent peer and token), cancellation
-    /// when `cancel` fires.
+    /// the relay to the agent of `origin` (its progress, and the backend's
+    /// requests during the call), cancellation when `cancel` fires.
     pub async fn call_tool(
         &self,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(relay::AgentProgress, ProgressToken)>,
+        origin: Option<relay::CallOrigin>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
-        self.call_tool_as(None, params, meta, progress, cancel)
-            .await
+        self.call_tool_as(None, params, meta, origin, cancel).await
     }
 
     /// [`Backend::call_tool`] on the process of `agent` (gateway.md §5.2).
@@ -1087,7 +1235,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(relay::AgentProgress, ProgressToken)>,
+        origin: Option<relay::CallOrigin>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         if self.log_files.get().is_some() {
@@ -1100,7 +1248,7 @@ impl Backend {
             );
         }
         let outcome = self
-            .call_tool_unlogged(agent, params, meta, progress, cancel)
+            .call_tool_unlogged(agent, params, meta, origin, cancel)
             .await;
         self.log_outcome("tools/call", &outcome, |r| match r {
             CallToolResponse::Complete(r) => serde_json::to_value(r).ok(),
@@ -1118,7 +1266,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(relay::AgentProgress, ProgressToken)>,
+        origin: Option<relay::CallOrigin>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         let launches = self.health.lock().launches;
@@ -1127,14 +1275,14 @@ impl Backend {
                 agent,
                 params.clone(),
                 meta.clone(),
-                progress.clone(),
+                origin.clone(),
                 cancel.clone(),
             )
             .await;
         match first {
             Err(error) if is_session_lost(&error) => {
                 self.reconnect_lost_session(launches).await?;
-                self.call_tool_once(agent, params, meta, progress, cancel)
+                self.call_tool_once(agent, params, meta, origin, cancel)
                     .await
             }
             outcome => outcome,
@@ -1146,7 +1294,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(relay::AgentProgress, ProgressToken)>,
+        origin: Option<relay::CallOrigin>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         const METHOD: &str = "tools/call";
@@ -1167,8 +1315,7 @@ impl Backend {
         let timeout = self.tool_timeout;
         // The route exists before the request is sent: its connection
         // queues progress on it from then on.
-        let mut route =
-            progress.map(|(agent, agent_token)| self.relay.route_progress(agent, agent_token));
+        let mut route = origin.map(|origin| self.relay.route_call(origin));
         let mut request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         let called = match live.lane() {
             Some(lane) => {
@@ -1281,6 +1428,123 @@ impl Backend {
         }
     }
 
+    /// Whether the backend declared `completions`.
+    pub fn has_completions(&self) -> bool {
+        self.catalog
+            .read()
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.completions.is_some())
+    }
+
+    /// The backend's `resources` capability (with its `subscribe` and
+    /// `listChanged` flags), if it declared one.
+    pub fn resources_capability(&self) -> Option<rmcp::model::ResourcesCapability> {
+        self.catalog
+            .read()
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.resources.clone())
+    }
+
+    /// Whether the backend declared resource subscriptions.
+    pub fn has_subscriptions(&self) -> bool {
+        self.resources_capability()
+            .is_some_and(|r| r.subscribe == Some(true))
+    }
+
+    pub async fn complete(
+        &self,
+        params: CompleteRequestParams,
+    ) -> Result<CompleteResult, BackendError> {
+        const METHOD: &str = "completion/complete";
+        let request = ClientRequest::CompleteRequest(rmcp::model::CompleteRequest::new(params));
+        match self.request(METHOD, request).await? {
+            ServerResult::CompleteResult(r) => Ok(r),
+            _ => Err(self.unexpected(METHOD)),
+        }
+    }
+
+    /// Subscribes agent session `session` (its peer `peer`) to `uri`: the
+    /// backend is subscribed when the session is the first, and its updates
+    /// of `uri` go to the subscribed sessions.
+    pub async fn subscribe(
+        &self,
+        uri: &str,
+        session: u64,
+        peer: Peer<rmcp::RoleServer>,
+    ) -> Result<(), BackendError> {
+        let _changing = self.subscriptions.lock_changes().await;
+        self.unsubscribe_ended_sessions().await;
+        // Recorded first: the backend may send an update at once.
+        if !self.subscriptions.add(uri, session, peer) {
+            return Ok(());
+        }
+        let request = ClientRequest::SubscribeRequest(rmcp::model::SubscribeRequest::new(
+            rmcp::model::SubscribeRequestParams::new(uri),
+        ));
+        match self.request("resources/subscribe", request).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                self.subscriptions.remove(uri, session);
+                Err(error)
+            }
+        }
+    }
+
+    /// Ends the subscription of `session` to `uri`; the backend is
+    /// unsubscribed when no session is left.
+    pub async fn unsubscribe(&self, uri: &str, session: u64) -> Result<(), BackendError> {
+        let _changing = self.subscriptions.lock_changes().await;
+        let last = self.subscriptions.remove(uri, session);
+        self.unsubscribe_ended_sessions().await;
+        if last {
+            self.unsubscribe_backend(uri).await?;
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe_backend(&self, uri: &str) -> Result<(), BackendError> {
+        let request = ClientRequest::UnsubscribeRequest(rmcp::model::UnsubscribeRequest::new(
+            rmcp::model::UnsubscribeRequestParams::new(uri),
+        ));
+        self.request("resources/unsubscribe", request)
+            .await
+            .map(|_| ())
+    }
+
+    /// Drops the subscriptions of sessions that ended, unsubscribing the
+    /// backend from what nobody follows any more.
+    async fn unsubscribe_ended_sessions(&self) {
+        for uri in self.subscriptions.drop_closed() {
+            if let Err(error) = self.unsubscribe_backend(&uri).await {
+                tracing::debug!(server = %self.id, %uri, %error, "resources/unsubscribe failed");
+            }
+        }
+    }
+
+    /// Subscribes a new backend session to every URI agents follow.
+    async fn resubscribe(&self, peer: &Peer<RoleClient>) {
+        for uri in self.subscriptions.uris() {
+            let request = ClientRequest::SubscribeRequest(rmcp::model::SubscribeRequest::new(
+                rmcp::model::SubscribeRequestParams::new(uri.clone()),
+            ));
+            let sent = match peer
+                .send_request_with_option(
+                    request,
+                    PeerRequestOptions::with_timeout(self.tool_timeout),
+                )
+                .await
+            {
+                Ok(handle) => handle.await_response().await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = sent {
+                tracing::warn!(server = %self.id, %uri, %error, "cannot renew a resource subscription");
+            }
+        }
+    }
+
     #[allow(deprecated)]
     pub async fn set_level(&self, params: SetLevelRequestParams) -> Result<(), BackendError> {
         let request = ClientRequest::SetLevelRequest(rmcp::model::SetLevelRequest::new(params));
@@ -1330,7 +1594,7 @@ const AGENT_GONE: &str = "the agent went away";
 /// interrupted by the answer, so no notification is half sent.
 async fn relay_progress_until<T>(
     answer: impl Future<Output = T>,
-    route: &mut Option<&mut relay::ProgressRoute<'_>>,
+    route: &mut Option<&mut relay::CallRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Option<T> {
     tokio::pin!(answer);
@@ -1360,7 +1624,7 @@ async fn call_on_peer(
     peer: &Peer<RoleClient>,
     mut request: ClientRequest,
     meta: Option<RequestMetaObject>,
-    mut route: Option<&mut relay::ProgressRoute<'_>>,
+    mut route: Option<&mut relay::CallRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
     timeout: Duration,
 ) -> Called {
@@ -1369,7 +1633,7 @@ async fn call_on_peer(
         options = options.with_meta(meta);
     }
     if let Some(route) = &route {
-        request.extensions_mut().insert(route.sink());
+        request.extensions_mut().insert(route.attachment());
     }
     let handle = match peer.send_request_with_option(request, options).await {
         Ok(handle) => handle,
@@ -1405,12 +1669,12 @@ async fn call_on_peer(
 async fn call_on_lane(
     lane: &Arc<StdioLink>,
     request: ClientRequest,
-    mut route: Option<&mut relay::ProgressRoute<'_>>,
+    mut route: Option<&mut relay::CallRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
     timeout: Duration,
 ) -> Called {
-    let sink = route.as_ref().map(|route| route.sink());
-    let mut call = match lane.send_request(request, sink).await {
+    let attachment = route.as_ref().map(|route| route.attachment());
+    let mut call = match lane.send_request(request, attachment).await {
         Ok(call) => call,
         Err(e) => return Ok(Err(e)),
     };
@@ -1433,12 +1697,15 @@ async fn call_on_lane(
 /// (gateway.md §5.2: one reconnect and one retry).
 fn is_session_lost(error: &BackendError) -> bool {
     match error {
-        BackendError::Transport { reason, .. } => {
-            let reason = reason.to_ascii_lowercase();
-            reason.contains("session not found") || reason.contains("session expired")
-        }
+        BackendError::Transport { reason, .. } => session_lost_reason(reason),
+        BackendError::Rejected { error, .. } => session_lost_reason(&error.message),
         _ => false,
     }
+}
+
+fn session_lost_reason(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    reason.contains("session not found") || reason.contains("session expired")
 }
 
 async fn fetch_catalog(connection: &Connection) -> Result<Catalog, String> {
@@ -1473,6 +1740,7 @@ async fn fetch_catalog_from_peer(peer: &Peer<RoleClient>) -> Result<Catalog, Str
         tools,
         prompts,
         has_resources,
+        capabilities,
     })
 }
 

@@ -46,7 +46,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexS
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::oneshot;
 
-use crate::backend::relay::ProgressSink;
+use crate::backend::relay::{ConnectionRoutes, ProgressSink, RouteAttachment};
 
 /// The first request id (and progress token) of the lane.
 pub(crate) const LANE_FIRST_ID: i64 = 1 << 30;
@@ -74,6 +74,10 @@ pub(crate) struct StdioLink {
     stdin: tokio::sync::Mutex<Stdin>,
     calls: Mutex<LaneCalls>,
     next_id: AtomicI64,
+    /// The agent links of the connection's requests in flight, lane calls
+    /// included: the backend's requests during a lane call reach rmcp's
+    /// client, which relays them to the call's agent.
+    routes: Arc<ConnectionRoutes>,
 }
 
 /// The process's input.
@@ -119,6 +123,7 @@ impl StdioLink {
     pub(crate) fn attach(
         server: &str,
         mut child: Child,
+        routes: Arc<ConnectionRoutes>,
     ) -> std::io::Result<(Arc<Self>, LinkTransport)> {
         let missing =
             |what: &str| std::io::Error::other(format!("the process's {what} is not piped"));
@@ -134,6 +139,7 @@ impl StdioLink {
             }),
             calls: Mutex::new(LaneCalls::default()),
             next_id: AtomicI64::new(LANE_FIRST_ID),
+            routes,
         });
         tokio::spawn(read_process(link.clone(), stdout, to_rmcp));
         tokio::spawn(write_rmcp_lines(link.clone(), from_rmcp));
@@ -146,8 +152,9 @@ impl StdioLink {
     }
 
     /// Sends `request` (a tools/call) on the lane and returns the pending
-    /// call. Its progress notifications go to `progress` (under a token of the lane)
-    /// until the answer arrives.
+    /// call. Until the answer arrives, its progress notifications go to the
+    /// route's progress sink (under a token of the lane) and the connection
+    /// keeps the route's agent link.
     ///
     /// # Errors
     ///
@@ -156,7 +163,7 @@ impl StdioLink {
     pub(crate) async fn send_request(
         self: &Arc<Self>,
         mut request: ClientRequest,
-        progress: Option<ProgressSink>,
+        route: Option<RouteAttachment>,
     ) -> Result<LaneCall, ServiceError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         request
@@ -176,6 +183,13 @@ impl StdioLink {
             if calls.closed {
                 return Err(ServiceError::TransportClosed);
             }
+            let progress = match route {
+                Some(route) => {
+                    self.routes.insert(RequestId::Number(id), route.link);
+                    route.progress
+                }
+                None => None,
+            };
             calls.pending.insert(
                 id,
                 Pending {
@@ -251,6 +265,7 @@ impl StdioLink {
 
     fn forget(&self, id: i64) {
         self.calls.lock().pending.remove(&id);
+        self.routes.remove(&RequestId::Number(id));
     }
 
     /// Tells the backend that lane call `id` is cancelled.
@@ -289,7 +304,9 @@ impl StdioLink {
                 if id < LANE_FIRST_ID {
                     return false;
                 }
-                match self.calls.lock().pending.remove(&id) {
+                let pending = self.calls.lock().pending.remove(&id);
+                self.routes.remove(&RequestId::Number(id));
+                match pending {
                     Some(pending) => {
                         let _ = pending.answer.send(std::mem::take(line));
                     }
@@ -330,7 +347,9 @@ impl StdioLink {
     fn close_lane(&self) {
         let mut calls = self.calls.lock();
         calls.closed = true;
-        calls.pending.clear();
+        for (id, _) in calls.pending.drain() {
+            self.routes.remove(&RequestId::Number(id));
+        }
     }
 }
 
@@ -645,7 +664,7 @@ mod tests {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let (link, mut transport) = StdioLink::attach("cat", child).unwrap();
+        let (link, mut transport) = StdioLink::attach("cat", child, Arc::default()).unwrap();
         let big = "x".repeat(512 * 1024);
         let interrupted =
             tokio::time::timeout(Duration::from_millis(100), link.write_line(&log_line(&big)))
