@@ -386,3 +386,57 @@ pub async fn progress_logging_agent(
     );
     ().serve(log.wrap(transport)).await.unwrap()
 }
+
+/// A Python backend process serving HTTP on 127.0.0.1; killed on drop.
+pub struct PythonBackend {
+    child: tokio::process::Child,
+    pub port: u16,
+}
+
+impl PythonBackend {
+    /// Runs `tests/python/backends/<script>` with `args` and waits for its
+    /// `PORT <n>` line.
+    pub async fn start(script: &str, args: &[&str]) -> Self {
+        let mut child = tokio::process::Command::new(python())
+            .arg(repo_root().join("tests/python/backends").join(script))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("backend did not print its port")
+            .unwrap()
+            .expect("backend exited before printing its port");
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        // Keep draining stdout so the backend never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, port }
+    }
+
+    /// The URL of `path` on this backend.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Kills this backend and runs `script` with `args` again on the same
+    /// port: a new process that knows no session.
+    pub async fn restart(&mut self, script: &str, args: &[&str]) -> Self {
+        let port = self.port.to_string();
+        self.kill().await;
+        let mut args = args.to_vec();
+        args.extend(["--port", &port]);
+        Self::start(script, &args).await
+    }
+}

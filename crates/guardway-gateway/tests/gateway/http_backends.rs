@@ -8,66 +8,11 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use guardway_gateway::config::{RoutingMode, ServeOptions, ServerConfig, ServerTransport};
 use guardway_gateway::{BackendStatus, Gateway, HttpTransportKind, RunningGateway};
 use serde_json::json;
-use tokio::io::AsyncBufReadExt;
-
-/// A Python backend process serving HTTP on 127.0.0.1; killed on drop.
-struct PythonBackend {
-    child: tokio::process::Child,
-    port: u16,
-}
-
-impl PythonBackend {
-    /// Runs `tests/python/backends/<script>` with `args` and waits for its
-    /// `PORT <n>` line.
-    async fn start(script: &str, args: &[&str]) -> Self {
-        let mut child = tokio::process::Command::new(common::python())
-            .arg(
-                common::repo_root()
-                    .join("tests/python/backends")
-                    .join(script),
-            )
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("backend did not print its port")
-            .unwrap()
-            .expect("backend exited before printing its port");
-        let port = line
-            .strip_prefix("PORT ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        // Keep draining stdout so the backend never blocks on it.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, port }
-    }
-
-    async fn kill(&mut self) {
-        let _ = self.child.kill().await;
-    }
-
-    /// Kills this backend and runs `script` with `args` again on the same
-    /// port: a new process that knows no session.
-    async fn restart(&mut self, script: &str, args: &[&str]) -> Self {
-        let port = self.port.to_string();
-        self.kill().await;
-        let mut args = args.to_vec();
-        args.extend(["--port", &port]);
-        Self::start(script, &args).await
-    }
-}
 
 fn http_server(url: String) -> ServerConfig {
     let mut server = common::stdio_server(String::new(), Vec::new());
@@ -117,8 +62,8 @@ async fn backend_behind_gateway(
     id: &str,
     path: &str,
     keepalive: Option<Duration>,
-) -> (PythonBackend, tempfile::TempDir, RunningGateway) {
-    let backend = PythonBackend::start(script, args).await;
+) -> (common::PythonBackend, tempfile::TempDir, RunningGateway) {
+    let backend = common::PythonBackend::start(script, args).await;
     let logs = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}{path}", backend.port);
     let gw = gateway_for(id, http_server(url), logs.path(), keepalive).await;
@@ -481,7 +426,7 @@ async fn url_answering_no_transport_fails_naming_the_backend() {
 async fn https_backend_trusted_through_ssl_cert_file() {
     let tls = tempfile::tempdir().unwrap();
     let tls_dir = tls.path().to_string_lossy().into_owned();
-    let backend = PythonBackend::start(
+    let backend = common::PythonBackend::start(
         "http_server.py",
         &["secure", "streamable-http", "--tls-dir", &tls_dir],
     )
@@ -570,7 +515,8 @@ async fn oidc_token_endpoint() -> (String, std::sync::Arc<parking_lot::Mutex<Vec
 /// Actions variables from its start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_oidc_token_replaces_authorization() {
-    let backend = PythonBackend::start("json_post_server.py", &["plain", "--issue-session"]).await;
+    let backend =
+        common::PythonBackend::start("json_post_server.py", &["plain", "--issue-session"]).await;
     let (token_url, audiences) = oidc_token_endpoint().await;
     let backend_url = format!("http://127.0.0.1:{}/", backend.port);
     run_child_test(

@@ -28,6 +28,7 @@ mod lifecycle;
 mod postprocess;
 mod python_client;
 mod reflect;
+mod relay;
 mod stdio_agent;
 mod stdio_lane;
 mod tls_listener;
