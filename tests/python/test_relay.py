@@ -326,8 +326,16 @@ def test_unified_mode_offers_no_resources():
     async def go():
         async with connect("unified", "http") as s:
             assert s.initialize_result.capabilities.resources is None
-            with pytest.raises(McpError):
+            with pytest.raises(McpError) as error:
                 await s.subscribe_resource(WATCHED)
+            assert error.value.error.code == types.METHOD_NOT_FOUND
+            template = types.ResourceTemplateReference(type="ref/resource", uri="test://template/{id}/data")
+            with pytest.raises(McpError) as error:
+                await s.complete(template, {"name": "id", "value": "1"})
+            assert error.value.error.code == types.INVALID_PARAMS
+            assert "no resources" in error.value.error.message
+            # The session is still fine.
+            await s.list_tools()
 
     run(go)
 
