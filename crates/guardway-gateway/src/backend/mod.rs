@@ -195,13 +195,13 @@ impl BackendClient {
 fn expect_result<T: serde::de::DeserializeOwned>(
     method: &str,
     result: ClientResult,
-    pick: fn(ClientResult) -> Result<T, ClientResult>,
+    pick: fn(ClientResult) -> Result<T, Box<ClientResult>>,
 ) -> Result<T, ErrorData> {
     let other = match pick(result) {
         Ok(value) => return Ok(value),
         Err(other) => other,
     };
-    serde_json::to_value(&other)
+    serde_json::to_value(&*other)
         .and_then(serde_json::from_value)
         .map_err(|error| {
             ErrorData::internal_error(
@@ -247,7 +247,7 @@ impl ClientHandler for BackendClient {
         let result = self.relay_to_agent(request, &context).await?;
         expect_result("sampling/createMessage", result, |r| match r {
             ClientResult::CreateMessageResult(r) => Ok(*r),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
     }
 
@@ -260,7 +260,7 @@ impl ClientHandler for BackendClient {
         let result = self.relay_to_agent(request, &context).await?;
         expect_result("elicitation/create", result, |r| match r {
             ClientResult::ElicitResult(r) => Ok(r),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
     }
 
@@ -272,7 +272,7 @@ impl ClientHandler for BackendClient {
         let result = self.relay_to_agent(request, &context).await?;
         expect_result("roots/list", result, |r| match r {
             ClientResult::ListRootsResult(r) => Ok(r),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
     }
 

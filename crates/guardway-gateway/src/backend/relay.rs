@@ -265,6 +265,10 @@ impl ConnectionRoutes {
 /// What an agent answered to a backend request relayed on the direct path.
 type DirectAnswer = Result<ClientResult, ErrorData>;
 
+/// Backend requests relayed on the direct path and not answered yet, by
+/// (session, the id the agent was given): where their answers go.
+type DirectWaiters = HashMap<(Arc<str>, RequestId), oneshot::Sender<DirectAnswer>>;
+
 /// Shared by every backend connection and agent session of one gateway.
 ///
 /// Thread-safe; held in an `Arc`.
@@ -279,7 +283,7 @@ pub struct NotificationRelay {
     relayed: AtomicUsize,
     /// Backend requests relayed on the direct path and not answered yet,
     /// by (session, the id the agent was given).
-    direct_requests: Mutex<HashMap<(Arc<str>, RequestId), oneshot::Sender<DirectAnswer>>>,
+    direct_requests: Mutex<DirectWaiters>,
     next_direct_id: AtomicI64,
 }
 
@@ -561,21 +565,21 @@ impl NotificationRelay {
         &self,
         session: &str,
         message: ClientJsonRpcMessage,
-    ) -> Result<(), ClientJsonRpcMessage> {
+    ) -> Result<(), Box<ClientJsonRpcMessage>> {
         let (id, answer) = match message {
             JsonRpcMessage::Response(response) => (response.id.clone(), Ok(response)),
             JsonRpcMessage::Error(error) => match error.id.clone() {
                 Some(id) => (id, Err(error)),
-                None => return Err(JsonRpcMessage::Error(error)),
+                None => return Err(Box::new(JsonRpcMessage::Error(error))),
             },
-            other => return Err(other),
+            other => return Err(Box::new(other)),
         };
         let key: (Arc<str>, RequestId) = (Arc::from(session), id);
         let Some(waiting) = self.direct_requests.lock().remove(&key) else {
-            return Err(match answer {
+            return Err(Box::new(match answer {
                 Ok(response) => JsonRpcMessage::Response(response),
                 Err(error) => JsonRpcMessage::Error(error),
-            });
+            }));
         };
         let _ = waiting.send(answer.map(|r| r.result).map_err(|e| e.error));
         Ok(())
@@ -707,6 +711,9 @@ fn peer_error(method: &str, error: ServiceError) -> ErrorData {
     }
 }
 
+/// The sessions subscribed to one URI: each session's key and peer.
+type Subscribers = Vec<(u64, Peer<RoleServer>)>;
+
 /// Resource subscriptions of one backend, kept for the agent sessions that
 /// made them: the backend is subscribed to a URI once, while at least one
 /// session is, and its updates go to those sessions only.
@@ -715,7 +722,7 @@ fn peer_error(method: &str, error: ServiceError) -> ErrorData {
 #[derive(Default)]
 pub struct Subscriptions {
     /// By URI: the subscribed sessions (their key and peer).
-    table: Mutex<HashMap<String, Vec<(u64, Peer<RoleServer>)>>>,
+    table: Mutex<HashMap<String, Subscribers>>,
     /// Serialises subscribe and unsubscribe with the backend requests they
     /// make, so that the table and the backend agree.
     changes: tokio::sync::Mutex<()>,
