@@ -368,6 +368,17 @@ pub async fn progress_logging_agent(
     agent_id: Option<&str>,
     log: &ProgressLog,
 ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    progress_logging_agent_with(url, agent_id, log, ()).await
+}
+
+/// [`progress_logging_agent`] whose requests from the server are answered
+/// by `handler` (which also declares the agent's capabilities).
+pub async fn progress_logging_agent_with<H: rmcp::ClientHandler>(
+    url: &str,
+    agent_id: Option<&str>,
+    log: &ProgressLog,
+    handler: H,
+) -> rmcp::service::RunningService<rmcp::RoleClient, H> {
     use rmcp::ServiceExt;
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -384,7 +395,7 @@ pub async fn progress_logging_agent(
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
     );
-    ().serve(log.wrap(transport)).await.unwrap()
+    handler.serve(log.wrap(transport)).await.unwrap()
 }
 
 /// A Python backend process serving HTTP on 127.0.0.1; killed on drop.

@@ -1,17 +1,29 @@
 //! `@modelcontextprotocol/server-everything` (Node) as a stdio backend:
 //! every tool it lists is listed by the gateway and answers through it as it
 //! answers directly, progress notifications included, and a large result.
+//! Its sampling, elicitation and roots tools ask the agent during the call:
+//! the gateway relays those requests to the agent that made the call.
+
+// Sampling and roots are deprecated in rmcp's model (SEP-2577); servers
+// still send them, and the test agent answers them.
+#![allow(deprecated)]
 
 use crate::common;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use guardway_gateway::config::RoutingMode;
 use guardway_gateway::{Gateway, normalize_input_schema};
-use rmcp::model::{CallToolResult, Tool};
-use rmcp::service::RunningService;
+use rmcp::model::{
+    CallToolResult, ClientCapabilities, ClientConfig, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequestParams, ElicitResult, ElicitationAction, ErrorData,
+    FormElicitationCapability, Implementation, ListRootsResult, Root, SamplingMessage, Tool,
+    UrlElicitationCapability,
+};
+use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 fn everything_command() -> (String, Vec<String>) {
@@ -24,9 +36,81 @@ fn everything_command() -> (String, Vec<String>) {
     )
 }
 
+/// An agent that answers the server's requests the same way whether it
+/// talks to the server directly or through the gateway, and remembers what
+/// it was asked. It declares what the gateway declares to its backends
+/// (sampling, elicitation in form and url modes, roots): server-everything
+/// lists its sampling, elicitation and roots tools only to clients that
+/// declare them, so both sides see the same tools.
+#[derive(Clone, Default)]
+struct AnsweringAgent {
+    asked: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl AnsweringAgent {
+    fn asked(&self) -> Vec<&'static str> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    fn note(&self, method: &'static str) {
+        self.asked.lock().unwrap().push(method);
+    }
+}
+
+impl ClientHandler for AnsweringAgent {
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::builder()
+            .enable_roots()
+            .enable_sampling()
+            .enable_elicitation()
+            .build();
+        if let Some(elicitation) = capabilities.elicitation.as_mut() {
+            elicitation.form = Some(FormElicitationCapability::new());
+            elicitation.url = Some(UrlElicitationCapability::new());
+        }
+        ClientConfig::new(capabilities, Implementation::new("everything-test", "1.0"))
+    }
+
+    async fn create_message(
+        &self,
+        _params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        self.note("sampling/createMessage");
+        Ok(CreateMessageResult::new(
+            SamplingMessage::assistant_text("sampled by the agent"),
+            "agent-model".to_owned(),
+        )
+        .with_stop_reason("endTurn"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        _params: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        self.note("elicitation/create");
+        // Not rmcp's default answer (decline): only the agent gives this one.
+        Ok(ElicitResult::new(ElicitationAction::Cancel))
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        self.note("roots/list");
+        Ok(ListRootsResult::new(vec![
+            Root::new("file:///work/agent-root").with_name("agent root"),
+        ]))
+    }
+}
+
 /// A client of server-everything run directly, whose progress goes to
 /// `log` as its transport reads it.
-async fn direct_client(log: &common::ProgressLog) -> RunningService<RoleClient, ()> {
+async fn direct_client(
+    log: &common::ProgressLog,
+    agent: AnsweringAgent,
+) -> RunningService<RoleClient, AnsweringAgent> {
     let (command, args) = everything_command();
     let mut cmd = tokio::process::Command::new(command);
     cmd.args(args);
@@ -34,7 +118,7 @@ async fn direct_client(log: &common::ProgressLog) -> RunningService<RoleClient, 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    ().serve(log.wrap(transport)).await.unwrap()
+    agent.serve(log.wrap(transport)).await.unwrap()
 }
 
 /// Incompressible bytes (so the gzip result stays large), deterministic.
@@ -79,6 +163,10 @@ fn arguments_for(tool: &Tool) -> Value {
     match tool.name.as_ref() {
         "echo" => json!({"message": "hello through the gateway"}),
         "get-sum" => json!({"a": 2, "b": 40}),
+        "trigger-url-elicitation" => json!({
+            "url": "https://example.com/confirm",
+            "elicitationId": "everything-test",
+        }),
         "trigger-long-running-operation" => json!({"duration": 1, "steps": 4}),
         "gzip-file-as-resource" => json!({
             "name": "noise.gz",
@@ -186,11 +274,15 @@ async fn every_tool_of_server_everything_works_through_the_gateway() {
     .await
     .unwrap();
     let direct_progress = common::ProgressLog::default();
-    let direct = direct_client(&direct_progress).await;
+    let direct_agent = AnsweringAgent::default();
+    let direct = direct_client(&direct_progress, direct_agent.clone()).await;
     let via_progress = common::ProgressLog::default();
-    let via = common::progress_logging_client(
+    let via_agent = AnsweringAgent::default();
+    let via = common::progress_logging_agent_with(
         &format!("http://{}/mcp/everything", gw.local_addr()),
+        None,
         &via_progress,
+        via_agent.clone(),
     )
     .await;
 
@@ -264,6 +356,24 @@ async fn every_tool_of_server_everything_works_through_the_gateway() {
         direct_tools.len()
     );
     assert!(compared >= 8, "only {compared} tools answered successfully");
+
+    // The server's requests during the calls reached the agent through the
+    // gateway, one each, as they reach a direct client; the gateway left
+    // none pending.
+    let mut via_asked = via_agent.asked();
+    via_asked.sort_unstable();
+    assert_eq!(
+        via_asked,
+        [
+            "elicitation/create",
+            "elicitation/create",
+            "roots/list",
+            "sampling/createMessage"
+        ],
+        "asked through the gateway (direct: {:?})",
+        direct_agent.asked()
+    );
+    assert_eq!(gw.pending_relayed_requests(), 0);
 
     // The long-running operation's progress reached the agent, under the
     // agent's token, as often as it reaches a direct client.
