@@ -177,8 +177,13 @@ fn internal_request(
     let mut request = builder
         .body(Body::from(message.to_string()))
         .map_err(|e| format!("cannot build the internal request: {e}"))?;
-    // Connection info and other extensions the transport may look at.
+    // Connection info and other extensions the transport may look at; not
+    // the caller's parsed message (its `tools/call`), which would be served
+    // in place of this request's own message.
     request.extensions_mut().clone_from(&parts.extensions);
+    request
+        .extensions_mut()
+        .remove::<crate::agent::direct::ParsedMessage>();
     Ok(request)
 }
 

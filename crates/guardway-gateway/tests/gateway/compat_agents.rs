@@ -16,18 +16,31 @@ import os
 from mcp.server.fastmcp import FastMCP
 
 mcp = FastMCP("pid")
+calls = 0
 
 @mcp.tool(description="The id of this server process.")
 def pid() -> str:
+    global calls
+    calls += 1
     return str(os.getpid())
+
+@mcp.tool(description="How many times this process ran pid.")
+def pid_calls() -> str:
+    return str(calls)
 
 mcp.run()
 "#;
 
 /// One session-less `tools/call pid` (auto-initialised) as `agent`.
 async fn pid_as(url: &str, agent: &str) -> u32 {
+    call_as(url, agent, "pid").await
+}
+
+/// One session-less `tools/call` of `tool` (auto-initialised) as `agent`:
+/// its text, parsed.
+async fn call_as(url: &str, agent: &str, tool: &str) -> u32 {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                      "params": {"name": "pid", "arguments": {}}});
+                      "params": {"name": tool, "arguments": {}}});
     let resp = reqwest::Client::new()
         .post(url)
         .header("accept", "application/json, text/event-stream")
@@ -77,6 +90,9 @@ async fn each_agent_gets_its_own_stdio_process() {
     let a2 = pid_as(&url, "agent-a").await;
     assert_eq!(a1, a2, "one agent keeps its process");
     assert_ne!(a1, b1, "agents do not share a process");
+    // Auto-initialise runs each session-less call once (its internal
+    // requests do not carry the caller's call).
+    assert_eq!(call_as(&url, "agent-a", "pid_calls").await, 2);
     assert_eq!(backend.agent_process_count().await, 2);
 
     // Recently used processes survive a sweep; idle ones are closed.
@@ -97,7 +113,7 @@ async fn each_agent_gets_its_own_stdio_process() {
     // The start-up process still serves discovery.
     let client = common::rmcp_client(&url, common::API_KEY).await;
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 1);
+    assert_eq!(tools.len(), 2);
     client.cancel().await.unwrap();
     gw.shutdown().await;
     assert_eq!(backend.agent_process_count().await, 0);
