@@ -36,6 +36,10 @@ expected=32
 agent_key="conformance-agent"
 suite="$root/tests/node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 python="$root/.venv/bin/python"
+if ! command -v node >/dev/null 2>&1; then
+    echo "conformance: node not found (the suite needs Node.js 20.18.1 or later)" >&2
+    exit 1
+fi
 if [ ! -f "$suite" ] || [ ! -x "$python" ]; then
     scripts/setup-test-env.sh
 fi

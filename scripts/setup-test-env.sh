@@ -17,7 +17,11 @@ fi
 
 if command -v npm >/dev/null 2>&1; then
   (cd tests/node && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
+  # The conformance suite's HTTP client (undici 7) needs Node.js 20.18.1 or later.
+  if ! node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 18 || (b === 18 && c >= 1))) ? 0 : 1)'; then
+    echo "Node.js $(node --version) is too old: the tests need Node.js 20.18.1 or later" >&2
+  fi
 else
-  echo "npm not found: the server-everything tests will fail until Node.js and npm are installed" >&2
+  echo "npm not found: the server-everything and conformance tests will fail until Node.js 20.18.1+ and npm are installed" >&2
 fi
 echo "test environment ready: $root/.venv, $root/tests/node/node_modules"
