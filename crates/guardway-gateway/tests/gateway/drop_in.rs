@@ -84,12 +84,22 @@ async fn first_data_line_is_the_answer_unless_the_client_asked_for_sse_polling()
             format!("alpha: {version}"),
             "{answer}"
         );
+        // A request rmcp's session worker answers.
+        let resp = common::session_post(&url, &session)
+            .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.text().await.unwrap();
+        let answer = first_data(&body).unwrap_or_else(|e| panic!("tools/list {version}: {e}"));
+        assert_eq!(answer["id"], 3, "{version}: {answer}");
     }
 
     // Auto-initialised (session-less tools/call of a new agent).
     let resp = post(&url)
         .header("x-agent-id", "fresh-agent")
-        .json(&echo_call(3, "auto"))
+        .json(&echo_call(5, "auto"))
         .send()
         .await
         .unwrap();
@@ -100,11 +110,13 @@ async fn first_data_line_is_the_answer_unless_the_client_asked_for_sse_polling()
         "{answer}"
     );
 
-    // 2025-11-25 asked for SSE polling: the priming event comes first.
+    // 2025-11-25 asked for SSE polling: the priming event comes first (on
+    // the answers rmcp's session streams carry; a plain tools/call takes
+    // the direct path, whose one-event answer has none).
     let (session, body) = open(&url, "2025-11-25").await;
     assert_primed(&body);
     let resp = common::session_post(&url, &session)
-        .json(&echo_call(4, "polling"))
+        .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}))
         .send()
         .await
         .unwrap();
@@ -113,7 +125,7 @@ async fn first_data_line_is_the_answer_unless_the_client_asked_for_sse_polling()
     assert!(
         common::messages(&body)
             .iter()
-            .any(|m| m["id"] == 4 && m["result"]["content"][0]["text"] == "alpha: polling"),
+            .any(|m| m["id"] == 4 && m["result"]["tools"].is_array()),
         "{body}"
     );
 
