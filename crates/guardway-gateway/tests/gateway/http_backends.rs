@@ -236,7 +236,6 @@ async fn streamable_http_backend_is_tried_first() {
 /// reference: any 2xx acknowledges a notification. Agents of both Python
 /// SDKs reach its tools through the gateway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 23 item 6: turned on with the gateway's lenient notification answer"]
 async fn backend_acknowledging_a_notification_with_empty_sse_is_healthy() {
     let (_backend, _logs, gw) = backend_behind_gateway(
         "http_server.py",
