@@ -427,7 +427,6 @@ fn log_names_each_servers_guard_and_the_difc_mode() {
 /// formats: an invalid `write-sink` `sink-visibility` stops start-up with
 /// exit 1 and an error naming the field path; nothing is served.
 #[test]
-#[ignore = "issue 23 item 5: turned on with the gateway's write-sink validation"]
 fn invalid_sink_visibility_stops_start_up_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     for (n, value) in [r#""foo""#, r#""restricted""#, "123", r#""123""#]
