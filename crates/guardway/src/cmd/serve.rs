@@ -282,6 +282,27 @@ pub fn options_from_args(args: ServeArgs) -> anyhow::Result<ServeOptions> {
     Ok(options)
 }
 
+/// The start-up facts the reference writes to `mcp-gateway.log` only
+/// (category `startup`), in its words. Not on stderr: scripts wait for the
+/// banner's `Starting MCPG` there, which comes once the gateway is ready.
+fn log_startup_facts(options: &ServeOptions, config_source: &str) {
+    let ids: Vec<&str> = options.config.servers.keys().map(String::as_str).collect();
+    for line in [
+        format!(
+            "MCPG Gateway version: guardway {}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!(
+            "Starting MCPG with config: {config_source}, listen: {}, log-dir: {}",
+            options.listen,
+            options.log_dir.display()
+        ),
+        format!("Loaded {} MCP server(s): [{}]", ids.len(), ids.join(" ")),
+    ] {
+        guardway_gateway::logfiles::log_file_line("INFO", "startup", &line);
+    }
+}
+
 /// Configures the process-wide guard compilation cache from the serve
 /// options, before any guard is loaded.
 fn configure_compilation_cache(options: &guardway_gateway::config::ServeOptions) {
@@ -309,6 +330,7 @@ fn configure_compilation_cache(options: &guardway_gateway::config::ServeOptions)
         tracing::warn!("the WASM compilation cache was already configured");
     }
     tracing::info!(
+        target: "guardway::startup",
         "WASM compilation cache directory: {}",
         disk_dir
             .map(|d| d.display().to_string())
@@ -328,8 +350,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{ROUTED_AND_UNIFIED}");
         return Ok(ExitCode::FAILURE);
     }
+    let config_source = if args.config_stdin {
+        "stdin".to_owned()
+    } else {
+        args.config
+            .as_ref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_default()
+    };
     let options = options_from_args(args)?;
     guardway_gateway::logfiles::install_global_logging(&options.log_dir, "info");
+    log_startup_facts(&options, &config_source);
     for warning in &options.extra.config_warnings {
         tracing::warn!("{warning}");
     }

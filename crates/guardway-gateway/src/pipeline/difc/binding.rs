@@ -95,7 +95,7 @@ pub fn raw_policy(
         .and_then(|guard| guard.policy.clone())
 }
 
-fn write_sink_of(policy: &Value) -> Option<&Value> {
+pub(super) fn write_sink_of(policy: &Value) -> Option<&Value> {
     policy.as_object().and_then(|map| {
         map.iter()
             .find(|(key, _)| {

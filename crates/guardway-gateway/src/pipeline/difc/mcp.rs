@@ -122,6 +122,7 @@ impl GuardPipeline {
                     self.guards_dir.as_deref(),
                     raw.as_ref(),
                 );
+                log_server_guard(id, server.guard_policies.as_ref(), raw.as_ref(), &source);
                 let mut spec = ServerSpec::new(id.clone(), source)
                     .trusted_bots(self.config.gateway.trusted_bots.clone())
                     .enforce_tool_call_limits(self.enforce_tool_call_limits);
@@ -139,7 +140,23 @@ impl GuardPipeline {
     }
 
     async fn load_guards(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Result<(), String> {
-        let failures = self.core.bind_servers(self.server_specs(backends)).await;
+        let specs = self.server_specs(backends);
+        // As the reference: DIFC is on when a server has a guard or a policy.
+        let enforcing = self.policy_override.is_some()
+            || specs.iter().any(ServerSpec::is_guarded)
+            || self
+                .config
+                .servers
+                .values()
+                .any(|s| s.guard_policies.is_some());
+        let failures = self.core.bind_servers(specs).await;
+        if enforcing {
+            tracing::info!(target: STARTUP_LOG_TARGET,
+                "Guards enforcement enabled with mode: {}", self.core.default_mode());
+        } else {
+            tracing::info!(target: STARTUP_LOG_TARGET,
+                "Guards enforcement disabled (sessions auto-created for standard MCP client compatibility)");
+        }
         let _ = self.backends.set(backends.clone());
         if self.require_guards && !failures.is_empty() {
             return Err(GuardLoadError { failures }.to_string());
@@ -194,6 +211,63 @@ impl GuardPipeline {
         restarts.render(out);
         render_cache_stats(out);
     }
+}
+
+/// Target of the start-up lines the reference writes under `startup`.
+const STARTUP_LOG_TARGET: &str = "guardway::startup";
+
+/// The reference's lines about a server's guard before it is bound
+/// (`[difc] [<id>] …` in `mcp-gateway.log`, through the `server_id`
+/// field): the server's own `guard-policies` (JSON, keys sorted as the
+/// reference's encoder writes them) and, for a write-sink guard, its accept
+/// patterns and effective `sink-visibility`.
+fn log_server_guard(
+    id: &str,
+    own_policies: Option<&Value>,
+    policy: Option<&Value>,
+    source: &binding::GuardSource,
+) {
+    match own_policies.filter(|p| p.as_object().is_none_or(|map| !map.is_empty())) {
+        Some(policies) => tracing::info!(target: DIFC_LOG_TARGET, server_id = %id,
+            "Guard policy: {}", sorted_json(policies)),
+        None => tracing::info!(target: DIFC_LOG_TARGET, server_id = %id, "No guard policy was set"),
+    }
+    if let binding::GuardSource::WriteSink { accept, public } = source {
+        let configured = policy
+            .and_then(binding::write_sink_of)
+            .and_then(|sink| sink.get("sink-visibility"))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty());
+        let visibility = match configured {
+            Some(v) => v,
+            None if *public => "public",
+            None => "",
+        };
+        tracing::info!(target: DIFC_LOG_TARGET, server_id = %id,
+            "Created write-sink guard with {} accept patterns, sink-visibility={visibility:?}",
+            accept.len());
+    }
+}
+
+/// Compact JSON with every object's keys sorted.
+fn sorted_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
 }
 
 /// The backend call of an MCP tool call: a complete result is labelled, a
