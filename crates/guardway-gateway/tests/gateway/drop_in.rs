@@ -13,10 +13,13 @@ use common::post;
 use guardway_gateway::{Gateway, RunningGateway};
 use serde_json::{Value, json};
 
-async fn gateway(name: &str) -> RunningGateway {
+/// A routed gateway in front of the echo backend `alpha`, logging into a
+/// directory of its own (kept as long as the returned guard lives).
+async fn gateway() -> (RunningGateway, tempfile::TempDir) {
+    let logs = tempfile::tempdir().unwrap();
     let mut options = common::echo_alpha_options();
-    options.log_dir = std::env::temp_dir().join(format!("guardway-drop-in-{name}"));
-    Gateway::start(options).await.unwrap()
+    options.log_dir = logs.path().to_path_buf();
+    (Gateway::start(options).await.unwrap(), logs)
 }
 
 /// What a minimal SSE client does: the text after the first `data:` of
@@ -61,9 +64,8 @@ async fn open(url: &str, version: &str) -> (String, String) {
 /// requests: the first `data:` line is the answer. A 2025-11-25 session
 /// keeps the priming event (an empty `data:` with an event id and `retry`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 23 item 1: turned on with the per-session priming event"]
 async fn first_data_line_is_the_answer_unless_the_client_asked_for_sse_polling() {
-    let gw = gateway("priming").await;
+    let (gw, _logs) = gateway().await;
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
     for version in ["2025-06-18", "2025-03-26", "2024-11-05", "1.0.0"] {
         let (session, body) = open(&url, version).await;
@@ -173,9 +175,8 @@ fn assert_primed(body: &str) {
 /// are served in that session (the reference keys sessions by the agent
 /// id), for every method; another agent's session is not used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 23 item 2: turned on with session-less requests served in the agent's session"]
 async fn session_less_requests_are_served_in_the_agents_session() {
-    let gw = gateway("sessionless").await;
+    let (gw, _logs) = gateway().await;
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
     // The default agent (identified by its Authorization) and a named one.
     for agent in [None, Some("agent-a")] {
@@ -253,7 +254,7 @@ async fn session_less_requests_are_served_in_the_agents_session() {
 /// reference's do (it registers them unauthenticated).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_discovery_paths_are_404_without_a_key() {
-    let gw = gateway("oauth").await;
+    let (gw, _logs) = gateway().await;
     let base = format!("http://{}", gw.local_addr());
     for path in [
         "/.well-known/oauth-authorization-server",
