@@ -332,14 +332,34 @@ fn start_up_banner_on_stderr_and_in_the_log_then_agents_connect() {
             log.find(with_config) < log.find(in_mode),
             "banner lines out of order:\n{log}"
         );
-        if mode == "--routed" {
-            log_line(
-                &log,
-                "] [INFO] [startup] Routes: /mcp/<server> where <server> is one of: [alpha]",
-            );
+        let routes = if mode == "--routed" {
+            "Routes: /mcp/<server> where <server> is one of: [alpha]"
         } else {
-            log_line(&log, "] [INFO] [startup] Endpoint: /mcp");
+            "Endpoint: /mcp"
+        };
+        let tls = format!(
+            "TLS not configured — listening on http://{listen} (set --tls-cert/--tls-key to enable)"
+        );
+        // The banner's lines: on stderr and in the log, in this order.
+        let mut last = log.find(in_mode);
+        for line in [routes, &tls] {
+            assert!(stderr.contains(line), "{line:?} not on stderr:\n{stderr}");
+            let at = log.find(log_line(&log, &format!("] [INFO] [startup] {line}")));
+            assert!(last < at, "banner lines out of order:\n{log}");
+            last = at;
         }
+        // The facts the reference writes to the log only.
+        for line in [
+            format!(
+                "MCPG Gateway version: guardway {}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "Loaded 1 MCP server(s): [alpha]".to_owned(),
+        ] {
+            log_line(&log, &format!("] [INFO] [startup] {line}"));
+            assert!(!stderr.contains(&line), "{line:?} on stderr:\n{stderr}");
+        }
+        assert!(!stderr.contains("Starting MCPG with config"), "{stderr}");
         // guardway's own lines are kept, on stderr and in the log.
         log_line(&log, "] [INFO] [gateway] gateway listening");
         assert!(stderr.contains("gateway listening"), "{stderr}");
