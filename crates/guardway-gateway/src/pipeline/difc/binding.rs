@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::config::{GatewayConfig, ServerConfig};
 
 use super::call_backend::GuardBackendLink;
+use super::security::SinkVisibility;
 
 /// Where a server's guard comes from, before loading.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +96,8 @@ pub fn raw_policy(
         .and_then(|guard| guard.policy.clone())
 }
 
-fn write_sink_of(policy: &Value) -> Option<&Value> {
+/// The write-sink entry of a policy (`write-sink` or `writesink`, any case).
+pub fn write_sink_of(policy: &Value) -> Option<&Value> {
     policy.as_object().and_then(|map| {
         map.iter()
             .find(|(key, _)| {
@@ -104,6 +106,11 @@ fn write_sink_of(policy: &Value) -> Option<&Value> {
             })
             .map(|(_, value)| value)
     })
+}
+
+/// The `sink-visibility` of a write-sink entry, as written.
+pub fn configured_sink_visibility(write_sink: &Value) -> Option<&str> {
+    write_sink.get("sink-visibility").and_then(Value::as_str)
 }
 
 /// Where the guard of `server_id` comes from.
@@ -131,21 +138,11 @@ pub fn guard_source(
                     .collect()
             })
             .unwrap_or_default();
-        let visibility = sink
-            .get("sink-visibility")
-            .and_then(Value::as_str)
-            .map(|v| v.trim().to_ascii_lowercase());
-        let exempt = config
-            .gateway
-            .sink_visibility_exempt_servers
-            .iter()
-            .any(|s| s == server_id)
-            || server_id == "safe-outputs"
-            || server_id == "safeoutputs";
-        let public = match visibility.as_deref() {
-            Some(v) => v == "public",
-            None => !exempt,
-        };
+        // As configured; the gateway then settles the effective value
+        // (security-by-default, runtime verification: `security`).
+        let public = configured_sink_visibility(sink)
+            .and_then(SinkVisibility::parse)
+            .is_some_and(|visibility| visibility == SinkVisibility::Public);
         return GuardSource::WriteSink { accept, public };
     }
     let Some(name) = &server.guard else {

@@ -1,9 +1,10 @@
 //! The DIFC pipeline as the MCP gateway's [`CallInterceptor`]: each
 //! configured server's guard and policy taken from the gateway's
-//! configuration (gateway.md §6.1), guards' `call_backend` over the
-//! server's own MCP connection, and rmcp's tool-call types handed to and
-//! taken from [`DifcPipeline::call`]. A result becomes JSON only when a
-//! guard labels it.
+//! configuration (gateway.md §6.1) and settled by the security-by-default
+//! rules (`security`: force-public-repos, sink-visibility), guards'
+//! `call_backend` over the server's own MCP connection, and rmcp's
+//! tool-call types handed to and taken from [`DifcPipeline::call`]. A
+//! result becomes JSON only when a guard labels it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,10 +19,15 @@ use serde_json::{Value, json};
 
 use crate::backend::Backend;
 use crate::config::{GatewayConfig, ServeOptions};
+use crate::github::{
+    FORCE_PUBLIC_REPOS_VARIABLE, GATEWAY_LOOKUP_TIMEOUT, GitHubEnv, WorkflowVisibility, env_bool,
+};
+use crate::observe::digest::StartupPolicies;
 use crate::observe::metrics::{MetricsRegistry, SnapshotFamily};
 use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall, gateway_error};
 
-use super::binding;
+use super::binding::{self, GuardSource};
+use super::security::{PolicySource, SecurityDefaults, SinkVisibility};
 use super::{
     CallError, DIFC_LOG_TARGET, DifcCall, DifcPipeline, Forwarded, ForwardedResult, GuardLoadError,
     Outcome, ServerSpec, render_cache_stats,
@@ -37,6 +43,9 @@ pub struct GuardPipeline {
     policy_override: Option<Value>,
     require_guards: bool,
     enforce_tool_call_limits: bool,
+    security: SecurityDefaults,
+    /// Per server, the effective policy as `gateway.md` shows it.
+    effective_policies: OnceLock<BTreeMap<String, String>>,
     backends: OnceLock<BTreeMap<String, Arc<Backend>>>,
 }
 
@@ -71,6 +80,10 @@ impl GuardPipeline {
             .wasm_guards_dir
             .clone()
             .filter(|dir| !dir.as_os_str().is_empty());
+        let env = |name: &str| options.env_var(name);
+        let visibility =
+            WorkflowVisibility::new(GitHubEnv::from_lookup(env), GATEWAY_LOOKUP_TIMEOUT);
+        let env_force = env_bool(options.env_var(FORCE_PUBLIC_REPOS_VARIABLE).as_deref());
         GuardPipeline {
             core: DifcPipeline::new(default_mode(options)),
             config: options.config.clone(),
@@ -78,6 +91,8 @@ impl GuardPipeline {
             policy_override: options.extra.guard_policy_override.clone(),
             require_guards: options.require_guards,
             enforce_tool_call_limits: options.enforce_tool_call_limits,
+            security: SecurityDefaults::new(&options.config, env_force, visibility),
+            effective_policies: OnceLock::new(),
             backends: OnceLock::new(),
         }
     }
@@ -108,38 +123,73 @@ impl GuardPipeline {
         self.core.guard_states()
     }
 
-    /// Each configured server's guard, policy and `call_backend` target.
-    fn server_specs(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Vec<ServerSpec> {
-        self.config
-            .servers
-            .iter()
-            .map(|(id, server)| {
-                let raw = binding::raw_policy(&self.config, server, self.policy_override.as_ref());
-                let source = binding::guard_source(
-                    &self.config,
-                    id,
-                    server,
-                    self.guards_dir.as_deref(),
-                    raw.as_ref(),
-                );
-                let mut spec = ServerSpec::new(id.clone(), source)
-                    .trusted_bots(self.config.gateway.trusted_bots.clone())
-                    .enforce_tool_call_limits(self.enforce_tool_call_limits);
-                if let Some(raw) = raw {
-                    spec = spec.policy(raw);
-                }
-                if let Some(backend) = backends.get(id) {
-                    spec = spec.call_backend(Arc::new(McpCallBackend {
-                        backend: backend.clone(),
-                    }));
-                }
-                spec
-            })
-            .collect()
+    /// Each configured server's guard, effective policy and `call_backend`
+    /// target, in id order. Per server, as the reference: a write-sink
+    /// guard's visibility is settled, then (when the workflow repository is
+    /// public and the feature is on) the policy is narrowed to public
+    /// repositories. The effective policies are kept for `gateway.md`.
+    async fn server_specs(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Vec<ServerSpec> {
+        self.security.check_exempt_list(&self.config);
+        let mut specs = Vec::with_capacity(self.config.servers.len());
+        let mut shown = BTreeMap::new();
+        for (id, server) in &self.config.servers {
+            let raw = binding::raw_policy(&self.config, server, self.policy_override.as_ref());
+            let mut source = binding::guard_source(
+                &self.config,
+                id,
+                server,
+                self.guards_dir.as_deref(),
+                raw.as_ref(),
+            );
+            let mut sink_visibility = None;
+            if let GuardSource::WriteSink { accept, public } = &mut source {
+                let configured = raw
+                    .as_ref()
+                    .and_then(binding::write_sink_of)
+                    .and_then(binding::configured_sink_visibility);
+                let settled = self
+                    .security
+                    .sink_visibility(id, configured, accept.len())
+                    .await;
+                *public = settled.as_deref().and_then(SinkVisibility::parse)
+                    == Some(SinkVisibility::Public);
+                sink_visibility = Some(settled);
+            }
+            let policy = if self.security.force_public_repos().await {
+                let origin = if self.policy_override.is_some() {
+                    PolicySource::Global
+                } else if server.guard_policies.is_some() {
+                    PolicySource::Server
+                } else {
+                    PolicySource::Unset
+                };
+                self.security.force_server_scope(id, origin, raw)
+            } else {
+                raw
+            };
+            if let Some(text) = shown_policy(policy.as_ref(), sink_visibility) {
+                shown.insert(id.clone(), text);
+            }
+            let mut spec = ServerSpec::new(id.clone(), source)
+                .trusted_bots(self.config.gateway.trusted_bots.clone())
+                .enforce_tool_call_limits(self.enforce_tool_call_limits);
+            if let Some(policy) = policy {
+                spec = spec.policy(policy);
+            }
+            if let Some(backend) = backends.get(id) {
+                spec = spec.call_backend(Arc::new(McpCallBackend {
+                    backend: backend.clone(),
+                }));
+            }
+            specs.push(spec);
+        }
+        let _ = self.effective_policies.set(shown);
+        specs
     }
 
     async fn load_guards(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Result<(), String> {
-        let failures = self.core.bind_servers(self.server_specs(backends)).await;
+        let specs = self.server_specs(backends).await;
+        let failures = self.core.bind_servers(specs).await;
         let _ = self.backends.set(backends.clone());
         if self.require_guards && !failures.is_empty() {
             return Err(GuardLoadError { failures }.to_string());
@@ -246,6 +296,41 @@ impl CallInterceptor for GuardPipeline {
     fn reflect(&self) -> Option<Value> {
         Some(self.core.reflect())
     }
+
+    fn startup_policies(&self) -> StartupPolicies {
+        StartupPolicies {
+            workflow_repository: Some(self.security.workflow_repository_summary()),
+            force_public_repos: Some(self.security.force_public_repos_summary()),
+            policies: self.effective_policies.get().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// A policy as `gateway.md` shows it: compact JSON; a write-sink entry with
+/// the visibility its guard enforces (`sink_visibility`: `Some(None)` =
+/// unset).
+fn shown_policy(policy: Option<&Value>, sink_visibility: Option<Option<String>>) -> Option<String> {
+    let mut policy = policy?.clone();
+    if let Some(visibility) = sink_visibility
+        && let Some(Value::Object(sink)) = policy.as_object_mut().and_then(|map| {
+            map.iter_mut()
+                .find(|(key, _)| {
+                    let key = key.to_ascii_lowercase();
+                    key == "write-sink" || key == "writesink"
+                })
+                .map(|(_, value)| value)
+        })
+    {
+        match visibility {
+            Some(visibility) => {
+                sink.insert("sink-visibility".into(), Value::String(visibility));
+            }
+            None => {
+                sink.remove("sink-visibility");
+            }
+        }
+    }
+    Some(policy.to_string())
 }
 
 /// `env.call_backend` of a server's guard: the gateway's handle of that
