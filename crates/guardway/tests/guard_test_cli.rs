@@ -575,3 +575,36 @@ fn with_a_disk_cache_the_next_run_compiles_nothing() {
     assert_eq!(second["cache"]["disk_hits"], 1);
     assert_eq!(second["failed"], 0);
 }
+
+/// `guard call` takes `--wasm-cache-dir` as `guard test` and `serve` do: the
+/// guard it compiles is kept there, and a `guard test` run on the same
+/// directory then loads it from disk instead of compiling it.
+#[test]
+fn guard_call_keeps_the_compiled_guard_in_the_wasm_cache_dir() {
+    let guard = sample_guard();
+    let cache = tempfile::tempdir().unwrap();
+    let plain = label_acme_web_issues(&guard, &[]);
+    let cached = label_acme_web_issues(&guard, &["--wasm-cache-dir", path_str(cache.path())]);
+    assert!(
+        cached.status.success(),
+        "{}\n{}",
+        text(&cached.stdout),
+        text(&cached.stderr)
+    );
+    assert_eq!(text(&cached.stdout), text(&plain.stdout));
+    let artifacts: Vec<PathBuf> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .flat_map(|fingerprint| std::fs::read_dir(fingerprint.unwrap().path()).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+
+    let report = guard_test_json(
+        &guard,
+        &sample_cases(),
+        &["--wasm-cache-dir", path_str(cache.path())],
+    );
+    assert_eq!(report["cache"]["compilations"], 0, "{report}");
+    assert_eq!(report["cache"]["disk_hits"], 1, "{report}");
+}

@@ -418,6 +418,35 @@ impl LogFiles {
         }));
     }
 
+    /// A line about `server` as the reference writes one: `main` in
+    /// `mcp-gateway.log` (which names the server) and `message` in
+    /// `<server>.log`, with one timestamp; one job.
+    pub fn reference_server_line(
+        &self,
+        server: &str,
+        level: &str,
+        category: &str,
+        main: &str,
+        message: &str,
+    ) {
+        let at = SystemTime::now();
+        let (server, level, category, main, message) = (
+            server.to_owned(),
+            level.to_owned(),
+            category.to_owned(),
+            main.to_owned(),
+            message.to_owned(),
+        );
+        self.defer(Box::new(move |batch| {
+            batch
+                .main
+                .push_str(&format_line(at, &level, &category, &main));
+            batch
+                .backends
+                .push((server, format_line(at, &level, &category, &message)));
+        }));
+    }
+
     /// One line of `<server>.log` (redacted), timestamped now.
     pub fn backend_line(&self, server: &str, level: &str, category: &str, message: &str) {
         let at = SystemTime::now();
@@ -909,11 +938,19 @@ impl LogFileLayer {
 /// `<id>.log` itself.
 pub const STDERR_TARGET: &str = "guardway::backend::stderr";
 
+/// Field of an event written as the reference gateway writes its
+/// per-server lines: `[<id>] <message>` in `mcp-gateway.log` and
+/// `<message>` in `<id>.log` (an event with a `server` field instead gets
+/// ` server=<id>` after its message, in both files).
+pub const REFERENCE_SERVER_FIELD: &str = "server_id";
+
 #[derive(Default)]
 struct EventText {
     message: String,
     fields: String,
     server: Option<String>,
+    /// [`REFERENCE_SERVER_FIELD`].
+    server_id: Option<String>,
 }
 
 impl tracing::field::Visit for EventText {
@@ -921,6 +958,7 @@ impl tracing::field::Visit for EventText {
         match field.name() {
             "message" => self.message.push_str(value),
             "server" => self.server = Some(value.to_owned()),
+            REFERENCE_SERVER_FIELD => self.server_id = Some(value.to_owned()),
             name => self.fields.push_str(&format!(" {name}={value}")),
         }
     }
@@ -931,6 +969,10 @@ impl tracing::field::Visit for EventText {
             "server" => {
                 let text = format!("{value:?}");
                 self.server = Some(text.trim_matches('"').to_owned());
+            }
+            REFERENCE_SERVER_FIELD => {
+                let text = format!("{value:?}");
+                self.server_id = Some(text.trim_matches('"').to_owned());
             }
             name => self.fields.push_str(&format!(" {name}={value:?}")),
         }
@@ -970,14 +1012,21 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogFileLayer {
             message.push_str(&format!(" server={server}"));
         }
         message.push_str(&text.fields);
-        // Child stderr lines are in `<id>.log` already (backend code writes
-        // them there itself).
-        let backend_log = text
-            .server
-            .as_deref()
-            .filter(|_| meta.target() != STDERR_TARGET);
-        self.files
-            .main_line_for(backend_log, level, category, &message);
+        if let Some(id) = &text.server_id {
+            let main = format!("[{id}] {message}");
+            self.files
+                .reference_server_line(id, level, category, &main, &message);
+            message = main;
+        } else {
+            // Child stderr lines are in `<id>.log` already (backend code
+            // writes them there itself).
+            let backend_log = text
+                .server
+                .as_deref()
+                .filter(|_| meta.target() != STDERR_TARGET);
+            self.files
+                .main_line_for(backend_log, level, category, &message);
+        }
         if matches!(*meta.level(), tracing::Level::ERROR | tracing::Level::WARN) {
             self.files.digest_problem(level, category, &message);
         }
@@ -1017,6 +1066,15 @@ pub fn install_global_logging(log_dir: &Path, default_level: &str) -> bool {
         let _ = GLOBAL_LOG_FILES.set(files);
     }
     installed
+}
+
+/// One `mcp-gateway.log` line that does not go to stderr (the reference
+/// writes some start-up facts to its log files only), through the log files
+/// of [`install_global_logging`]; a no-op before it installed them.
+pub fn log_file_line(level: &str, category: &str, message: &str) {
+    if let Some(files) = GLOBAL_LOG_FILES.get() {
+        files.main_line(level, category, message);
+    }
 }
 
 /// Waits (up to 5 s) until everything the global subscriber was handed is
@@ -1260,6 +1318,38 @@ mod tests {
         let alpha = std::fs::read_to_string(dir.path().join("alpha.log")).unwrap();
         assert_eq!(alpha.lines().count(), 1, "{alpha}");
         assert!(alpha.contains("[WARN] [backend] backend failed"), "{alpha}");
+    }
+
+    #[test]
+    fn reference_server_lines_name_the_server_before_the_message() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open(dir.path());
+        let subscriber = tracing_subscriber::registry().with(LogFileLayer::new(files.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "guardway::difc", server_id = "alpha", "Registered guard 'noop'");
+            tracing::warn!(target: "guardway::difc", server_id = %"beta", reason = "r", "Guard failed");
+        });
+        files.flush();
+        let main = std::fs::read_to_string(dir.path().join(MAIN_LOG_FILE)).unwrap();
+        let lines: Vec<&str> = main.lines().collect();
+        assert!(
+            lines[0].ends_with("] [INFO] [difc] [alpha] Registered guard 'noop'"),
+            "{main}"
+        );
+        assert!(
+            lines[1].ends_with("] [WARN] [difc] [beta] Guard failed reason=r"),
+            "{main}"
+        );
+        let alpha = std::fs::read_to_string(dir.path().join("alpha.log")).unwrap();
+        assert!(
+            alpha
+                .trim_end()
+                .ends_with("] [INFO] [difc] Registered guard 'noop'"),
+            "{alpha}"
+        );
+        let digest = std::fs::read_to_string(dir.path().join(DIGEST_FILE)).unwrap_or_default();
+        assert!(!digest.contains("Registered guard"), "{digest}");
     }
 
     #[test]

@@ -55,9 +55,16 @@ async fn session_less_tool_call_is_auto_initialised() {
             .any(|m| m["id"] == 8 && m["result"]["content"][0]["text"] == "alpha: again"),
         "{body}"
     );
-    // Other session-less requests are not auto-initialised.
+    // Other session-less requests are not auto-initialised: from an agent
+    // with no session they are refused (from one with a session they are
+    // served in it, see `drop_in`).
     let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
-    let resp = post(&url).json(&list).send().await.unwrap();
+    let resp = post(&url)
+        .header("x-agent-id", "agent-without-a-session")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
     gw.shutdown().await;
 }

@@ -57,6 +57,10 @@ pub struct CallArgs {
     /// Time limit of one guard call, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
+    /// Also keep the compiled guard in this disk cache directory (default: memory only),
+    /// as `guard test` and `serve` do.
+    #[arg(long)]
+    wasm_cache_dir: Option<PathBuf>,
 }
 
 /// The label function `guard call` runs after `label_agent`.
@@ -107,6 +111,16 @@ pub(crate) fn json_arg(text: &str, what: &str) -> anyhow::Result<Value> {
 pub(crate) fn policy_arg(text: &str) -> anyhow::Result<Value> {
     let policy = json_arg(text, "--policy")?;
     prepare_label_agent_policy(policy).context("invalid --policy")
+}
+
+/// Makes the process-wide compilation cache keep compiled guards in `dir` as
+/// well as in memory (`--wasm-cache-dir` of `guard call` and `guard test`).
+pub(crate) fn use_disk_cache(dir: &Path) {
+    // Only fails when the process-wide cache was configured before, which
+    // nothing in these commands does.
+    let _ = guardway_wasm::CompilationCache::configure_global(
+        guardway_wasm::CacheConfig::with_disk_dir(dir),
+    );
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -213,6 +227,9 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    if let Some(dir) = &args.wasm_cache_dir {
+        use_disk_cache(dir);
+    }
     let mut options = GuardOptions::default()
         .with_call_timeout(std::time::Duration::from_millis(args.timeout_ms));
     if args.trace {

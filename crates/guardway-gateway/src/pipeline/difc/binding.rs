@@ -108,9 +108,15 @@ pub fn write_sink_of(policy: &Value) -> Option<&Value> {
     })
 }
 
-/// The `sink-visibility` of a write-sink entry, as written.
+/// The `sink-visibility` of a write-sink entry, as written (the key in any
+/// case); empty or `null` is unset, as in the reference.
 pub fn configured_sink_visibility(write_sink: &Value) -> Option<&str> {
-    write_sink.get("sink-visibility").and_then(Value::as_str)
+    write_sink
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("sink-visibility"))
+        .and_then(|(_, value)| value.as_str())
+        .filter(|value| !value.is_empty())
 }
 
 /// Where the guard of `server_id` comes from.

@@ -124,9 +124,10 @@ impl GuardPipeline {
     }
 
     /// Each configured server's guard, effective policy and `call_backend`
-    /// target, in id order. Per server, as the reference: a write-sink
-    /// guard's visibility is settled, then (when the workflow repository is
-    /// public and the feature is on) the policy is narrowed to public
+    /// target, in id order, with the reference's lines. Per server, as the
+    /// reference: its configured policy is logged, a write-sink guard's
+    /// visibility is settled, then (when the workflow repository is public
+    /// and the feature is on) the policy is narrowed to public
     /// repositories. The effective policies are kept for `gateway.md`.
     async fn server_specs(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Vec<ServerSpec> {
         self.security.check_exempt_list(&self.config);
@@ -141,18 +142,17 @@ impl GuardPipeline {
                 self.guards_dir.as_deref(),
                 raw.as_ref(),
             );
+            log_guard_policy(id, server.guard_policies.as_ref());
             let mut sink_visibility = None;
             if let GuardSource::WriteSink { accept, public } = &mut source {
                 let configured = raw
                     .as_ref()
                     .and_then(binding::write_sink_of)
                     .and_then(binding::configured_sink_visibility);
-                let settled = self
-                    .security
-                    .sink_visibility(id, configured, accept.len())
-                    .await;
+                let settled = self.security.sink_visibility(id, configured).await;
                 *public = settled.as_deref().and_then(SinkVisibility::parse)
                     == Some(SinkVisibility::Public);
+                log_write_sink_guard(id, accept.len(), settled.as_deref());
                 sink_visibility = Some(settled);
             }
             let policy = if self.security.force_public_repos().await {
@@ -189,7 +189,24 @@ impl GuardPipeline {
 
     async fn load_guards(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Result<(), String> {
         let specs = self.server_specs(backends).await;
+        // As the reference: DIFC is on when a server has a guard or a
+        // policy (force-public-repos gives every server one).
+        let enforcing = self.policy_override.is_some()
+            || specs.iter().any(ServerSpec::is_guarded)
+            || self
+                .config
+                .servers
+                .values()
+                .any(|s| s.guard_policies.is_some())
+            || (!specs.is_empty() && self.security.force_public_repos().await);
         let failures = self.core.bind_servers(specs).await;
+        if enforcing {
+            tracing::info!(target: STARTUP_LOG_TARGET,
+                "Guards enforcement enabled with mode: {}", self.core.default_mode());
+        } else {
+            tracing::info!(target: STARTUP_LOG_TARGET,
+                "Guards enforcement disabled (sessions auto-created for standard MCP client compatibility)");
+        }
         let _ = self.backends.set(backends.clone());
         if self.require_guards && !failures.is_empty() {
             return Err(GuardLoadError { failures }.to_string());
@@ -244,6 +261,50 @@ impl GuardPipeline {
         restarts.render(out);
         render_cache_stats(out);
     }
+}
+
+/// Target of the start-up lines the reference writes under `startup`.
+const STARTUP_LOG_TARGET: &str = "guardway::startup";
+
+/// The reference's line about a server's configured policy, before any
+/// override (`[difc] [<id>] …` in `mcp-gateway.log`, through the
+/// `server_id` field): its own `guard-policies` (JSON, keys sorted as the
+/// reference's encoder writes them), or that it has none.
+fn log_guard_policy(id: &str, own_policies: Option<&Value>) {
+    match own_policies.filter(|p| p.as_object().is_none_or(|map| !map.is_empty())) {
+        Some(policies) => tracing::info!(target: DIFC_LOG_TARGET, server_id = %id,
+            "Guard policy: {}", sorted_json(policies)),
+        None => tracing::info!(target: DIFC_LOG_TARGET, server_id = %id, "No guard policy was set"),
+    }
+}
+
+/// The reference's line for a write-sink guard: its accept patterns and the
+/// `sink-visibility` it enforces once settled (empty when unset).
+fn log_write_sink_guard(id: &str, accept: usize, visibility: Option<&str>) {
+    tracing::info!(target: DIFC_LOG_TARGET, server_id = %id,
+        "Created write-sink guard with {accept} accept patterns, sink-visibility={:?}",
+        visibility.unwrap_or_default());
+}
+
+/// Compact JSON with every object's keys sorted.
+fn sorted_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
 }
 
 /// The backend call of an MCP tool call: a complete result is labelled, a

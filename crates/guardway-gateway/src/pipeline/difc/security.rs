@@ -203,13 +203,13 @@ impl SecurityDefaults {
         let repository = self.repository();
         let mut map = match (source, policy) {
             (PolicySource::Unset, _) | (_, None) => {
-                tracing::warn!(target: LOG_TARGET, server = %id,
+                tracing::warn!(target: LOG_TARGET, server_id = %id,
                     "FORCED REPOS=PUBLIC: workflow repo {repository} is public — overriding allow-only scope to 'public' to prevent private data reads");
                 return Some(public_only_policy());
             }
             (_, Some(Value::Object(map))) => map,
             (_, Some(other)) => {
-                tracing::warn!(target: LOG_TARGET, server = %id,
+                tracing::warn!(target: LOG_TARGET, server_id = %id,
                     "FORCED REPOS=PUBLIC: failed to parse existing policy for override (skipping): policy must be an object");
                 return Some(other);
             }
@@ -225,15 +225,15 @@ impl SecurityDefaults {
                     "overrideToPublicScope: skipping write-sink-only {scope} policy for serverID={id}");
             }
             ScopeOverride::Unusable => {
-                tracing::warn!(target: LOG_TARGET, server = %id,
+                tracing::warn!(target: LOG_TARGET, server_id = %id,
                     "FORCED REPOS=PUBLIC: failed to parse existing policy for override (skipping): allow-only must be an object");
             }
             ScopeOverride::ReposSetPublic | ScopeOverride::AllowOnlyAdded => {
                 if source == PolicySource::Global {
-                    tracing::warn!(target: LOG_TARGET, server = %id,
+                    tracing::warn!(target: LOG_TARGET, server_id = %id,
                         "FORCED REPOS=PUBLIC: workflow repo {repository} is public — overriding allow-only scope to 'public' to prevent private data reads (source: global policy)");
                 } else {
-                    tracing::warn!(target: LOG_TARGET, server = %id,
+                    tracing::warn!(target: LOG_TARGET, server_id = %id,
                         "FORCED REPOS=PUBLIC: workflow repo {repository} is public — overriding allow-only scope to 'public' to prevent private data reads");
                 }
             }
@@ -245,16 +245,11 @@ impl SecurityDefaults {
     /// configured value (as written): the public default, the safe-outputs
     /// safety net, then runtime verification (docs/security.md §4). Returns
     /// the value as the log shows it (`None`: unset).
-    pub async fn sink_visibility(
-        &self,
-        id: &str,
-        configured: Option<&str>,
-        accept: usize,
-    ) -> Option<String> {
+    pub async fn sink_visibility(&self, id: &str, configured: Option<&str>) -> Option<String> {
         let exempt = self.is_exempt(id);
         let mut value = configured.map(str::to_owned);
         if value.is_none() && !is_safe_outputs(id) && !exempt {
-            tracing::info!(target: LOG_TARGET, server = %id,
+            tracing::info!(target: LOG_TARGET, server_id = %id,
                 "Defaulting sink-visibility to \"public\" for non-safe-outputs write-sink server (security-by-default)");
             value = Some("public".to_owned());
         }
@@ -263,15 +258,11 @@ impl SecurityDefaults {
             && !exempt
             && self.visibility.lookup().await.visibility() == Some(RepoVisibility::Public)
         {
-            tracing::warn!(target: LOG_TARGET, server = %id,
+            tracing::warn!(target: LOG_TARGET, server_id = %id,
                 "SAFE-OUTPUTS SAFETY NET: no sink-visibility configured but workflow repo is public — forcing sink-visibility=\"public\" to prevent data exfiltration");
             value = Some("public".to_owned());
         }
-        let value = self.verify_sink_visibility(id, value).await;
-        tracing::info!(target: LOG_TARGET, server = %id,
-            "Created write-sink guard with {accept} accept patterns, sink-visibility={:?}",
-            value.as_deref().unwrap_or_default());
-        value
+        self.verify_sink_visibility(id, value).await
     }
 
     async fn verify_sink_visibility(&self, id: &str, value: Option<String>) -> Option<String> {
@@ -293,7 +284,7 @@ impl SecurityDefaults {
                 return Some(configured);
             }
             Lookup::Failed(_) => {
-                tracing::warn!(target: LOG_TARGET, server = %id,
+                tracing::warn!(target: LOG_TARGET, server_id = %id,
                     "Sink visibility runtime verification failed (using configured value {configured:?}): API error or unavailable");
                 return Some(configured);
             }
@@ -301,11 +292,11 @@ impl SecurityDefaults {
         };
         let normalised = configured.trim().to_ascii_lowercase();
         if actual == RepoVisibility::Public && normalised != "public" {
-            tracing::warn!(target: LOG_TARGET, server = %id,
+            tracing::warn!(target: LOG_TARGET, server_id = %id,
                 "SINK VISIBILITY OVERRIDE: configured={configured:?} but runtime check shows repo {repository} is \"{actual}\" — overriding to \"public\" to prevent potential data exfiltration");
             return Some("public".to_owned());
         }
-        tracing::info!(target: LOG_TARGET, server = %id,
+        tracing::info!(target: LOG_TARGET, server_id = %id,
             "Sink visibility runtime verification passed: repo={repository}, configured={configured:?}, actual=\"{actual}\"");
         Some(normalised)
     }
@@ -455,7 +446,7 @@ mod tests {
                 WorkflowVisibility::answered(env(), outcome),
             );
             assert_eq!(
-                rules.sink_visibility(id, configured, 1).await.as_deref(),
+                rules.sink_visibility(id, configured).await.as_deref(),
                 expected,
                 "{label}"
             );

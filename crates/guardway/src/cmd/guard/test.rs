@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use guardway_difc::{LabelResourceInput, LabelResponseInput};
-use guardway_wasm::{Backend, CacheConfig, CompilationCache, GuardModule, GuardOptions};
+use guardway_wasm::{Backend, CompilationCache, GuardModule, GuardOptions};
 use serde_json::{Map, Value, json};
 
 use super::LabelCall;
@@ -116,8 +116,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     }
 
     if let Some(dir) = &args.wasm_cache_dir {
-        // Only fails when the process-wide cache was configured before, which nothing here does.
-        let _ = CompilationCache::configure_global(CacheConfig::with_disk_dir(dir));
+        super::use_disk_cache(dir);
     }
     let cache = CompilationCache::global();
     let before = cache.stats();
