@@ -98,6 +98,18 @@ fn tainting_config(gateway_extra: &str, sink: &str, visibility: Option<&str>) ->
     ))
 }
 
+/// The effective policy `gateway.md` shows for `server` (its Guards row).
+fn digest_policy(digest: &str, server: &str) -> Value {
+    let row = digest
+        .lines()
+        .find(|line| line.starts_with(&format!("| {server} |")) && line.contains("`{"))
+        .unwrap_or_else(|| panic!("no guard row with a policy for {server}:\n{digest}"));
+    row.split('`')
+        .nth(1)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_else(|| panic!("no policy in {row}"))
+}
+
 /// The private read is allowed: the configured `repos = "all"` stands.
 fn assert_scope_kept(gateway: &Gateway) {
     let outcomes = gateway.calls("agent-1", &[read_private(), read_public()]);
@@ -191,16 +203,7 @@ path = {guard:?}
     );
     let public_policy = json!({"allow-only": {"repos": "public", "min-integrity": "none"}});
     for server in ["github", "scoped", "bare", "plain"] {
-        let row = digest
-            .lines()
-            .find(|line| line.starts_with(&format!("| {server} |")) && line.contains("allow-only"))
-            .unwrap_or_else(|| panic!("no guard row for {server}:\n{digest}"));
-        let policy: Value = row
-            .split('`')
-            .nth(1)
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or_else(|| panic!("no policy in {row}"));
-        assert_eq!(policy, public_policy, "{row}");
+        assert_eq!(digest_policy(&digest, server), public_policy, "{server}");
     }
     // The guard without a policy of its own kept its wasm guard.
     let bare = digest
@@ -598,4 +601,51 @@ fn public_sink_on_a_private_repository_stays_public() {
     logs.assert_difc("INFO", &verification_passed("Public", "private"), 1);
     logs.assert_difc("INFO", &created_sink(1, "public"), 1);
     assert_eq!(api.requests().len(), 1);
+}
+
+#[test]
+fn global_policy_is_forced_and_names_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockGitHub::start(dir.path(), Answer::Public);
+    // The gateway-wide policy replaces the server's own; forcing narrows it.
+    let gateway = Gateway::start(
+        dir.path(),
+        all_repos_config(""),
+        &workflow_env(
+            &api,
+            &[(
+                "MCP_GATEWAY_GUARD_POLICY_JSON",
+                r#"{"allow-only": {"repos": ["octo-org/*"], "min-integrity": "none"}}"#,
+            )],
+        ),
+    );
+    let outcomes = gateway.calls("agent-1", &[read_private(), read_public()]);
+    assert_denied(&outcomes[0]);
+    assert_allowed(&outcomes[1]);
+    let logs = gateway.stop();
+    let global = format!("{FORCED} (source: global policy)");
+    logs.assert_difc("WARN", &global, 1);
+    assert!(logs.server("github").contains(&global));
+    assert_eq!(
+        digest_policy(&logs.digest(), "github"),
+        json!({"allow-only": {"repos": "public", "min-integrity": "none"}})
+    );
+    assert_eq!(api.requests().len(), 1);
+}
+
+#[test]
+fn unrecognised_variable_value_keeps_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockGitHub::start(dir.path(), Answer::Public);
+    // As the reference: not a yes/no word, so force-public-repos stays on
+    // (and start-up does not fail).
+    let gateway = Gateway::start(
+        dir.path(),
+        all_repos_config(""),
+        &workflow_env(&api, &[("MCP_GATEWAY_FORCE_PUBLIC_REPOS", "maybe")]),
+    );
+    let outcomes = gateway.calls("agent-1", &[read_private()]);
+    assert_denied(&outcomes[0]);
+    let logs = gateway.stop();
+    logs.assert_difc("WARN", FORCED, 1);
 }
