@@ -417,7 +417,14 @@ mod tests {
         let public = || Lookup::Known(RepoVisibility::Public);
         let private = || Lookup::Known(RepoVisibility::Private);
         // (server, configured, exempt, lookup, effective)
-        let cases: Vec<(&str, Option<&str>, bool, Lookup, Option<&str>)> = vec![
+        type Case = (
+            &'static str,
+            Option<&'static str>,
+            bool,
+            Lookup,
+            Option<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             ("notes", None, false, Lookup::NoRepository, Some("public")),
             ("notes", None, true, public(), None),
             ("safe-outputs", None, false, private(), None),
