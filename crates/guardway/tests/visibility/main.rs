@@ -440,6 +440,18 @@ fn sink_without_visibility_defaults_to_public() {
 }
 
 #[test]
+fn empty_sink_visibility_is_unset_and_defaults_to_public() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start(dir.path(), tainting_config("", "notes", Some("")), &[]);
+    let outcomes = gateway.calls("agent-1", &[read_private(), write_to("notes")]);
+    assert_allowed(&outcomes[0]);
+    assert_denied(&outcomes[1]);
+    let logs = gateway.stop();
+    logs.assert_difc("INFO", DEFAULTING, 1);
+    logs.assert_difc("INFO", &created_sink(1, "public"), 1);
+}
+
+#[test]
 fn exempt_sink_keeps_accept_matching_and_unknown_entries_are_warned() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = Gateway::start(

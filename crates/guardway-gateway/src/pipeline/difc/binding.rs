@@ -286,4 +286,22 @@ mod tests {
         let policy = serde_json::json!({"allow-only": {"repos": "all", "min-integrity": "none"}});
         assert!(label_agent_payload(policy, &[], &bad_users).is_err());
     }
+
+    #[test]
+    fn configured_sink_visibility_as_the_reference_reads_it() {
+        use serde_json::json;
+        let of = |sink: Value| configured_sink_visibility(&sink).map(str::to_owned);
+        assert_eq!(
+            of(json!({"accept": ["*"], "sink-visibility": "Private"})),
+            Some("Private".to_owned())
+        );
+        assert_eq!(
+            of(json!({"accept": ["*"], "Sink-Visibility": "public"})),
+            Some("public".to_owned())
+        );
+        // Empty, null or absent: unset (then defaulted by the gateway).
+        assert_eq!(of(json!({"accept": ["*"], "sink-visibility": ""})), None);
+        assert_eq!(of(json!({"accept": ["*"], "sink-visibility": null})), None);
+        assert_eq!(of(json!({"accept": ["*"]})), None);
+    }
 }
