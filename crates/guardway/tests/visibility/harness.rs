@@ -277,6 +277,11 @@ impl Gateway {
     /// Starts guardway in routed mode with `config` and `env`; waits for
     /// its stdout document.
     pub fn start(dir: &Path, config: Config, env: Env<'_>) -> Self {
+        Self::start_with_args(dir, config, env, &[])
+    }
+
+    /// [`Gateway::start`] with extra `serve` arguments.
+    pub fn start_with_args(dir: &Path, config: Config, env: Env<'_>, args: &[&str]) -> Self {
         let log_dir = dir.join("logs");
         let mut command = Command::new(env!("CARGO_BIN_EXE_guardway"));
         command
@@ -293,6 +298,7 @@ impl Gateway {
             .arg(&log_dir)
             .arg("--wasm-cache-dir")
             .arg(wasm_cache_dir())
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let input = match config {

@@ -229,6 +229,34 @@ fn private_and_internal_repositories_keep_the_configured_scope() {
 }
 
 #[test]
+fn variables_from_an_env_file_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockGitHub::start(dir.path(), Answer::Public);
+    let env_file = dir.path().join("workflow.env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "GITHUB_REPOSITORY={REPOSITORY}\nGH_TOKEN={TOKEN}\nGITHUB_API_URL={}\n",
+            api.url
+        ),
+    )
+    .unwrap();
+    let gateway = Gateway::start_with_args(
+        dir.path(),
+        all_repos_config(""),
+        &[],
+        &["--env", env_file.to_str().unwrap()],
+    );
+    let outcomes = gateway.calls("agent-1", &[read_private()]);
+    assert_denied(&outcomes[0]);
+    let logs = gateway.stop();
+    logs.assert_difc("WARN", FORCED, 1);
+    let requests = api.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["authorization"], format!("token {TOKEN}"));
+}
+
+#[test]
 fn config_opt_out_skips_the_override_and_the_lookup() {
     let dir = tempfile::tempdir().unwrap();
     let api = MockGitHub::start(dir.path(), Answer::Public);
