@@ -83,7 +83,12 @@ impl GuardPipeline {
         let env = |name: &str| options.env_var(name);
         let visibility =
             WorkflowVisibility::new(GitHubEnv::from_lookup(env), GATEWAY_LOOKUP_TIMEOUT);
-        let env_force = env_bool(options.env_var(FORCE_PUBLIC_REPOS_VARIABLE).as_deref());
+        let force_word = options.env_var(FORCE_PUBLIC_REPOS_VARIABLE);
+        let env_force = env_bool(force_word.as_deref());
+        if let Some(word) = force_word.filter(|word| !word.is_empty() && env_force.is_none()) {
+            tracing::debug!(target: DIFC_LOG_TARGET,
+                "GetEnvBool: {FORCE_PUBLIC_REPOS_VARIABLE}={word:?} is not a recognized boolean value, using default=true");
+        }
         GuardPipeline {
             core: DifcPipeline::new(default_mode(options)),
             config: options.config.clone(),
