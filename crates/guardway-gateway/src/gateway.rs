@@ -139,6 +139,7 @@ fn startup_digest(
         servers,
         guards: core.interceptor.guard_states(),
         cache,
+        policies: core.interceptor.startup_policies(),
     }
 }
 

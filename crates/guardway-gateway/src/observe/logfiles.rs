@@ -1402,6 +1402,14 @@ mod digest_tests {
                 json!({"name": "sample", "type": "wasm", "state": "healthy"}),
             )]),
             cache: "memory only".into(),
+            policies: crate::observe::digest::StartupPolicies {
+                workflow_repository: Some("acme/web (public)".into()),
+                force_public_repos: None,
+                policies: BTreeMap::from([(
+                    "github".to_owned(),
+                    r#"{"allow-only":{"repos":"public","min-integrity":"none"}}"#.to_owned(),
+                )]),
+            },
         }
     }
 
@@ -1448,9 +1456,16 @@ mod digest_tests {
             "{text}"
         );
         assert!(
-            text.contains("| github | sample | wasm | healthy |  |"),
+            text.contains(
+                "| github | sample | wasm | healthy | `{\"allow-only\":{\"repos\":\"public\",\"min-integrity\":\"none\"}}` |  |"
+            ),
             "{text}"
         );
+        assert!(
+            text.contains("| Workflow repository | acme/web (public) |"),
+            "{text}"
+        );
+        assert!(!text.contains("| Force public repos |"), "{text}");
         let problems = text.split("## Errors and warnings").nth(1).unwrap();
         let lines: Vec<&str> = problems.lines().filter(|l| l.starts_with("- ")).collect();
         assert_eq!(lines.len(), 2, "{problems}");

@@ -192,7 +192,12 @@ pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> Se
         wasm_guards_dir: None,
         require_guards: false,
         enforce_tool_call_limits: false,
-        extra: Default::default(),
+        // No workflow repository, whatever the environment running the
+        // tests says: no GitHub look-up, no security-by-default override.
+        extra: guardway_gateway::config::ExtraServeOptions {
+            env_overrides: BTreeMap::from([("GITHUB_REPOSITORY".to_owned(), String::new())]),
+            ..Default::default()
+        },
     }
 }
 

@@ -16,6 +16,7 @@ mod call_backend;
 mod limits;
 mod mcp;
 mod report;
+mod security;
 mod servers;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ pub use call_backend::GuardBackendLink;
 pub use limits::{CallCounters, ToolCallLimits, split_tool_call_limits};
 pub use mcp::GuardPipeline;
 pub use report::render_cache_stats;
+pub use security::{SinkVisibility, is_safe_outputs};
 pub use servers::{DifcPipelineBuilder, GuardLoadError, ServerSpec};
 
 use servers::ServerGuard;
