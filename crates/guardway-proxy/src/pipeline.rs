@@ -1,0 +1,118 @@
+//! What the proxy asks of the DIFC pipeline for one guarded read: label
+//! the resource and check it (refusing before anything reaches upstream),
+//! run the caller's forward step, label the response and filter its items,
+//! taint the agent in propagate mode. The proxy supplies the forward step
+//! (the upstream HTTP call) and shapes the HTTP answer from the outcome.
+
+use guardway_difc::LabeledItem;
+use serde_json::Value;
+
+pub use guardway_wasm::BoxFuture;
+
+/// One guarded read: the guard tool the request maps to and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardedCall {
+    pub tool: String,
+    pub args: Value,
+}
+
+/// Why the forward step produced no JSON to label. The proxy keeps the
+/// upstream answer itself and sends it as it is (or its own error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardStop {
+    /// The upstream could not be reached or its body not read.
+    UpstreamFailed,
+    /// A status of 300 or more, a body that is not JSON, or a body streamed
+    /// through unread: passed to the client unlabelled.
+    NotLabelled,
+}
+
+/// The caller's forward step: sends the request upstream and returns the
+/// parsed JSON body of a 2xx answer.
+pub type ForwardStep<'a> =
+    Box<dyn FnOnce() -> BoxFuture<'a, Result<Value, ForwardStop>> + Send + 'a>;
+
+/// Where the labelled items sit in the forwarded JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemSource {
+    /// Path labels: the items are the elements of the array at this JSON
+    /// Pointer (`""`: the root; a root object is one item).
+    Path(String),
+    /// The guard returned the items themselves (legacy `items` output).
+    Detached,
+}
+
+/// The labelled and filtered items of a response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilteredItems {
+    pub items: Vec<LabeledItem>,
+    /// Positions of the items the agent may see, in order.
+    pub accessible: Vec<usize>,
+    pub source: ItemSource,
+    /// Strict mode with at least one item filtered: the whole answer is
+    /// refused.
+    pub strict_blocked: bool,
+}
+
+impl FilteredItems {
+    pub fn filtered_count(&self) -> usize {
+        self.items.len().saturating_sub(self.accessible.len())
+    }
+}
+
+/// How a guarded read ended, once the forward step ran.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineOutcome {
+    /// The forward step stopped: nothing was labelled.
+    Stopped(ForwardStop),
+    /// `label_response` gave no fine-grained labels (or was not called):
+    /// the coarse check decides. `coarse_allowed` false → an empty answer.
+    Unlabelled { coarse_allowed: bool },
+    /// `label_response` failed: the coarse check decides as above.
+    LabelingFailed {
+        coarse_allowed: bool,
+        message: String,
+    },
+    /// Per-item labels and the filtering result.
+    Filtered(FilteredItems),
+}
+
+/// A guarded read refused before the forward step ran (nothing reached the
+/// upstream).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineRefusal {
+    /// The coarse check denied the operation (a write, or a read-write).
+    #[error("DIFC policy violation: {reason}")]
+    Denied { reason: String },
+    /// `label_resource` failed (the guard failed, is quarantined, …).
+    #[error("resource labeling failed: {message}")]
+    LabelingFailed { message: String },
+}
+
+/// The DIFC pipeline as the proxy uses it. Implementations are shared
+/// (`Arc<dyn ProxyPipeline>`) and called concurrently.
+pub trait ProxyPipeline: Send + Sync + 'static {
+    /// Runs one guarded read: `label_resource` and the coarse check, then
+    /// `forward`, then `label_response` and filtering, then the taint in
+    /// propagate mode.
+    fn run<'a>(
+        &'a self,
+        call: GuardedCall,
+        forward: ForwardStep<'a>,
+    ) -> BoxFuture<'a, Result<PipelineOutcome, PipelineRefusal>>;
+
+    /// A read forwarded without labelling (an endpoint no route knows):
+    /// taints the agent with empty labels in propagate mode.
+    fn note_unlabelled_read(&self, description: &str) {
+        let _ = description;
+    }
+
+    /// The DIFC state for `/reflect`: `{"agents": …, "mode": …}` (the HTTP
+    /// layer adds the timestamp).
+    fn reflect(&self) -> Value;
+
+    /// Appends the pipeline's metric families to a `/metrics` body.
+    fn render_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
+}

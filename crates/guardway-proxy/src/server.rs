@@ -1,0 +1,292 @@
+//! Serving the proxy: the listen address (`host:port`, `[v6]:port`,
+//! `:port`), plain HTTP or TLS with the generated certificate (each
+//! handshake in its own task, bounded in time), the start-up banner, and a
+//! graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::handler::{ProxyState, router};
+
+/// Longest wait for a client to finish its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshaken connections waiting for the HTTP server.
+const ACCEPT_QUEUE: usize = 64;
+
+/// Why the proxy could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid listen address {address:?}: {message}")]
+    Address { address: String, message: String },
+    #[error("failed to listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// The socket address to bind for a listen address: `host:port`,
+/// `[v6]:port`, or `:port` (every interface).
+///
+/// # Errors
+/// An address without a port, or one that does not resolve.
+pub async fn resolve_listen(address: &str) -> Result<SocketAddr, ServeError> {
+    let error = |message: &str| ServeError::Address {
+        address: address.to_owned(),
+        message: message.to_owned(),
+    };
+    let normalized = match address.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => address.to_owned(),
+    };
+    let Some((_, port)) = normalized.rsplit_once(':') else {
+        return Err(error("expected host:port"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(error("the port is not a number from 0 to 65535"));
+    }
+    let mut resolved = tokio::net::lookup_host(normalized.as_str())
+        .await
+        .map_err(|e| error(&e.to_string()))?;
+    // Prefer IPv4 for names such as `localhost`, as clients do first.
+    let all: Vec<SocketAddr> = resolved.by_ref().collect();
+    all.iter()
+        .find(|addr| addr.is_ipv4())
+        .or_else(|| all.first())
+        .copied()
+        .ok_or_else(|| error("the host does not resolve"))
+}
+
+/// A host:port clients can use for a listening address: wildcard hosts
+/// become `localhost`.
+pub fn client_address(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct RunningProxy {
+    local_addr: SocketAddr,
+    tls: bool,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningProxy {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `https` with `--tls`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    /// Stops accepting and waits for open requests to finish.
+    ///
+    /// # Errors
+    /// The server task's I/O error, if it failed.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.await {
+            Ok(result) => result,
+            Err(error) => Err(std::io::Error::other(error)),
+        }
+    }
+
+    /// Waits until the server task ends (it ends only when stopped or on an
+    /// I/O error).
+    ///
+    /// # Errors
+    /// The server task's I/O error.
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(error) => Err(std::io::Error::other(error)),
+        }
+    }
+}
+
+/// Binds `address` and serves the proxy (TLS when `tls` is given).
+///
+/// # Errors
+/// An address that does not resolve or cannot be bound.
+pub async fn serve(
+    address: &str,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Arc<ProxyState>,
+) -> Result<RunningProxy, ServeError> {
+    let addr = resolve_listen(address).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            address: address.to_owned(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        address: address.to_owned(),
+        source,
+    })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(state);
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let is_tls = tls.is_some();
+    let task = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }),
+        Some(config) => {
+            let listener = TlsListener::new(listener, local_addr, config);
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            })
+        }
+    };
+    Ok(RunningProxy {
+        local_addr,
+        tls: is_tls,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// A TCP listener serving TLS: a background task accepts connections and
+/// runs each handshake in its own task, so a slow client never delays
+/// others; failed handshakes are logged and dropped.
+struct TlsListener {
+    local_addr: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    fn new(
+        listener: TcpListener,
+        local_addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Self {
+        let acceptor = TlsAcceptor::from(config);
+        let (tx, ready) = mpsc::channel(ACCEPT_QUEUE);
+        tokio::spawn(accept_loop(listener, acceptor, tx));
+        TlsListener { local_addr, ready }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = tx.closed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a TCP connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let _ = tx.send((tls, peer)).await;
+                }
+                Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accept task ends only when this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn listen_addresses() {
+        assert_eq!(
+            resolve_listen("127.0.0.1:8080").await.unwrap(),
+            "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            resolve_listen(":9000").await.unwrap(),
+            "0.0.0.0:9000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            resolve_listen("[::1]:8443").await.unwrap(),
+            "[::1]:8443".parse::<SocketAddr>().unwrap()
+        );
+        assert!(
+            resolve_listen("localhost:8443")
+                .await
+                .unwrap()
+                .ip()
+                .is_loopback()
+        );
+        for bad in ["8080", "127.0.0.1", "127.0.0.1:port", "127.0.0.1:70000"] {
+            let err = resolve_listen(bad).await.unwrap_err();
+            assert!(
+                err.to_string().starts_with("invalid listen address"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_addresses_name_localhost_for_wildcards() {
+        assert_eq!(
+            client_address("0.0.0.0:8443".parse().unwrap()),
+            "localhost:8443"
+        );
+        assert_eq!(
+            client_address("[::]:8443".parse().unwrap()),
+            "localhost:8443"
+        );
+        assert_eq!(
+            client_address("127.0.0.1:8443".parse().unwrap()),
+            "127.0.0.1:8443"
+        );
+    }
+}
