@@ -794,3 +794,7 @@ fn shape_filtered(
 pub fn router(state: Arc<ProxyState>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(state)
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;
