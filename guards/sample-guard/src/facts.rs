@@ -19,28 +19,47 @@ pub struct PullRequestFacts {
 
 impl PullRequestFacts {
     /// Reads the facts from a pull-request object.
+    /// Reads the facts from a pull-request object (REST or GraphQL field
+    /// names).
     pub fn from_object(pr: &Value) -> PullRequestFacts {
         let merged = pr.get("merged").and_then(Value::as_bool) == Some(true)
-            || pr.get("merged_at").is_some_and(|at| !at.is_null());
+            || ["merged_at", "mergedAt"]
+                .iter()
+                .any(|key| pr.get(*key).is_some_and(|at| !at.is_null()));
         PullRequestFacts {
-            author: pr
-                .pointer("/user/login")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            association: pr
-                .get("author_association")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            author: author_login(pr).map(str::to_owned),
+            association: author_association(pr).map(str::to_owned),
             merged,
             label_names: label_names(pr),
         }
     }
 }
 
-/// The names of an issue's or pull request's labels.
+/// The author's login: `user.login` (REST) or `author.login` (GraphQL).
+pub fn author_login(item: &Value) -> Option<&str> {
+    item.pointer("/user/login")
+        .or_else(|| item.pointer("/author/login"))
+        .and_then(Value::as_str)
+}
+
+/// `author_association` (REST) or `authorAssociation` (GraphQL).
+pub fn author_association(item: &Value) -> Option<&str> {
+    item.get("author_association")
+        .or_else(|| item.get("authorAssociation"))
+        .and_then(Value::as_str)
+}
+
+/// The names of an issue's or pull request's labels (an array, or a
+/// GraphQL connection's `nodes`).
 pub fn label_names(item: &Value) -> Vec<String> {
-    item.get("labels")
+    let labels = item.get("labels");
+    labels
         .and_then(Value::as_array)
+        .or_else(|| {
+            labels
+                .and_then(|labels| labels.get("nodes"))
+                .and_then(Value::as_array)
+        })
         .map(|labels| {
             labels
                 .iter()
