@@ -23,8 +23,8 @@ use crate::graphql_rewrite::inject_guard_fields;
 use crate::headers::{client_headers, forwarded_headers};
 use crate::metrics::{DenialReason, ProxyMetrics, RequestKind};
 use crate::pipeline::{
-    FilteredItems, ForwardStop, GuardedCall, ItemSource, PipelineOutcome, PipelineRefusal,
-    ProxyPipeline,
+    FilteredItems, ForwardContext, ForwardStop, GuardedCall, ItemSource, PipelineOutcome,
+    PipelineRefusal, ProxyPipeline,
 };
 use crate::rest_backend::with_client_auth;
 use crate::routes::{is_metadata_passthrough, match_rest, strip_gh_host_prefix};
@@ -457,6 +457,8 @@ struct ForwardSlot {
     upstreamed: Option<Upstreamed>,
     /// The JSON of a 2xx answer went to the pipeline for labelling.
     labelled: bool,
+    /// The coarse check's verdict, as the pipeline gave it.
+    coarse_allowed: bool,
     /// The client message and the detail of an upstream failure.
     error: Option<(&'static str, String)>,
     /// Time spent waiting for the upstream.
@@ -512,7 +514,7 @@ async fn guarded_read(
         let upstream = state.upstream.clone();
         let method = method.clone();
         let forward_path = forward_path.to_owned();
-        Box::new(move || {
+        Box::new(move |context: ForwardContext| {
             let future: crate::pipeline::BoxFuture<'_, Result<Value, ForwardStop>> = Box::pin(
                 async move {
                     let started = Instant::now();
@@ -529,6 +531,7 @@ async fn guarded_read(
                     let result = forward_step(&method, &forward_path, sent).await;
                     let mut slot = slot.lock();
                     slot.elapsed = started.elapsed();
+                    slot.coarse_allowed = context.coarse_allowed;
                     match result {
                         Forwarded::Json { value, upstreamed } => {
                             slot.upstreamed = Some(upstreamed);
@@ -607,8 +610,28 @@ async fn guarded_read(
             body,
         } if slot.labelled => (status, headers, body),
         // Not labelled (a status of 300 or more, a body that is not JSON):
-        // as it came, whatever the pipeline says.
-        unlabelled => return pass_through(unlabelled),
+        // as it came when the coarse check allowed the read or the answer
+        // is an error; withheld otherwise (nothing in it can be vouched for).
+        unlabelled => {
+            let status = match &unlabelled {
+                Upstreamed::Streaming(response) => response.status(),
+                Upstreamed::Read { status, .. } => *status,
+            };
+            if slot.coarse_allowed || status.as_u16() >= 400 {
+                return pass_through(unlabelled);
+            }
+            state.metrics.denial(DenialReason::Withheld);
+            let message = format!(
+                "DIFC policy violation: the {tool} answer cannot be labelled and the resource is not accessible"
+            );
+            state.events.rejected(
+                StatusCode::FORBIDDEN,
+                "difc_forbidden",
+                &message,
+                forward_path,
+            );
+            return error_response(StatusCode::FORBIDDEN, "difc_forbidden", &message);
+        }
     };
     shape_answer(
         state,

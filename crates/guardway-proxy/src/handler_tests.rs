@@ -94,6 +94,8 @@ enum Decision {
     Refuse(PipelineRefusal),
     /// Forwards, then builds the outcome from the JSON.
     Forward(Arc<dyn Fn(&Value) -> PipelineOutcome + Send + Sync>),
+    /// As `Forward`, after a coarse check that denied the read.
+    ForwardDenied(Arc<dyn Fn(&Value) -> PipelineOutcome + Send + Sync>),
 }
 
 struct FakePipeline {
@@ -130,10 +132,13 @@ impl ProxyPipeline for FakePipeline {
         Box::pin(async move {
             match &self.decision {
                 Decision::Refuse(refusal) => Err(refusal.clone()),
-                Decision::Forward(outcome) => match forward().await {
-                    Ok(value) => Ok(outcome(&value)),
-                    Err(stop) => Ok(PipelineOutcome::Stopped(stop)),
-                },
+                Decision::Forward(outcome) | Decision::ForwardDenied(outcome) => {
+                    let coarse_allowed = matches!(self.decision, Decision::Forward(_));
+                    match forward(ForwardContext { coarse_allowed }).await {
+                        Ok(value) => Ok(outcome(&value)),
+                        Err(stop) => Ok(PipelineOutcome::Stopped(stop)),
+                    }
+                }
             }
         })
     }
@@ -766,4 +771,51 @@ async fn filtered_search_and_graphql_answers_keep_their_envelopes() {
         body_json(response).await,
         json!({"data": {"repository": {"issues": {"totalCount": 1, "nodes": [{"id": "I_1"}]}}}})
     );
+}
+
+#[tokio::test]
+async fn unlabellable_answers_of_denied_reads_are_withheld() {
+    let zip: Answer = Arc::new(|seen| {
+        let mut response = Response::new(Body::from(&b"PK\x03\x04zip"[..]));
+        if seen.uri.contains("redirect") {
+            *response.status_mut() = StatusCode::FOUND;
+            response.headers_mut().insert(
+                "location",
+                HeaderValue::from_static("https://blob.example/x.zip"),
+            );
+        } else if seen.uri.contains("missing") {
+            *response.status_mut() = StatusCode::NOT_FOUND;
+        }
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/zip"));
+        response
+    });
+    let upstream = upstream_answering(zip).await;
+    let denied = FakePipeline::new(Decision::ForwardDenied(Arc::new(|_| {
+        PipelineOutcome::Unlabelled {
+            coarse_allowed: false,
+        }
+    })));
+    let proxy = proxy(&upstream, denied).await;
+    for path in [
+        "/repos/o/secret/actions/runs/1/logs",
+        "/repos/o/secret/redirect",
+    ] {
+        let response = proxy.get(path).await;
+        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(
+            body_json(response).await["error"],
+            "difc_forbidden",
+            "{path}"
+        );
+    }
+    // Errors carry no data: as they came.
+    let response = proxy.get("/repos/o/secret/missing").await;
+    assert_eq!(response.status(), 404);
+    // Allowed reads stream their binary answers.
+    let proxy = super::tests::proxy(&upstream, FakePipeline::allowing()).await;
+    let response = proxy.get("/repos/o/r/actions/runs/1/logs").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"PK\x03\x04zip");
 }

@@ -30,8 +30,8 @@ pub mod upstream;
 pub use handler::{NoEvents, ProxyEvents, ProxyState, error_response, router};
 pub use metrics::ProxyMetrics;
 pub use pipeline::{
-    FilteredItems, ForwardStep, ForwardStop, GuardedCall, ItemSource, PipelineOutcome,
-    PipelineRefusal, ProxyPipeline,
+    FilteredItems, ForwardContext, ForwardStep, ForwardStop, GuardedCall, ItemSource,
+    PipelineOutcome, PipelineRefusal, ProxyPipeline,
 };
 pub use rest_backend::RestBackend;
 pub use server::{RunningProxy, ServeError, client_address, serve};

@@ -23,14 +23,23 @@ pub enum ForwardStop {
     /// The upstream could not be reached or its body not read.
     UpstreamFailed,
     /// A status of 300 or more, a body that is not JSON, or a body streamed
-    /// through unread: passed to the client unlabelled.
+    /// through unread: passed to the client unlabelled (withheld when the
+    /// coarse check denied the read and the status is below 400).
     NotLabelled,
+}
+
+/// What the pipeline tells the forward step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardContext {
+    /// Whether the coarse check allowed the read. When it did not, an
+    /// answer that cannot be labelled (not JSON, a redirect) is withheld.
+    pub coarse_allowed: bool,
 }
 
 /// The caller's forward step: sends the request upstream and returns the
 /// parsed JSON body of a 2xx answer.
 pub type ForwardStep<'a> =
-    Box<dyn FnOnce() -> BoxFuture<'a, Result<Value, ForwardStop>> + Send + 'a>;
+    Box<dyn FnOnce(ForwardContext) -> BoxFuture<'a, Result<Value, ForwardStop>> + Send + 'a>;
 
 /// Where the labelled items sit in the forwarded JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -240,10 +240,17 @@ fn resource_labels(
         }
         _ => {
             let description = read_description(tool, tool_name, args, repo.as_ref());
+            // Coarse: the repository's baseline, refined item by item by
+            // label_response; repository metadata and Actions data have
+            // one known level, so the coarse check already decides them
+            // (an answer that cannot be labelled, such as a log archive,
+            // then needs no response labels).
+            let level = match tool {
+                Tool::RepoMetadata | Tool::Actions => Level::Approved,
+                _ => Level::None,
+            };
             let labels = match repo {
-                // Coarse: the repository's baseline; items are refined by
-                // label_response.
-                Some(repo) => labeller.repo_item(&repo, None, Some(Level::None), description),
+                Some(repo) => labeller.repo_item(&repo, None, Some(level), description),
                 None => Labels::empty(description),
             };
             (labels, "read")
@@ -970,6 +977,18 @@ mod tests {
         );
         assert!(can_read(&agent, &runs["default_labels"]));
 
+        let logs = label_resource(
+            &cell,
+            "get_job_logs",
+            &json!({"owner": "octo-org", "repo": "api", "run_id": "1"}),
+        );
+        assert!(can_read(&agent, &logs["resource"]), "{logs}");
+        let other = label_resource(
+            &cell,
+            "get_job_logs",
+            &json!({"owner": "acme", "repo": "internal", "run_id": "1"}),
+        );
+        assert!(!can_read(&agent, &other["resource"]), "{other}");
         let org = label_resource(&cell, "search_orgs", &json!({"owner": "Acme"}));
         assert_eq!(org["operation"], "read");
         assert_eq!(org["resource"]["secrecy"], json!(["private:acme"]));
