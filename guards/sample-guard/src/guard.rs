@@ -939,6 +939,34 @@ mod tests {
     }
 
     #[test]
+    fn objects_without_the_authors_standing_are_enriched_once() {
+        testing::set_backend(|tool, args| match tool {
+            "search_repositories" => Ok(text_result(&json!({"items": [
+                {"full_name": "octo-org/api", "private": false}]}))),
+            "issue_read" => {
+                assert_eq!(args["issue_number"], 7);
+                Ok(text_result(&issue(
+                    "octo-org/api",
+                    7,
+                    "carol",
+                    "COLLABORATOR",
+                )))
+            }
+            other => panic!("unexpected look-up {other}"),
+        });
+        let cell = GuardCell::<GithubGuard>::new();
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "approved");
+        let args = json!({"owner": "octo-org", "repo": "api"});
+        let answer = json!({"data": {"repository": {"issue": {"number": 7, "title": "t"}}}});
+        for _ in 0..2 {
+            let output = label_response(&cell, "issue_read", &args, &answer);
+            assert!(can_read(&agent, &output["default_labels"]), "{output}");
+        }
+        assert_eq!(cell.with_guard(|guard| guard.backend_lookups()), 2);
+        testing::clear_backend();
+    }
+
+    #[test]
     fn viewer_notifications_actions_and_organizations() {
         install_backend();
         let cell = GuardCell::<GithubGuard>::new();

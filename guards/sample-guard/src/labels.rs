@@ -91,8 +91,26 @@ impl Labeller<'_> {
         let Some(repo) = RepoRef::from_object(issue).or_else(|| fallback.cloned()) else {
             return Labels::empty(format!("issue #{number}"));
         };
-        let login = author_login(issue);
-        let association = author_association(issue);
+        let is_pull_request = issue.get("pull_request").is_some()
+            || issue.get("__typename").and_then(Value::as_str) == Some("PullRequest")
+            || issue.get("mergedAt").is_some()
+            || issue.get("merged").is_some();
+        let mut login = author_login(issue).map(str::to_owned);
+        let mut association = author_association(issue).map(str::to_owned);
+        if association.is_none() && number > 0 {
+            // An object without its author's standing (a GraphQL query that
+            // did not select it): look it up.
+            let looked_up = if is_pull_request {
+                self.facts.pull_request(&repo, number)
+            } else {
+                self.facts.issue(&repo, number)
+            };
+            if let Some(facts) = looked_up {
+                login = login.or(facts.author);
+                association = facts.association;
+            }
+        }
+        let (login, association) = (login.as_deref(), association.as_deref());
         let merged_pr = issue
             .pointer("/pull_request/merged_at")
             .or_else(|| issue.get("mergedAt"))
@@ -102,10 +120,6 @@ impl Labeller<'_> {
             .authored_level(login, association, &label_names(issue))
             .map(|level| if merged_pr { Level::Merged } else { level });
         let stated = issue.get("repository").and_then(stated_privacy);
-        let is_pull_request = issue.get("pull_request").is_some()
-            || issue.get("__typename").and_then(Value::as_str) == Some("PullRequest")
-            || issue.get("mergedAt").is_some()
-            || issue.get("merged").is_some();
         let kind = if is_pull_request {
             "pull request"
         } else {
@@ -125,8 +139,17 @@ impl Labeller<'_> {
         let Some(repo) = RepoRef::from_object(pr).or_else(|| fallback.cloned()) else {
             return Labels::empty(format!("pull request #{number}"));
         };
-        let facts = PullRequestFacts::from_object(pr);
-        self.facts.note_pull_request(&repo, number, facts.clone());
+        let mut facts = PullRequestFacts::from_object(pr);
+        if facts.association.is_none() && number > 0 {
+            // A GraphQL pull request without its author's standing.
+            if let Some(looked_up) = self.facts.pull_request(&repo, number) {
+                facts.author = facts.author.or(looked_up.author);
+                facts.association = looked_up.association;
+                facts.merged |= looked_up.merged;
+            }
+        } else {
+            self.facts.note_pull_request(&repo, number, facts.clone());
+        }
         let stated = pr.pointer("/base/repo").and_then(stated_privacy);
         self.pull_request_facts(&repo, number, &facts, stated)
     }
