@@ -815,17 +815,20 @@ class Handler(BaseHTTPRequestHandler):
         else:
             data = json.dumps(body).encode()
         self.send_response(status)
+        all_headers = {
+            "X-GitHub-Request-Id": f"MOCK:{id(self):x}",
+            "X-RateLimit-Limit": "5000",
+            "X-RateLimit-Remaining": "4999",
+            "X-RateLimit-Reset": str(int(time.time()) + 3600),
+            "X-RateLimit-Used": "1",
+            "X-RateLimit-Resource": "core",
+            "X-Mock-Private-Header": "not-for-clients",
+        }
         if status != 204:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-GitHub-Request-Id", f"MOCK:{id(self):x}")
-        self.send_header("X-RateLimit-Limit", "5000")
-        self.send_header("X-RateLimit-Remaining", "4999")
-        self.send_header("X-RateLimit-Reset", str(int(time.time()) + 3600))
-        self.send_header("X-RateLimit-Used", "1")
-        self.send_header("X-RateLimit-Resource", "core")
-        self.send_header("X-Mock-Private-Header", "not-for-clients")
-        for name, value in (headers or {}).items():
+            all_headers["Content-Type"] = content_type
+        all_headers.update(headers or {})
+        all_headers["Content-Length"] = str(len(data))
+        for name, value in all_headers.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD" and data:

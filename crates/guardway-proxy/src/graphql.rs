@@ -35,6 +35,14 @@ const PATTERNS: &[(&str, &str)] = &[
     // Schema introspection: metadata, no repository data.
     (r"(?i)__type\s*\(", INTROSPECTION_TOOL),
     (r"(?i)__schema\b", INTROSPECTION_TOOL),
+    // `gh issue view` asks for `issue: issueOrPullRequest(number: …)`; the
+    // reference's patterns take it for a repository query
+    // (`get_file_contents`), which labels the whole answer by the
+    // repository and shows issues of any author.
+    (
+        r"(?i)repository\s*\([^)]*\)\s*\{[^}]*\bissueOrPullRequest\s*\(",
+        "issue_read",
+    ),
     (
         r"(?i)repository\s*\([^)]*\)\s*\{[^}]*\bissue\s*\(",
         "issue_read",
@@ -230,8 +238,8 @@ mod tests {
     }
 
     #[test]
-    fn fifteen_patterns() {
-        assert_eq!(pattern_count(), 15);
+    fn sixteen_patterns() {
+        assert_eq!(pattern_count(), 16);
     }
 
     #[test]
@@ -301,6 +309,14 @@ mod tests {
         for (body, tool) in cases {
             assert_eq!(tool_of(body), Some(tool), "{body}");
         }
+    }
+
+    #[test]
+    fn gh_issue_view_is_an_issue_read() {
+        let body = r#"{"query":"query IssueByNumber($owner: String!, $repo: String!, $number: Int!) { repository(owner: $owner, name: $repo) { hasIssuesEnabled issue: issueOrPullRequest(number: $number) { __typename ...on Issue{number,title,author{login}} } } }","variables":{"owner":"o","repo":"r","number":4}}"#;
+        let matched = match_graphql(body.as_bytes()).unwrap();
+        assert_eq!(matched.tool, "issue_read");
+        assert_eq!((matched.owner(), matched.repo()), (Some("o"), Some("r")));
     }
 
     #[test]

@@ -105,11 +105,8 @@ impl ProxyState {
     fn reject(&self, status: StatusCode, code: &str, message: &str, detail: &str) -> Response {
         tracing::error!(
             target: PROXY_LOG_TARGET,
-            status = status.as_u16(),
-            code,
-            message,
-            detail,
-            "request rejected"
+            "Request rejected: status={} code={code} message={message} err={detail}",
+            status.as_u16()
         );
         self.events.rejected(status, code, message, detail);
         error_response(status, code, message)
@@ -334,7 +331,7 @@ async fn graphql_read(
     let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
     let Some(matched) = parsed.as_ref().and_then(match_graphql_value) else {
         let preview: String = String::from_utf8_lossy(&bytes).chars().take(500).collect();
-        tracing::info!(target: PROXY_LOG_TARGET, query = %preview, "unknown GraphQL query refused");
+        tracing::info!(target: PROXY_LOG_TARGET, "unknown GraphQL query, blocking request: {preview}");
         state.metrics.request(RequestKind::Guarded);
         state.metrics.denial(DenialReason::UnknownGraphql);
         state.events.rejected(
@@ -401,7 +398,7 @@ async fn rest_read(
     let method = request.method().clone();
     let Some(matched) = match_rest(route_path) else {
         state.metrics.request(RequestKind::Unrecognized);
-        tracing::info!(target: PROXY_LOG_TARGET, %method, path = route_path, "unrecognized REST endpoint, forwarding with empty labels");
+        tracing::info!(target: PROXY_LOG_TARGET, "unrecognized REST endpoint {method} {route_path}, forwarding with empty labels");
         state.events.unrecognized_endpoint(&method, route_path);
         let authorization = state.upstream.authorization(client_auth.as_deref());
         return match state
@@ -571,7 +568,7 @@ async fn guarded_read(
         Err(PipelineRefusal::Denied { reason }) => {
             state.metrics.denial(DenialReason::Difc);
             let message = format!("DIFC policy violation: {reason}");
-            tracing::info!(target: PROXY_LOG_TARGET, %method, path = forward_path, tool, %reason, "blocked by the coarse check");
+            tracing::info!(target: PROXY_LOG_TARGET, "[DIFC] Phase 2: BLOCKED {method} {forward_path} — {reason}");
             state
                 .events
                 .rejected(StatusCode::FORBIDDEN, "difc_forbidden", &message, &tool);
@@ -777,7 +774,7 @@ fn shape_filtered(
     let removed = filtered.filtered_count();
     state.metrics.items(total, removed);
     if removed > 0 {
-        tracing::info!(target: PROXY_LOG_TARGET, %method, path, tool, removed, total, "DIFC filtered items");
+        tracing::info!(target: PROXY_LOG_TARGET, "DIFC filtered {removed}/{total} items for {method} {path} (tool={tool})");
         state.events.filtered(method, path, tool, removed, total);
     }
     if filtered.strict_blocked {

@@ -93,12 +93,17 @@ fn subject(common_name: &str) -> DistinguishedName {
     name
 }
 
-/// Generates the CA and server certificate, writes them to `dir` (created
-/// when missing) and builds the server configuration.
+/// Generates the CA and server certificate (valid for [`SERVER_NAMES`]
+/// and `extra_names`), writes them to `dir` (created when missing) and
+/// builds the server configuration.
 ///
 /// # Errors
-/// A directory or file that cannot be written, or a generation failure.
-pub fn generate_self_signed(dir: &Path) -> Result<GeneratedTls, TlsSetupError> {
+/// A directory or file that cannot be written, a name that is not a valid
+/// DNS name or IP address, or a generation failure.
+pub fn generate_self_signed(
+    dir: &Path,
+    extra_names: &[String],
+) -> Result<GeneratedTls, TlsSetupError> {
     std::fs::create_dir_all(dir).map_err(|source| TlsSetupError::Directory {
         path: dir.to_owned(),
         source,
@@ -121,7 +126,20 @@ pub fn generate_self_signed(dir: &Path) -> Result<GeneratedTls, TlsSetupError> {
 
     let server_key =
         KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(generate_error("server key"))?;
-    let names: Vec<String> = SERVER_NAMES.iter().map(|name| (*name).to_owned()).collect();
+    let mut names: Vec<String> = SERVER_NAMES.iter().map(|name| (*name).to_owned()).collect();
+    for name in extra_names {
+        let name = name.trim();
+        if name.is_empty() || names.iter().any(|known| known.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if !is_certificate_name(name) {
+            return Err(TlsSetupError::Generate {
+                what: "server names",
+                message: format!("{name:?} is neither a DNS name nor an IP address"),
+            });
+        }
+        names.push(name.to_owned());
+    }
     let mut server = CertificateParams::new(names).map_err(generate_error("server names"))?;
     server.distinguished_name = subject("localhost");
     server.serial_number = Some(random_serial()?);
@@ -157,6 +175,26 @@ pub fn generate_self_signed(dir: &Path) -> Result<GeneratedTls, TlsSetupError> {
         key_path,
         config: Arc::new(config),
     })
+}
+
+/// Whether `name` can be a subject alternative name: an IP address, or a
+/// DNS name of letters, digits and hyphens (a leading `*.` allowed).
+fn is_certificate_name(name: &str) -> bool {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// A rustls server configuration: ring provider, TLS 1.2 and 1.3,
@@ -260,7 +298,7 @@ mod tests {
     fn writes_the_three_files_with_their_modes() {
         let dir = tempfile::tempdir().unwrap();
         let tls_dir = dir.path().join("proxy-tls");
-        let generated = generate_self_signed(&tls_dir).unwrap();
+        let generated = generate_self_signed(&tls_dir, &[]).unwrap();
         assert_eq!(generated.ca_cert_path, tls_dir.join("ca.crt"));
         let ca = std::fs::read_to_string(&generated.ca_cert_path).unwrap();
         assert!(ca.starts_with("-----BEGIN CERTIFICATE-----\n"));
@@ -275,8 +313,20 @@ mod tests {
             assert_eq!(mode(&generated.ca_cert_path), 0o644);
         }
         // A second run replaces the files.
-        let again = generate_self_signed(&tls_dir).unwrap();
+        let again = generate_self_signed(&tls_dir, &[]).unwrap();
         assert_ne!(std::fs::read_to_string(&again.ca_cert_path).unwrap(), ca);
+    }
+
+    #[test]
+    fn bad_extra_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = generate_self_signed(dir.path(), &["not a name!".to_owned()]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("failed to generate the server names"),
+            "{err}"
+        );
+        generate_self_signed(dir.path(), &["proxy.test".to_owned(), " ".to_owned()]).unwrap();
     }
 
     #[test]
@@ -306,7 +356,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plain-file");
         std::fs::write(&file, "x").unwrap();
-        let err = generate_self_signed(&file.join("tls")).unwrap_err();
+        let err = generate_self_signed(&file.join("tls"), &[]).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("failed to create TLS directory"),
