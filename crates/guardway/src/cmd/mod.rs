@@ -3,4 +3,6 @@
 pub mod cache;
 pub mod config;
 pub mod guard;
+pub mod proxy;
+pub mod proxy_pipeline;
 pub mod serve;
