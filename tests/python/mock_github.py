@@ -805,6 +805,15 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # quiet
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are two writes: without TCP_NODELAY the second
+        # waits for the client's delayed ACK (about 40 ms).
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
     # -- plumbing -----------------------------------------------------------
 
     def send(self, status: int, body, headers: dict | None = None, content_type: str = "application/json; charset=utf-8") -> None:

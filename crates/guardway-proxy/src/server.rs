@@ -148,6 +148,9 @@ pub async fn serve(
     let is_tls = tls.is_some();
     let task = match tls {
         None => tokio::spawn(async move {
+            // Without TCP_NODELAY a small answer written in two pieces
+            // waits for the client's delayed ACK (about 40 ms).
+            let listener = axum::serve::ListenerExt::tap_io(listener, set_nodelay);
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -167,6 +170,13 @@ pub async fn serve(
         stop: Some(stop),
         task,
     })
+}
+
+/// Sets TCP_NODELAY on an accepted connection.
+fn set_nodelay(stream: &mut TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
 }
 
 /// A TCP listener serving TLS: a background task accepts connections and
@@ -208,7 +218,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        let mut stream = stream;
+        set_nodelay(&mut stream);
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -272,6 +283,17 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap());
+        set_nodelay(&mut accepted);
+        assert!(accepted.nodelay().unwrap());
     }
 
     #[test]

@@ -107,6 +107,10 @@ fn a_public_policy_sees_public_repositories_only() {
             .any(|q| q.contains("q=repo%3Aocto-org%2Fsecret")),
         "{lookups:?}"
     );
+    // Without a fallback token the look-ups carry the request's own token.
+    for lookup in mock.requests_to("/search/repositories") {
+        assert_eq!(lookup["headers"]["authorization"], "token client-token");
+    }
 }
 
 #[test]
