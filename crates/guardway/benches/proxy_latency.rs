@@ -136,7 +136,10 @@ fn main() {
             sum / count * 1e6
         );
     }
-    for line in metrics.lines().filter(|l| l.starts_with("guardway_proxy_guard_seconds_bucket")) {
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("guardway_proxy_guard_seconds_bucket"))
+    {
         println!("  {line}");
     }
 }
