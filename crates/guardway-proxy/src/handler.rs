@@ -23,12 +23,12 @@ use crate::graphql_rewrite::inject_guard_fields;
 use crate::headers::{client_headers, forwarded_headers};
 use crate::metrics::{DenialReason, ProxyMetrics, RequestKind};
 use crate::pipeline::{
-    FilteredItems, ForwardContext, ForwardStop, GuardedCall, ItemSource, PipelineOutcome,
-    PipelineRefusal, ProxyPipeline,
+    FilteredAnswer, ForwardContext, ForwardStop, GuardedCall, PipelineOutcome, PipelineRefusal,
+    ProxyPipeline,
 };
 use crate::rest_backend::with_client_auth;
 use crate::routes::{is_metadata_passthrough, match_rest, strip_gh_host_prefix};
-use crate::shape::{ItemsAt, empty_body, graphql_body, rest_body};
+use crate::shape::empty_body;
 use crate::upstream::Upstream;
 
 /// `tracing` target of the proxy's request log lines.
@@ -48,8 +48,6 @@ pub struct ProxyState {
     pub upstream: Arc<Upstream>,
     pub pipeline: Option<Arc<dyn ProxyPipeline>>,
     pub metrics: Arc<ProxyMetrics>,
-    /// Events the proxy reports beyond `tracing` (log files).
-    pub events: Arc<dyn ProxyEvents>,
 }
 
 impl std::fmt::Debug for ProxyState {
@@ -60,28 +58,6 @@ impl std::fmt::Debug for ProxyState {
             .finish_non_exhaustive()
     }
 }
-
-/// Notable events, for log files. Every method has a no-op default.
-pub trait ProxyEvents: Send + Sync + 'static {
-    /// A REST read no route knows was forwarded with empty labels.
-    fn unrecognized_endpoint(&self, method: &Method, path: &str) {
-        let _ = (method, path);
-    }
-    /// A request was refused with `status`.
-    fn rejected(&self, status: StatusCode, code: &str, message: &str, detail: &str) {
-        let _ = (status, code, message, detail);
-    }
-    /// Items of an answer were filtered.
-    fn filtered(&self, method: &Method, path: &str, tool: &str, filtered: usize, total: usize) {
-        let _ = (method, path, tool, filtered, total);
-    }
-}
-
-/// Events reported nowhere but `tracing`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoEvents;
-
-impl ProxyEvents for NoEvents {}
 
 /// A JSON response.
 fn json_response(status: StatusCode, mut headers: HeaderMap, body: impl Into<Bytes>) -> Response {
@@ -108,7 +84,6 @@ impl ProxyState {
             "Request rejected: status={} code={code} message={message} err={detail}",
             status.as_u16()
         );
-        self.events.rejected(status, code, message, detail);
         error_response(status, code, message)
     }
 
@@ -334,12 +309,6 @@ async fn graphql_read(
         tracing::info!(target: PROXY_LOG_TARGET, "unknown GraphQL query, blocking request: {preview}");
         state.metrics.request(RequestKind::Guarded);
         state.metrics.denial(DenialReason::UnknownGraphql);
-        state.events.rejected(
-            StatusCode::FORBIDDEN,
-            "graphql_forbidden",
-            "access denied: unrecognized GraphQL operation",
-            &preview,
-        );
         return json_response(
             StatusCode::FORBIDDEN,
             HeaderMap::new(),
@@ -375,6 +344,7 @@ async fn graphql_read(
     let call = GuardedCall {
         tool: matched.tool.to_owned(),
         args: Value::Object(matched.args),
+        graphql: true,
     };
     guarded_read(
         state,
@@ -399,7 +369,6 @@ async fn rest_read(
     let Some(matched) = match_rest(route_path) else {
         state.metrics.request(RequestKind::Unrecognized);
         tracing::info!(target: PROXY_LOG_TARGET, "unrecognized REST endpoint {method} {route_path}, forwarding with empty labels");
-        state.events.unrecognized_endpoint(&method, route_path);
         let authorization = state.upstream.authorization(client_auth.as_deref());
         return match state
             .upstream
@@ -426,6 +395,7 @@ async fn rest_read(
     let call = GuardedCall {
         tool: matched.tool.to_owned(),
         args: Value::Object(args),
+        graphql: false,
     };
     guarded_read(state, call, method, forward_path, None, client_auth, false).await
 }
@@ -565,13 +535,14 @@ async fn guarded_read(
 
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(PipelineRefusal::Denied { reason }) => {
+        Err(PipelineRefusal::Denied { message }) => {
             state.metrics.denial(DenialReason::Difc);
-            let message = format!("DIFC policy violation: {reason}");
-            tracing::info!(target: PROXY_LOG_TARGET, "[DIFC] Phase 2: BLOCKED {method} {forward_path} — {reason}");
-            state
-                .events
-                .rejected(StatusCode::FORBIDDEN, "difc_forbidden", &message, &tool);
+            tracing::info!(target: PROXY_LOG_TARGET, "[DIFC] Phase 2: BLOCKED {method} {forward_path} — {message}");
+            return error_response(StatusCode::FORBIDDEN, "difc_forbidden", &message);
+        }
+        Err(PipelineRefusal::AnswerDenied { message }) => {
+            state.metrics.denial(DenialReason::Response);
+            tracing::info!(target: PROXY_LOG_TARGET, "[DIFC] answer refused: {method} {forward_path} (tool={tool}) — {message}");
             return error_response(StatusCode::FORBIDDEN, "difc_forbidden", &message);
         }
         Err(PipelineRefusal::LabelingFailed { message }) => {
@@ -587,10 +558,7 @@ async fn guarded_read(
     let Some(upstreamed) = slot.upstreamed.take() else {
         if let Some((message, detail)) = slot.error.take() {
             state.metrics.upstream_error();
-            state
-                .events
-                .rejected(StatusCode::BAD_GATEWAY, "bad_gateway", message, &detail);
-            return error_response(StatusCode::BAD_GATEWAY, "bad_gateway", message);
+            return state.reject(StatusCode::BAD_GATEWAY, "bad_gateway", message, &detail);
         }
         // The pipeline ended without running the forward step.
         return state.reject(
@@ -620,12 +588,6 @@ async fn guarded_read(
             state.metrics.denial(DenialReason::Withheld);
             let message = format!(
                 "DIFC policy violation: the {tool} answer cannot be labelled and the resource is not accessible"
-            );
-            state.events.rejected(
-                StatusCode::FORBIDDEN,
-                "difc_forbidden",
-                &message,
-                forward_path,
             );
             return error_response(StatusCode::FORBIDDEN, "difc_forbidden", &message);
         }
@@ -753,7 +715,7 @@ fn shape_answer(
             }
         }
         PipelineOutcome::Filtered(filtered) => shape_filtered(
-            state, &filtered, method, path, tool, graphql, status, headers, body,
+            state, filtered, method, path, tool, graphql, status, headers, body,
         ),
     }
 }
@@ -761,7 +723,7 @@ fn shape_answer(
 #[allow(clippy::too_many_arguments)]
 fn shape_filtered(
     state: &ProxyState,
-    filtered: &FilteredItems,
+    filtered: FilteredAnswer,
     method: &Method,
     path: &str,
     tool: &str,
@@ -770,44 +732,25 @@ fn shape_filtered(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let total = filtered.items.len();
-    let removed = filtered.filtered_count();
+    let FilteredAnswer {
+        body: shaped,
+        total,
+        filtered: removed,
+    } = filtered;
     state.metrics.items(total, removed);
-    if removed > 0 {
-        tracing::info!(target: PROXY_LOG_TARGET, "DIFC filtered {removed}/{total} items for {method} {path} (tool={tool})");
-        state.events.filtered(method, path, tool, removed, total);
+    match shaped {
+        Some(shaped) if removed > 0 => {
+            tracing::info!(target: PROXY_LOG_TARGET, "DIFC filtered {removed}/{total} items for {method} {path} (tool={tool})");
+            reshaped(status, &headers, shaped.to_string())
+        }
+        // Nothing removed: the upstream's bytes.
+        _ if graphql => pass_through(Upstreamed::Read {
+            status,
+            headers,
+            body,
+        }),
+        _ => reshaped(status, &headers, body),
     }
-    if filtered.strict_blocked {
-        state.metrics.denial(DenialReason::Strict);
-        let message = format!("DIFC policy violation: {removed} of {total} items not accessible");
-        state
-            .events
-            .rejected(StatusCode::FORBIDDEN, "difc_forbidden", &message, tool);
-        return error_response(StatusCode::FORBIDDEN, "difc_forbidden", &message);
-    }
-    if removed == 0 {
-        return if graphql {
-            pass_through(Upstreamed::Read {
-                status,
-                headers,
-                body,
-            })
-        } else {
-            reshaped(status, &headers, body)
-        };
-    }
-    let original = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
-    drop(body);
-    let at = match &filtered.source {
-        ItemSource::Path(path) => ItemsAt::Path(path),
-        ItemSource::Detached => ItemsAt::Detached,
-    };
-    let shaped = if graphql {
-        graphql_body(original, &filtered.items, &filtered.accessible, at)
-    } else {
-        rest_body(original, &filtered.items, &filtered.accessible, at)
-    };
-    reshaped(status, &headers, shaped.to_string())
 }
 
 /// The proxy's router: every path goes to [`handle`].

@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use guardway_difc::{ItemLabels, LabeledItem};
 use http::{HeaderValue, StatusCode};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -96,6 +95,8 @@ enum Decision {
     Forward(Arc<dyn Fn(&Value) -> PipelineOutcome + Send + Sync>),
     /// As `Forward`, after a coarse check that denied the read.
     ForwardDenied(Arc<dyn Fn(&Value) -> PipelineOutcome + Send + Sync>),
+    /// Forwards, then refuses the answer.
+    ForwardThenRefuse(PipelineRefusal),
 }
 
 struct FakePipeline {
@@ -132,6 +133,13 @@ impl ProxyPipeline for FakePipeline {
         Box::pin(async move {
             match &self.decision {
                 Decision::Refuse(refusal) => Err(refusal.clone()),
+                Decision::ForwardThenRefuse(refusal) => {
+                    let _ = forward(ForwardContext {
+                        coarse_allowed: true,
+                    })
+                    .await;
+                    Err(refusal.clone())
+                }
                 Decision::Forward(outcome) | Decision::ForwardDenied(outcome) => {
                     let coarse_allowed = matches!(self.decision, Decision::Forward(_));
                     match forward(ForwardContext { coarse_allowed }).await {
@@ -152,23 +160,12 @@ impl ProxyPipeline for FakePipeline {
     }
 }
 
-fn labelled(
-    data: &[Value],
-    accessible: &[usize],
-    source: ItemSource,
-    strict: bool,
-) -> PipelineOutcome {
-    PipelineOutcome::Filtered(FilteredItems {
-        items: data
-            .iter()
-            .map(|data| LabeledItem {
-                data: data.clone(),
-                labels: ItemLabels::default(),
-            })
-            .collect(),
-        accessible: accessible.to_vec(),
-        source,
-        strict_blocked: strict,
+/// A filtered answer as the pipeline gives it back.
+fn answer(body: Option<Value>, total: usize, filtered: usize) -> PipelineOutcome {
+    PipelineOutcome::Filtered(FilteredAnswer {
+        body,
+        total,
+        filtered,
     })
 }
 
@@ -209,7 +206,6 @@ async fn proxy_with(
         upstream,
         pipeline,
         metrics: metrics.clone(),
-        events: Arc::new(NoEvents),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -480,7 +476,7 @@ async fn without_a_policy_guarded_reads_are_unavailable() {
 async fn refusals_never_reach_the_upstream() {
     let upstream = upstream_answering(json_answer(200, json!([]))).await;
     let denied = FakePipeline::new(Decision::Refuse(PipelineRefusal::Denied {
-        reason: "Resource 'x' has secrecy requirements".into(),
+        message: "DIFC policy violation: Resource 'x' has secrecy requirements".into(),
     }));
     let proxy = proxy(&upstream, denied).await;
     let response = proxy.get("/repos/org/repo/issues").await;
@@ -616,13 +612,8 @@ fn three_issues() -> Value {
 #[tokio::test]
 async fn filtered_rest_arrays_keep_accessible_items_and_headers() {
     let upstream = upstream_answering(json_answer(200, three_issues())).await;
-    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|value| {
-        labelled(
-            value.as_array().unwrap(),
-            &[0, 2],
-            ItemSource::Path(String::new()),
-            false,
-        )
+    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|_| {
+        answer(Some(json!([{"number": 1}, {"number": 3}])), 3, 1)
     })));
     let proxy = proxy(&upstream, pipeline).await;
     let response = proxy.get("/repos/org/repo/issues").await;
@@ -644,14 +635,7 @@ async fn filtered_rest_arrays_keep_accessible_items_and_headers() {
 #[tokio::test]
 async fn nothing_filtered_returns_the_upstream_json() {
     let upstream = upstream_answering(json_answer(200, three_issues())).await;
-    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|value| {
-        labelled(
-            value.as_array().unwrap(),
-            &[0, 1, 2],
-            ItemSource::Path(String::new()),
-            false,
-        )
-    })));
+    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|_| answer(None, 3, 0))));
     let proxy = proxy(&upstream, pipeline).await;
     let response = proxy.get("/repos/org/repo/issues").await;
     assert_eq!(body_json(response).await, three_issues());
@@ -660,14 +644,9 @@ async fn nothing_filtered_returns_the_upstream_json() {
 #[tokio::test]
 async fn strict_mode_refuses_answers_with_filtered_items() {
     let upstream = upstream_answering(json_answer(200, three_issues())).await;
-    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|value| {
-        labelled(
-            value.as_array().unwrap(),
-            &[0],
-            ItemSource::Path(String::new()),
-            true,
-        )
-    })));
+    let pipeline = FakePipeline::new(Decision::ForwardThenRefuse(PipelineRefusal::AnswerDenied {
+        message: "DIFC policy violation: 2 of 3 items not accessible".into(),
+    }));
     let proxy = proxy(&upstream, pipeline).await;
     let response = proxy.get("/repos/org/repo/issues").await;
     assert_eq!(response.status(), 403);
@@ -675,7 +654,7 @@ async fn strict_mode_refuses_answers_with_filtered_items() {
         body_json(response).await,
         json!({"error": "difc_forbidden", "message": "DIFC policy violation: 2 of 3 items not accessible"})
     );
-    assert_eq!(proxy.metrics.denials(DenialReason::Strict), 1);
+    assert_eq!(proxy.metrics.denials(DenialReason::Response), 1);
 }
 
 #[tokio::test]
@@ -734,15 +713,14 @@ async fn coarse_decisions_without_fine_labels() {
 }
 
 #[tokio::test]
-async fn filtered_search_and_graphql_answers_keep_their_envelopes() {
+async fn filtered_answers_are_sent_as_the_pipeline_shaped_them() {
     let search = json!({"total_count": 3, "incomplete_results": false, "items": [{"n": 1}, {"n": 2}, {"n": 3}]});
     let upstream = upstream_answering(json_answer(200, search)).await;
-    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|value| {
-        labelled(
-            value["items"].as_array().unwrap(),
-            &[1],
-            ItemSource::Path("/items".into()),
-            false,
+    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|_| {
+        answer(
+            Some(json!({"total_count": 1, "incomplete_results": false, "items": [{"n": 2}]})),
+            3,
+            2,
         )
     })));
     let proxy = proxy(&upstream, pipeline).await;
@@ -752,15 +730,15 @@ async fn filtered_search_and_graphql_answers_keep_their_envelopes() {
         json!({"total_count": 1, "incomplete_results": false, "items": [{"n": 2}]})
     );
 
-    let answer = json!({"data": {"repository": {"issues": {"totalCount": 2, "nodes": [{"id": "I_1"}, {"id": "I_2"}]}}}});
-    let upstream = upstream_answering(json_answer(200, answer.clone())).await;
-    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|value| {
-        let nodes = value.pointer("/data/repository/issues/nodes").unwrap();
-        labelled(
-            nodes.as_array().unwrap(),
-            &[0],
-            ItemSource::Path("/data/repository/issues/nodes".into()),
-            false,
+    let upstream_answer = json!({"data": {"repository": {"issues": {"totalCount": 2, "nodes": [{"id": "I_1"}, {"id": "I_2"}]}}}});
+    let upstream = upstream_answering(json_answer(200, upstream_answer)).await;
+    let pipeline = FakePipeline::new(Decision::Forward(Arc::new(|_| {
+        answer(
+            Some(
+                json!({"data": {"repository": {"issues": {"totalCount": 1, "nodes": [{"id": "I_1"}]}}}}),
+            ),
+            2,
+            1,
         )
     })));
     let proxy = super::tests::proxy(&upstream, pipeline).await;

@@ -7,13 +7,15 @@
 //! - [`routes`] and [`graphql`]: request → guard tool and arguments.
 //! - [`graphql_rewrite`]: the fields the guard needs, added to queries.
 //! - [`upstream`]: the GitHub API the proxy forwards to.
-//! - [`pipeline`]: what the proxy asks of the DIFC pipeline.
+//! - [`pipeline`]: what the proxy asks of the DIFC pipeline, served by
+//!   [`GatewayPipeline`] (the gateway's transport-neutral pipeline).
 //! - [`shape`]: the filtered answer in the upstream's shape.
 //! - [`rest_backend`]: the guard's `call_backend` answered over REST.
 //! - [`tls`]: the generated CA and server certificate of `--tls`.
 //! - [`handler`] and [`server`]: the HTTP side.
 
 mod body;
+mod gateway_pipeline;
 pub mod graphql;
 pub mod graphql_rewrite;
 pub mod handler;
@@ -27,11 +29,14 @@ pub mod shape;
 pub mod tls;
 pub mod upstream;
 
-pub use handler::{NoEvents, ProxyEvents, ProxyState, error_response, router};
+pub use gateway_pipeline::{
+    GatewayPipeline, GatewayPipelineOptions, PROXY_AGENT_ID, PROXY_SERVER_ID,
+};
+pub use handler::{ProxyState, error_response, router};
 pub use metrics::ProxyMetrics;
 pub use pipeline::{
-    FilteredItems, ForwardContext, ForwardStep, ForwardStop, GuardedCall, ItemSource,
-    PipelineOutcome, PipelineRefusal, ProxyPipeline,
+    FilteredAnswer, ForwardContext, ForwardStep, ForwardStop, GuardedCall, PipelineOutcome,
+    PipelineRefusal, ProxyPipeline,
 };
 pub use rest_backend::RestBackend;
 pub use server::{RunningProxy, ServeError, client_address, serve};

@@ -49,8 +49,9 @@ impl RequestKind {
 pub enum DenialReason {
     /// The coarse check refused the operation before upstream.
     Difc,
-    /// Strict mode refused an answer with filtered items.
-    Strict,
+    /// The answer was refused after the upstream call (strict mode with
+    /// filtered items, a tool-call limit).
+    Response,
     /// An unrecognised GraphQL operation.
     UnknownGraphql,
     /// `label_resource` failed.
@@ -64,7 +65,7 @@ pub enum DenialReason {
 impl DenialReason {
     const ALL: [DenialReason; 6] = [
         DenialReason::Difc,
-        DenialReason::Strict,
+        DenialReason::Response,
         DenialReason::UnknownGraphql,
         DenialReason::LabelingFailed,
         DenialReason::NotConfigured,
@@ -74,7 +75,7 @@ impl DenialReason {
     pub fn as_str(self) -> &'static str {
         match self {
             DenialReason::Difc => "difc",
-            DenialReason::Strict => "strict",
+            DenialReason::Response => "response",
             DenialReason::UnknownGraphql => "unknown_graphql",
             DenialReason::LabelingFailed => "labeling_failed",
             DenialReason::NotConfigured => "not_configured",
@@ -231,7 +232,7 @@ mod tests {
         let metrics = ProxyMetrics::default();
         metrics.request(RequestKind::Guarded);
         metrics.request(RequestKind::Guarded);
-        metrics.denial(DenialReason::Strict);
+        metrics.denial(DenialReason::Response);
         metrics.items(5, 2);
         metrics.guard_latency(Duration::from_micros(300));
         let mut out = String::new();
@@ -241,7 +242,7 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("guardway_proxy_requests_total{kind=\"write\"} 0\n"));
-        assert!(out.contains("guardway_proxy_denials_total{reason=\"strict\"} 1\n"));
+        assert!(out.contains("guardway_proxy_denials_total{reason=\"response\"} 1\n"));
         assert!(out.contains("guardway_proxy_filtered_items_total 2\n"));
         assert!(out.contains("guardway_proxy_labelled_items_total 5\n"));
         assert!(out.contains("guardway_proxy_guard_seconds_bucket{le=\"0.00025\"} 0\n"));

@@ -4,7 +4,6 @@
 //! taint the agent in propagate mode. The proxy supplies the forward step
 //! (the upstream HTTP call) and shapes the HTTP answer from the outcome.
 
-use guardway_difc::LabeledItem;
 use serde_json::Value;
 
 pub use guardway_wasm::BoxFuture;
@@ -14,6 +13,8 @@ pub use guardway_wasm::BoxFuture;
 pub struct GuardedCall {
     pub tool: String,
     pub args: Value,
+    /// A GraphQL request (its answer is a `{"data": …}` document).
+    pub graphql: bool,
 }
 
 /// Why the forward step produced no JSON to label. The proxy keeps the
@@ -41,32 +42,17 @@ pub struct ForwardContext {
 pub type ForwardStep<'a> =
     Box<dyn FnOnce(ForwardContext) -> BoxFuture<'a, Result<Value, ForwardStop>> + Send + 'a>;
 
-/// Where the labelled items sit in the forwarded JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemSource {
-    /// Path labels: the items are the elements of the array at this JSON
-    /// Pointer (`""`: the root; a root object is one item).
-    Path(String),
-    /// The guard returned the items themselves (legacy `items` output).
-    Detached,
-}
-
-/// The labelled and filtered items of a response.
+/// A labelled answer after per-item filtering.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FilteredItems {
-    pub items: Vec<LabeledItem>,
-    /// Positions of the items the agent may see, in order.
-    pub accessible: Vec<usize>,
-    pub source: ItemSource,
-    /// Strict mode with at least one item filtered: the whole answer is
-    /// refused.
-    pub strict_blocked: bool,
-}
-
-impl FilteredItems {
-    pub fn filtered_count(&self) -> usize {
-        self.items.len().saturating_sub(self.accessible.len())
-    }
+pub struct FilteredAnswer {
+    /// The answer without the items the agent may not see, in the
+    /// upstream's shape; `None` when no item was removed (the upstream's
+    /// bytes are sent as they are).
+    pub body: Option<Value>,
+    /// Items labelled.
+    pub total: usize,
+    /// Items removed.
+    pub filtered: usize,
 }
 
 /// How a guarded read ended, once the forward step ran.
@@ -82,17 +68,23 @@ pub enum PipelineOutcome {
         coarse_allowed: bool,
         message: String,
     },
-    /// Per-item labels and the filtering result.
-    Filtered(FilteredItems),
+    /// Per-item labels and the filtered answer.
+    Filtered(FilteredAnswer),
 }
 
-/// A guarded read refused before the forward step ran (nothing reached the
-/// upstream).
+/// A guarded read refused: before the forward step ran (nothing reached
+/// the upstream) or, for `AnswerDenied`, after it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PipelineRefusal {
-    /// The coarse check denied the operation (a write, or a read-write).
-    #[error("DIFC policy violation: {reason}")]
-    Denied { reason: String },
+    /// The coarse check denied the operation (a write, or a read-write):
+    /// nothing reached the upstream. `message` is the client's text
+    /// (`DIFC policy violation: …`).
+    #[error("{message}")]
+    Denied { message: String },
+    /// The answer may not be seen at all (strict mode with filtered items,
+    /// a tool-call limit): `message` is the client's text.
+    #[error("{message}")]
+    AnswerDenied { message: String },
     /// `label_resource` failed (the guard failed, is quarantined, …).
     #[error("resource labeling failed: {message}")]
     LabelingFailed { message: String },

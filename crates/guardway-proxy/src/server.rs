@@ -1,23 +1,14 @@
 //! Serving the proxy: the listen address (`host:port`, `[v6]:port`,
-//! `:port`), plain HTTP or TLS with the generated certificate (each
-//! handshake in its own task, bounded in time), the start-up banner, and a
-//! graceful stop.
+//! `:port`), plain HTTP or TLS with the generated certificate (the
+//! gateway's TLS listener), and a graceful stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
+use tokio::sync::oneshot;
 
 use crate::handler::{ProxyState, router};
-
-/// Longest wait for a client to finish its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshaken connections waiting for the HTTP server.
-const ACCEPT_QUEUE: usize = 64;
 
 /// Why the proxy could not start serving.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +147,11 @@ pub async fn serve(
                 .await
         }),
         Some(config) => {
-            let listener = TlsListener::new(listener, local_addr, config);
+            let listener = guardway_gateway::tls::TlsListener::new(listener, (*config).clone())
+                .map_err(|source| ServeError::Bind {
+                    address: address.to_owned(),
+                    source,
+                })?;
             tokio::spawn(async move {
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
@@ -176,78 +171,6 @@ pub async fn serve(
 fn set_nodelay(stream: &mut TcpStream) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
-    }
-}
-
-/// A TCP listener serving TLS: a background task accepts connections and
-/// runs each handshake in its own task, so a slow client never delays
-/// others; failed handshakes are logged and dropped.
-struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    fn new(
-        listener: TcpListener,
-        local_addr: SocketAddr,
-        config: Arc<rustls::ServerConfig>,
-    ) -> Self {
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, ready) = mpsc::channel(ACCEPT_QUEUE);
-        tokio::spawn(accept_loop(listener, acceptor, tx));
-        TlsListener { local_addr, ready }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            () = tx.closed() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a TCP connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let mut stream = stream;
-        set_nodelay(&mut stream);
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = tx.send((tls, peer)).await;
-                }
-                Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake failed"),
-                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(connection) => connection,
-            // The accept task ends only when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
     }
 }
 

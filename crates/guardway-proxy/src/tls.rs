@@ -17,7 +17,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivateSec1KeyDer};
 use time::{Duration, OffsetDateTime};
 
 /// File name of the CA certificate clients trust.
@@ -54,7 +53,7 @@ pub enum TlsSetupError {
         source: std::io::Error,
     },
     #[error("failed to build the TLS server configuration: {0}")]
-    Config(String),
+    Config(#[from] guardway_gateway::TlsError),
 }
 
 /// The generated files and the server configuration using them.
@@ -63,7 +62,8 @@ pub struct GeneratedTls {
     pub ca_cert_path: PathBuf,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
-    /// rustls server configuration (TLS 1.2 and 1.3, HTTP/1.1 over ALPN).
+    /// The gateway's rustls server configuration of these files (TLS 1.2
+    /// and 1.3, HTTP/1.1 over ALPN).
     pub config: Arc<rustls::ServerConfig>,
 }
 
@@ -164,10 +164,11 @@ pub fn generate_self_signed(
     write_file(&cert_path, server_cert.pem().as_bytes(), 0o644)?;
     write_file(&key_path, pem("EC PRIVATE KEY", &sec1).as_bytes(), 0o600)?;
 
-    let config = server_config(
-        vec![server_cert.der().clone()],
-        PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(sec1)),
-    )?;
+    let config = guardway_gateway::tls::server_config(&guardway_gateway::config::TlsOptions {
+        cert: cert_path.clone(),
+        key: key_path.clone(),
+        client_ca: None,
+    })?;
     tracing::info!(dir = %dir.display(), "TLS certificates generated (valid 24h)");
     Ok(GeneratedTls {
         ca_cert_path,
@@ -195,26 +196,6 @@ fn is_certificate_name(name: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
-}
-
-/// A rustls server configuration: ring provider, TLS 1.2 and 1.3,
-/// HTTP/1.1 over ALPN, no client certificates.
-///
-/// # Errors
-/// When the key does not fit the certificate.
-pub fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-) -> Result<rustls::ServerConfig, TlsSetupError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsSetupError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsSetupError::Config(e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }
 
 /// Writes `bytes` to `path` with permissions `mode` (applied also when the
@@ -339,15 +320,20 @@ mod tests {
         ];
         assert!(sec1.windows(curve.len()).any(|w| w == curve));
         assert!(sec1_from_pkcs8(b"\x30\x00").is_none());
-        // rustls accepts it.
+        // rustls reads it (through the gateway's TLS set-up).
         let cert = CertificateParams::new(vec!["localhost".to_owned()])
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        server_config(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(sec1)),
-        )
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, pem("EC PRIVATE KEY", &sec1)).unwrap();
+        guardway_gateway::tls::server_config(&guardway_gateway::config::TlsOptions {
+            cert: cert_path,
+            key: key_path,
+            client_ca: None,
+        })
         .unwrap();
     }
 

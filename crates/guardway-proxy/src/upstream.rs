@@ -126,14 +126,6 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Installs `ring` as the process's default rustls provider (once).
-pub fn install_crypto_provider() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// System roots (or `SSL_CERT_FILE`/`SSL_CERT_DIR`) plus the Mozilla set,
 /// loaded once per process.
 fn root_store() -> Arc<RootCertStore> {
@@ -186,7 +178,7 @@ impl Upstream {
                 message: "expected an http or https URL with a host".to_owned(),
             });
         }
-        install_crypto_provider();
+        guardway_gateway::install_crypto_provider();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -4,5 +4,4 @@ pub mod cache;
 pub mod config;
 pub mod guard;
 pub mod proxy;
-pub mod proxy_pipeline;
 pub mod serve;

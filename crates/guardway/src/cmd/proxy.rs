@@ -325,7 +325,6 @@ async fn serve(options: ProxyOptions) -> anyhow::Result<()> {
         upstream,
         pipeline,
         metrics: Arc::default(),
-        events: Arc::new(guardway_proxy::NoEvents),
     });
     let running = guardway_proxy::serve(
         &options.listen,
@@ -356,13 +355,14 @@ async fn serve(options: ProxyOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The guard pipeline: loads the guard (always, as the reference does)
-/// and, with a policy, initialises it with `label_agent`.
+/// The guard pipeline: the guard is loaded (always, as the reference
+/// does, so a bad module stops the proxy) and, with a policy, bound to it
+/// in the gateway's DIFC pipeline (`label_agent` runs now).
 async fn build_pipeline(
     options: &ProxyOptions,
     upstream: &Arc<Upstream>,
 ) -> anyhow::Result<Option<Arc<dyn ProxyPipeline>>> {
-    let module = guardway_wasm::GuardModule::from_file(
+    guardway_wasm::GuardModule::from_file(
         &options.guard_wasm,
         &guardway_wasm::GuardOptions::default(),
     )
@@ -372,27 +372,34 @@ async fn build_pipeline(
             options.guard_wasm.display()
         )
     })?;
-    drop(module);
     let Some(policy) = &options.policy else {
         tracing::info!("No guard policy configured, running without policy enforcement");
         return Ok(None);
     };
     let policy = force_public_repos_hook(options, policy);
-    let payload = super::proxy_pipeline::label_agent_payload(
-        &policy,
-        &options.trusted_bots,
-        &options.trusted_users,
-    )?;
-    let backend: Arc<dyn guardway_wasm::Backend> =
-        Arc::new(guardway_proxy::RestBackend::new(upstream.clone()));
-    let pipeline = super::proxy_pipeline::InterimPipeline::new(
-        &options.guard_wasm,
-        payload,
-        options.mode,
-        backend,
-    )
+    let fail = |what: String| {
+        anyhow::anyhow!("failed to create proxy server: failed to initialize guard policy: {what}")
+    };
+    let mut policy: serde_json::Value = serde_json::from_str(&policy)
+        .map_err(|error| fail(format!("invalid policy JSON: {error}")))?;
+    if let Some(object) = policy.as_object_mut()
+        && !object.contains_key("allow-only")
+        && let Some(legacy) = object.remove("allowonly")
+    {
+        object.insert("allow-only".to_owned(), legacy);
+    }
+    guardway_difc::prepare_label_agent_policy(policy.clone())
+        .map_err(|error| fail(format!("policy validation failed: {error}")))?;
+    let pipeline = guardway_proxy::GatewayPipeline::build(guardway_proxy::GatewayPipelineOptions {
+        guard_wasm: options.guard_wasm.clone(),
+        policy,
+        trusted_bots: options.trusted_bots.clone(),
+        trusted_users: options.trusted_users.clone(),
+        mode: options.mode,
+        call_backend: Arc::new(guardway_proxy::RestBackend::new(upstream.clone())),
+    })
     .await
-    .context("failed to create proxy server: failed to initialize guard policy")?;
+    .map_err(|error| fail(error.to_string()))?;
     Ok(Some(Arc::new(pipeline)))
 }
 

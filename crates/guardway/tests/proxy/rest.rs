@@ -336,6 +336,19 @@ fn health_reflect_and_metrics() {
         metrics.contains("guardway_proxy_guard_seconds_count 1"),
         "{metrics}"
     );
+    // The gateway pipeline's own families: calls, filtered items, guard time.
+    assert!(
+        metrics.contains("guardway_tool_calls_total{server=\"github\",tool=\"list_issues\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("guardway_filtered_items_total{server=\"github\",tool=\"list_issues\"} 7"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("guardway_guard_call_duration_seconds"),
+        "{metrics}"
+    );
     // None of these reached the upstream.
     assert!(mock.requests_to("/health").is_empty());
     assert!(mock.requests_to("/reflect").is_empty());
@@ -351,6 +364,9 @@ fn health_reflect_and_metrics() {
         ),
         "{log}"
     );
+    // The pipeline's decision line, as the gateway writes it.
+    assert!(log.contains("difc decision"), "{log}");
+    assert!(log.contains("decision=filter"), "{log}");
 }
 
 #[test]
