@@ -537,7 +537,10 @@ async fn guarded_read(
         Ok(outcome) => outcome,
         Err(PipelineRefusal::Denied { message }) => {
             state.metrics.denial(DenialReason::Difc);
-            tracing::info!(target: PROXY_LOG_TARGET, "[DIFC] Phase 2: BLOCKED {method} {forward_path} — {message}");
+            let reason = message
+                .strip_prefix("DIFC policy violation: ")
+                .unwrap_or(&message);
+            tracing::info!(target: PROXY_LOG_TARGET, "[DIFC] Phase 2: BLOCKED {method} {forward_path} — {reason}");
             return error_response(StatusCode::FORBIDDEN, "difc_forbidden", &message);
         }
         Err(PipelineRefusal::AnswerDenied { message }) => {

@@ -15,11 +15,11 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The sample guard, built with `scripts/build-guards.sh` when missing.
-pub fn sample_guard() -> PathBuf {
+/// A guard of `guards/<dir>`, built with `scripts/build-guards.sh` when
+/// missing.
+fn built_guard(dir: &str, file: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    let wasm =
-        repo_root().join("guards/sample-guard/target/wasm32-wasip1/release/sample_guard.wasm");
+    let wasm = repo_root().join(format!("guards/{dir}/target/wasm32-wasip1/release/{file}"));
     if !wasm.exists() {
         BUILT.get_or_init(|| {
             let status = Command::new("bash")
@@ -33,6 +33,17 @@ pub fn sample_guard() -> PathBuf {
     }
     assert!(wasm.exists(), "{} was not built", wasm.display());
     wasm
+}
+
+/// The sample guard.
+pub fn sample_guard() -> PathBuf {
+    built_guard("sample-guard", "sample_guard.wasm")
+}
+
+/// The guard written against the raw ABI (`guards/raw-abi-guard`): it
+/// labels every tool but the issue reads as a write with empty labels.
+pub fn raw_abi_guard() -> PathBuf {
+    built_guard("raw-abi-guard", "raw_abi_guard.wasm")
 }
 
 /// `$GUARDWAY_PYTHON`, else the test environment's `.venv/bin/python`,
@@ -256,13 +267,33 @@ impl Proxy {
         extra: &[&str],
         configure: impl FnOnce(&mut Command),
     ) -> Proxy {
+        Self::launch(&sample_guard(), mock, policy, extra, configure)
+    }
+
+    /// Starts the proxy with another guard than the sample guard.
+    pub fn start_guarded_by(
+        guard: &Path,
+        mock: &Mock,
+        policy: Option<&Value>,
+        extra: &[&str],
+    ) -> Proxy {
+        Self::launch(guard, mock, policy, extra, |_| {})
+    }
+
+    fn launch(
+        guard: &Path,
+        mock: &Mock,
+        policy: Option<&Value>,
+        extra: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let log_dir = dir.path().join("logs");
         let tls_dir = dir.path().join("tls");
         let mut command = proxy_command();
         command
             .arg("--guard-wasm")
-            .arg(sample_guard())
+            .arg(guard)
             .args(["--listen", "127.0.0.1:0", "--github-api-url", &mock.url])
             .arg("--log-dir")
             .arg(&log_dir)

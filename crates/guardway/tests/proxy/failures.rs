@@ -46,6 +46,24 @@ fn a_hanging_upstream_is_cut_by_the_upstream_timeout() {
         assert_eq!(json_of(response), bad_gateway(), "{path}");
         assert!(elapsed < Duration::from_secs(20), "{path}: {elapsed:?}");
     }
+    // Both failures are counted and logged with their cause.
+    let metrics = get(&proxy.url("/metrics")).text().unwrap();
+    assert!(
+        metrics.contains("guardway_proxy_upstream_errors_total 2"),
+        "{metrics}"
+    );
+    let log = std::fs::read_to_string(proxy.log_dir.join("mcp-gateway.log")).unwrap();
+    let rejected: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            line.contains("Request rejected: status=502 code=bad_gateway message=upstream request failed err=")
+        })
+        .collect();
+    assert_eq!(rejected.len(), 2, "{log}");
+    assert!(
+        rejected.iter().all(|line| line.contains("[ERROR]")),
+        "{log}"
+    );
 }
 
 #[test]

@@ -381,3 +381,41 @@ fn without_a_policy_guarded_reads_are_unavailable() {
     );
     assert!(mock.requests_to("/repos/octo-org/api/issues").is_empty());
 }
+
+/// A read the guard labels as a write (the raw-ABI guard labels every tool
+/// but the issue reads so) is refused by the coarse check before anything
+/// is forwarded: 403 with the reference's body, nothing reaches the mock,
+/// the denial is counted and logged.
+#[test]
+fn coarse_denials_are_refused_before_the_upstream() {
+    let mock = Mock::start();
+    let policy = json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved"}});
+    let proxy = Proxy::start_guarded_by(&raw_abi_guard(), &mock, Some(&policy), &[]);
+    let response = get(&proxy.url("/api/v3/repos/octo-org/api/pulls?state=open"));
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let reason = "Agent carries private (octo-org/*)-scoped data that cannot be written to \
+                  'list_pull_requests' due to secrecy constraints. The target resource is not \
+                  authorized to receive this sensitive data.";
+    assert_eq!(
+        json_of(response),
+        json!({"error": "difc_forbidden", "message": format!("DIFC policy violation: {reason}")})
+    );
+    assert!(mock.requests_to("/repos/octo-org/api/pulls").is_empty());
+    // The same guard's issue reads are reads: forwarded and filtered.
+    let issues = get(&proxy.url("/repos/octo-org/api/issues"));
+    assert_eq!(issues.status(), 200);
+    assert_eq!(mock.requests_to("/repos/octo-org/api/issues").len(), 1);
+    let metrics = get(&proxy.url("/metrics")).text().unwrap();
+    assert!(
+        metrics.contains("guardway_proxy_denials_total{reason=\"difc\"} 1"),
+        "{metrics}"
+    );
+    let log = std::fs::read_to_string(proxy.log_dir.join("mcp-gateway.log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "[DIFC] Phase 2: BLOCKED GET /repos/octo-org/api/pulls?state=open — {reason}"
+        )),
+        "{log}"
+    );
+}
