@@ -247,7 +247,11 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         |name| std::env::var(name).ok(),
         Path::new(CONTAINER_GUARD_WASM).exists(),
     )?;
-    guardway_gateway::logfiles::install_global_logging(&options.log_dir, "info");
+    guardway_gateway::logfiles::install_global_logging_with(
+        &options.log_dir,
+        guardway_gateway::logfiles::LogLayout::PROXY,
+        "info",
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -52,7 +52,7 @@ fn a_hanging_upstream_is_cut_by_the_upstream_timeout() {
         metrics.contains("guardway_proxy_upstream_errors_total 2"),
         "{metrics}"
     );
-    let log = std::fs::read_to_string(proxy.log_dir.join("mcp-gateway.log")).unwrap();
+    let log = std::fs::read_to_string(proxy.log_dir.join("proxy.log")).unwrap();
     let rejected: Vec<&str> = log
         .lines()
         .filter(|line| {

@@ -353,7 +353,7 @@ fn health_reflect_and_metrics() {
     assert!(mock.requests_to("/health").is_empty());
     assert!(mock.requests_to("/reflect").is_empty());
     // The log file has the start-up and the filtering.
-    let log = std::fs::read_to_string(proxy.log_dir.join("mcp-gateway.log")).unwrap();
+    let log = std::fs::read_to_string(proxy.log_dir.join("proxy.log")).unwrap();
     assert!(
         log.contains("Proxy listening on http://127.0.0.1:"),
         "{log}"
@@ -367,6 +367,10 @@ fn health_reflect_and_metrics() {
     // The pipeline's decision line, as the gateway writes it.
     assert!(log.contains("difc decision"), "{log}");
     assert!(log.contains("decision=filter"), "{log}");
+    // The reference proxy's files: no gateway log, no per-server log.
+    assert!(proxy.log_dir.join("rpc-messages.jsonl").exists());
+    assert!(!proxy.log_dir.join("mcp-gateway.log").exists());
+    assert!(!proxy.log_dir.join("github.log").exists());
 }
 
 #[test]
@@ -411,7 +415,7 @@ fn coarse_denials_are_refused_before_the_upstream() {
         metrics.contains("guardway_proxy_denials_total{reason=\"difc\"} 1"),
         "{metrics}"
     );
-    let log = std::fs::read_to_string(proxy.log_dir.join("mcp-gateway.log")).unwrap();
+    let log = std::fs::read_to_string(proxy.log_dir.join("proxy.log")).unwrap();
     assert!(
         log.contains(&format!(
             "[DIFC] Phase 2: BLOCKED GET /repos/octo-org/api/pulls?state=open — {reason}"
