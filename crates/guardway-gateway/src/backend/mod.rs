@@ -59,6 +59,7 @@ mod stdio_link;
 
 use breaker::{Admission, CircuitBreaker, detect_rate_limit};
 use error::BackendError;
+pub(crate) use http_client::build_api_client;
 pub use http_client::install_crypto_provider;
 pub use http_connect::HttpTransportKind;
 use oidc::OidcTokenSource;
