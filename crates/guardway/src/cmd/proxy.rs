@@ -380,7 +380,7 @@ async fn build_pipeline(
         tracing::info!("No guard policy configured, running without policy enforcement");
         return Ok(None);
     };
-    let policy = force_public_repos_hook(options, policy);
+    let policy = force_public_repos(options, policy, |name| std::env::var(name).ok()).await;
     let fail = |what: String| {
         anyhow::anyhow!("failed to create proxy server: failed to initialize guard policy: {what}")
     };
@@ -407,22 +407,27 @@ async fn build_pipeline(
     Ok(Some(Arc::new(pipeline)))
 }
 
-/// HOOK (issue 18): `--force-public-repos`. The rule — when
-/// `GITHUB_REPOSITORY` is public, the policy's `allow-only.repos` becomes
-/// `"public"` — needs the repository visibility look-up the gateway is
-/// getting (`guardway_gateway::github`); until it is there the policy is
-/// kept as given (the reference's fail-open outcome) and a warning says so.
-fn force_public_repos_hook(options: &ProxyOptions, policy: &str) -> String {
-    if !options.force_public_repos {
-        tracing::info!("forcePublicRepos: disabled");
-    } else if std::env::var("GITHUB_REPOSITORY").is_ok_and(|repo| !repo.is_empty()) {
-        tracing::warn!(
-            "forcePublicRepos: the workflow repository's visibility is not looked up by this build; policy kept as given"
-        );
-    } else {
-        tracing::info!("forcePublicRepos: GITHUB_REPOSITORY not set — skipping");
+/// force-public-repos, once at start-up: when the workflow repository
+/// (`GITHUB_REPOSITORY`) is public, the policy's allow-only `repos`
+/// becomes `"public"`. The look-up goes to the proxy's upstream with the
+/// fallback token (`--github-token`, else the token variables); any failure
+/// keeps the policy as given (the reference fails open).
+async fn force_public_repos(
+    options: &ProxyOptions,
+    policy: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> String {
+    use guardway_gateway::github::{
+        GitHubEnv, PROXY_LOOKUP_TIMEOUT, Token, WorkflowVisibility, proxy_force_public_repos,
+    };
+    let mut env = GitHubEnv::from_lookup(var).with_api_url(options.api_url.clone());
+    if let Some(token) = &options.token
+        && env.token().map(Token::value) != Some(token.as_str())
+    {
+        env = env.with_token(Token::new("--github-token", token.clone()));
     }
-    policy.to_owned()
+    let visibility = WorkflowVisibility::new(env, PROXY_LOOKUP_TIMEOUT);
+    proxy_force_public_repos(policy, options.force_public_repos, &visibility).await
 }
 
 /// The connection summary on stderr, as the reference prints it.

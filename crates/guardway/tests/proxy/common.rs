@@ -320,6 +320,20 @@ impl Proxy {
         format!("{}{path}", self.url)
     }
 
+    /// `proxy.log` once it contains `needle` (its lines are written by a
+    /// thread of their own, a little after the event), or as it is after
+    /// 10 s.
+    pub fn log_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = std::fs::read_to_string(self.log_dir.join("proxy.log")).unwrap_or_default();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The proxy's port.
     pub fn port(&self) -> u16 {
         self.url

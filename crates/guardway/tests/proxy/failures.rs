@@ -52,12 +52,19 @@ fn a_hanging_upstream_is_cut_by_the_upstream_timeout() {
         metrics.contains("guardway_proxy_upstream_errors_total 2"),
         "{metrics}"
     );
-    let log = std::fs::read_to_string(proxy.log_dir.join("proxy.log")).unwrap();
+    let rejection =
+        "Request rejected: status=502 code=bad_gateway message=upstream request failed err=";
+    let mut log = proxy.log_with(rejection);
+    for _ in 0..100 {
+        if log.matches(rejection).count() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        log = proxy.log_with(rejection);
+    }
     let rejected: Vec<&str> = log
         .lines()
-        .filter(|line| {
-            line.contains("Request rejected: status=502 code=bad_gateway message=upstream request failed err=")
-        })
+        .filter(|line| line.contains(rejection))
         .collect();
     assert_eq!(rejected.len(), 2, "{log}");
     assert!(

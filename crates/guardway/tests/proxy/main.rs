@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod failures;
+mod force_public;
 mod gh_cli;
 mod graphql;
 mod rest;

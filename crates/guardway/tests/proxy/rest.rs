@@ -353,7 +353,7 @@ fn health_reflect_and_metrics() {
     assert!(mock.requests_to("/health").is_empty());
     assert!(mock.requests_to("/reflect").is_empty());
     // The log file has the start-up and the filtering.
-    let log = std::fs::read_to_string(proxy.log_dir.join("proxy.log")).unwrap();
+    let log = proxy.log_with("DIFC filtered 7/10 items");
     assert!(
         log.contains("Proxy listening on http://127.0.0.1:"),
         "{log}"
@@ -415,7 +415,7 @@ fn coarse_denials_are_refused_before_the_upstream() {
         metrics.contains("guardway_proxy_denials_total{reason=\"difc\"} 1"),
         "{metrics}"
     );
-    let log = std::fs::read_to_string(proxy.log_dir.join("proxy.log")).unwrap();
+    let log = proxy.log_with("[DIFC] Phase 2: BLOCKED");
     assert!(
         log.contains(&format!(
             "[DIFC] Phase 2: BLOCKED GET /repos/octo-org/api/pulls?state=open — {reason}"
