@@ -1,6 +1,6 @@
-//! The upstream GitHub API: its base URL (flag, `GITHUB_API_URL`, derived
-//! from `GITHUB_SERVER_URL`, or `https://api.github.com`), the fallback
-//! token (`--github-token` or the usual token variables), the HTTP client
+//! The upstream GitHub API: its base URL and fallback token (resolved by
+//! the caller, `guardway_gateway::github` reads them from the
+//! environment), the HTTP client
 //! (rustls with `ring`, system roots plus the Mozilla set), where a request
 //! goes (GraphQL to `/graphql`, `/api/graphql` on GHES and GHE.com data
 //! residency) and which headers it carries.
@@ -13,21 +13,13 @@ use rustls::RootCertStore;
 use crate::graphql::is_graphql_path;
 
 /// The upstream when nothing configures one.
-pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+pub use guardway_gateway::github::DEFAULT_API_URL as DEFAULT_GITHUB_API_URL;
 /// The `User-Agent` of upstream requests.
 pub const USER_AGENT: &str = concat!("guardway/", env!("CARGO_PKG_VERSION"));
 /// The `Accept` header of every upstream request.
 pub const GITHUB_ACCEPT: &str = "application/vnd.github+json";
 /// How long one upstream request (headers and body) may take by default.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
-/// Variables holding a GitHub token, in the order they are looked up.
-pub const TOKEN_VARIABLES: &[&str] = &[
-    "GITHUB_MCP_SERVER_TOKEN",
-    "GITHUB_TOKEN",
-    "GITHUB_PERSONAL_ACCESS_TOKEN",
-    "GH_TOKEN",
-];
-
 /// Why the upstream client could not be built or a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -49,81 +41,6 @@ pub enum UpstreamError {
         path: String,
         message: String,
     },
-}
-
-/// The first non-empty token of [`TOKEN_VARIABLES`] in `lookup`.
-pub fn lookup_github_token(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
-    TOKEN_VARIABLES.iter().find_map(|name| {
-        let value = lookup(name)?;
-        let value = value.trim();
-        (!value.is_empty()).then(|| value.to_owned())
-    })
-}
-
-/// The upstream base from the environment: `GITHUB_API_URL`, else derived
-/// from `GITHUB_SERVER_URL`. `None` when neither gives one.
-pub fn derive_api_url(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
-    if let Some(url) = lookup("GITHUB_API_URL") {
-        let url = url.trim().trim_end_matches('/');
-        if !url.is_empty() {
-            return Some(url.to_owned());
-        }
-    }
-    let server = lookup("GITHUB_SERVER_URL")?;
-    let server = server.trim();
-    if server.is_empty() {
-        return None;
-    }
-    api_url_from_server_url(server)
-}
-
-/// The API base of a GitHub server URL: `github.com` → the public API,
-/// `*.ghe.com` → `copilot-api.<host>`, any other host (GHES) →
-/// `<host>/api/v3`. `None` for a URL without an http(s) scheme and host.
-pub fn api_url_from_server_url(server_url: &str) -> Option<String> {
-    let server_url = server_url.trim_end_matches('/');
-    let (scheme, rest) = server_url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    if authority.is_empty() {
-        return None;
-    }
-    let (host, port) = split_host_port(authority);
-    if host.is_empty() {
-        return None;
-    }
-    let host = host.to_ascii_lowercase();
-    if host == "github.com" || host == "www.github.com" {
-        return Some(DEFAULT_GITHUB_API_URL.to_owned());
-    }
-    if host.ends_with(".ghe.com") {
-        return Some(match port {
-            Some(port) => format!("{scheme}://copilot-api.{host}:{port}"),
-            None => format!("{scheme}://copilot-api.{host}"),
-        });
-    }
-    Some(format!("{scheme}://{authority}/api/v3"))
-}
-
-/// `host[:port]`, IPv6 literals in brackets kept whole.
-fn split_host_port(authority: &str) -> (&str, Option<&str>) {
-    if authority.starts_with('[') {
-        return match authority.split_once("]:") {
-            Some((host, port)) => (&authority[..host.len() + 1], Some(port)),
-            None => (authority, None),
-        };
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !port.is_empty() => (host, Some(port)),
-        Some((host, _)) => (host, None),
-        None => (authority, None),
-    }
 }
 
 /// System roots (or `SSL_CERT_FILE`/`SSL_CERT_DIR`) plus the Mozilla set,
@@ -348,111 +265,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
-
-    #[test]
-    fn server_urls_derive_api_urls() {
-        let cases = [
-            ("https://github.com", Some("https://api.github.com")),
-            ("https://www.github.com/", Some("https://api.github.com")),
-            ("https://GITHUB.COM", Some("https://api.github.com")),
-            (
-                "https://github.com/org/repo",
-                Some("https://api.github.com"),
-            ),
-            (
-                "https://mycompany.ghe.com",
-                Some("https://copilot-api.mycompany.ghe.com"),
-            ),
-            (
-                "http://mycompany.ghe.com",
-                Some("http://copilot-api.mycompany.ghe.com"),
-            ),
-            (
-                "https://deep.nested.tenant.ghe.com",
-                Some("https://copilot-api.deep.nested.tenant.ghe.com"),
-            ),
-            (
-                "https://MYCOMPANY.GHE.COM",
-                Some("https://copilot-api.mycompany.ghe.com"),
-            ),
-            (
-                "https://tenant.ghe.com:8443",
-                Some("https://copilot-api.tenant.ghe.com:8443"),
-            ),
-            ("https://ghe.com", Some("https://ghe.com/api/v3")),
-            (
-                "http://github.mycompany.com",
-                Some("http://github.mycompany.com/api/v3"),
-            ),
-            (
-                "https://github.example.com/enterprise",
-                Some("https://github.example.com/api/v3"),
-            ),
-            (
-                "https://github.example.com:8443",
-                Some("https://github.example.com:8443/api/v3"),
-            ),
-            ("http://", None),
-            ("file:///some/path", None),
-            ("not-a-valid-url", None),
-        ];
-        for (server, expected) in cases {
-            assert_eq!(
-                api_url_from_server_url(server).as_deref(),
-                expected,
-                "{server}"
-            );
-        }
-    }
-
-    #[test]
-    fn api_url_from_the_environment() {
-        assert_eq!(derive_api_url(env(&[])), None);
-        assert_eq!(
-            derive_api_url(env(&[("GITHUB_API_URL", "https://ghes.example/api/v3/")])),
-            Some("https://ghes.example/api/v3".to_owned())
-        );
-        assert_eq!(
-            derive_api_url(env(&[
-                ("GITHUB_API_URL", ""),
-                ("GITHUB_SERVER_URL", "https://mycompany.ghe.com")
-            ])),
-            Some("https://copilot-api.mycompany.ghe.com".to_owned())
-        );
-        assert_eq!(
-            derive_api_url(env(&[("GITHUB_SERVER_URL", "not-a-valid-url")])),
-            None
-        );
-        assert_eq!(
-            derive_api_url(env(&[("GITHUB_SERVER_URL", "https://www.github.com")])),
-            Some(DEFAULT_GITHUB_API_URL.to_owned())
-        );
-    }
-
-    #[test]
-    fn tokens_are_looked_up_in_order() {
-        assert_eq!(lookup_github_token(env(&[])), None);
-        assert_eq!(
-            lookup_github_token(env(&[("GH_TOKEN", "d"), ("GITHUB_TOKEN", " b ")])),
-            Some("b".to_owned())
-        );
-        assert_eq!(
-            lookup_github_token(env(&[
-                ("GITHUB_MCP_SERVER_TOKEN", "  "),
-                ("GITHUB_PERSONAL_ACCESS_TOKEN", "c")
-            ])),
-            Some("c".to_owned())
-        );
-    }
 
     fn upstream(base: &str, token: Option<&str>) -> Upstream {
         Upstream::new(base, token.map(str::to_owned), DEFAULT_UPSTREAM_TIMEOUT).unwrap()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::ArgAction;
+use guardway_gateway::github;
 use guardway_proxy::{ProxyPipeline, ProxyState, Upstream};
 
 /// The reference's default log directory.
@@ -101,22 +102,14 @@ pub struct ProxyArgs {
     pub otlp_sample_rate: Option<f64>,
 }
 
-/// Go's `strconv.ParseBool` words; anything else (or unset) is `None`.
-fn bool_word(value: Option<&str>) -> Option<bool> {
-    match value?.trim() {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 /// The proxy's settings once flags, variables and defaults are combined.
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
     pub guard_wasm: PathBuf,
     /// The policy JSON, when one is given (flag or variable, non-empty).
     pub policy: Option<String>,
-    pub token: Option<String>,
+    /// The fallback token: `--github-token`, else the token variables.
+    pub token: Option<github::Token>,
     pub listen: String,
     pub log_dir: PathBuf,
     pub wasm_cache_dir: Option<PathBuf>,
@@ -177,14 +170,14 @@ pub fn resolve(
     let token = args
         .github_token
         .filter(|token| !token.trim().is_empty())
-        .or_else(|| guardway_proxy::upstream::lookup_github_token(&var));
+        .map(|token| github::Token::new("--github-token", token))
+        .or_else(|| github::lookup_token(&var));
     let api_url = args
         .github_api_url
         .filter(|url| !url.trim().is_empty())
-        .or_else(|| guardway_proxy::upstream::derive_api_url(&var))
-        .unwrap_or_else(|| guardway_proxy::DEFAULT_GITHUB_API_URL.to_owned());
+        .unwrap_or_else(|| github::derive_api_url(&var, github::DEFAULT_API_URL));
     let force_public_repos = args.force_public_repos.unwrap_or_else(|| {
-        bool_word(var("MCP_GATEWAY_FORCE_PUBLIC_REPOS").as_deref()).unwrap_or(true)
+        github::env_bool(var(github::FORCE_PUBLIC_REPOS_VARIABLE).as_deref()).unwrap_or(true)
     });
     let tls_dir = args
         .tls
@@ -307,7 +300,7 @@ async fn serve(options: ProxyOptions) -> anyhow::Result<()> {
     let upstream = Arc::new(
         Upstream::new(
             &options.api_url,
-            options.token.clone(),
+            options.token.as_ref().map(|token| token.value().to_owned()),
             options.upstream_timeout,
         )
         .context("failed to create proxy server")?,
@@ -417,17 +410,12 @@ async fn force_public_repos(
     policy: &str,
     var: impl Fn(&str) -> Option<String>,
 ) -> String {
-    use guardway_gateway::github::{
-        GitHubEnv, PROXY_LOOKUP_TIMEOUT, Token, WorkflowVisibility, proxy_force_public_repos,
-    };
-    let mut env = GitHubEnv::from_lookup(var).with_api_url(options.api_url.clone());
-    if let Some(token) = &options.token
-        && env.token().map(Token::value) != Some(token.as_str())
-    {
-        env = env.with_token(Token::new("--github-token", token.clone()));
+    let mut env = github::GitHubEnv::from_lookup(var).with_api_url(options.api_url.clone());
+    if let Some(token) = &options.token {
+        env = env.with_token(token.clone());
     }
-    let visibility = WorkflowVisibility::new(env, PROXY_LOOKUP_TIMEOUT);
-    proxy_force_public_repos(policy, options.force_public_repos, &visibility).await
+    let visibility = github::WorkflowVisibility::new(env, github::PROXY_LOOKUP_TIMEOUT);
+    github::proxy_force_public_repos(policy, options.force_public_repos, &visibility).await
 }
 
 /// The connection summary on stderr, as the reference prints it.
@@ -524,7 +512,11 @@ mod tests {
         assert_eq!(options.tls_dir, Some(PathBuf::from("/var/log/g/proxy-tls")));
         assert_eq!(options.mode, guardway_difc::EnforcementMode::Propagate);
         assert!(!options.force_public_repos);
-        assert_eq!(options.token.as_deref(), Some("t"));
+        assert_eq!(options.token.as_ref().map(github::Token::value), Some("t"));
+        assert_eq!(
+            options.token.as_ref().map(github::Token::source),
+            Some("GH_TOKEN")
+        );
         assert_eq!(options.api_url, "https://ghes.example/api/v3");
         assert_eq!(options.trusted_bots, ["a[bot]", "b[bot]"]);
         assert_eq!(options.trusted_users, ["x", "y"]);
@@ -549,7 +541,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(options.mode, guardway_difc::EnforcementMode::Strict);
-        assert_eq!(options.token.as_deref(), Some("f"));
+        assert_eq!(options.token.as_ref().map(github::Token::value), Some("f"));
+        assert_eq!(
+            options.token.as_ref().map(github::Token::source),
+            Some("--github-token")
+        );
         assert!(options.force_public_repos);
         assert_eq!(options.api_url, "http://127.0.0.1:9");
     }
@@ -581,10 +577,110 @@ mod tests {
     }
 
     #[test]
-    fn go_bool_words() {
-        assert_eq!(bool_word(Some("True")), Some(true));
-        assert_eq!(bool_word(Some("0")), Some(false));
-        assert_eq!(bool_word(Some("yes")), None);
-        assert_eq!(bool_word(None), None);
+    fn the_force_public_variable_takes_the_gateways_words() {
+        let forced = |value: &str| {
+            resolved(
+                &["--guard-wasm", "g.wasm"],
+                &[("MCP_GATEWAY_FORCE_PUBLIC_REPOS", value)],
+            )
+            .unwrap()
+            .force_public_repos
+        };
+        for off in ["false", "0", "no", "OFF", "False"] {
+            assert!(!forced(off), "{off}");
+        }
+        // Anything else keeps the default (on).
+        for on in ["true", "1", "yes", "on", "", "maybe"] {
+            assert!(forced(on), "{on}");
+        }
+    }
+
+    /// The upstream without `--github-api-url`, as the reference derives
+    /// it from `GITHUB_SERVER_URL`.
+    #[test]
+    fn the_upstream_is_derived_from_the_server_url() {
+        let cases = [
+            ("https://github.com", "https://api.github.com"),
+            ("https://www.github.com/", "https://api.github.com"),
+            ("https://GITHUB.COM", "https://api.github.com"),
+            ("https://github.com/org/repo", "https://api.github.com"),
+            (
+                "https://mycompany.ghe.com",
+                "https://copilot-api.mycompany.ghe.com",
+            ),
+            (
+                "http://mycompany.ghe.com",
+                "http://copilot-api.mycompany.ghe.com",
+            ),
+            (
+                "https://deep.nested.tenant.ghe.com",
+                "https://copilot-api.deep.nested.tenant.ghe.com",
+            ),
+            (
+                "https://MYCOMPANY.GHE.COM",
+                "https://copilot-api.mycompany.ghe.com",
+            ),
+            (
+                "https://tenant.ghe.com:8443",
+                "https://copilot-api.tenant.ghe.com:8443",
+            ),
+            ("https://ghe.com", "https://ghe.com/api/v3"),
+            (
+                "http://github.mycompany.com",
+                "http://github.mycompany.com/api/v3",
+            ),
+            (
+                "https://github.example.com/enterprise",
+                "https://github.example.com/api/v3",
+            ),
+            (
+                "https://github.example.com:8443",
+                "https://github.example.com:8443/api/v3",
+            ),
+            ("http://", "https://api.github.com"),
+            ("file:///some/path", "https://api.github.com"),
+            ("not-a-valid-url", "https://api.github.com"),
+        ];
+        for (server, expected) in cases {
+            let options = resolved(
+                &["--guard-wasm", "g.wasm"],
+                &[("GITHUB_SERVER_URL", server)],
+            )
+            .unwrap();
+            assert_eq!(options.api_url, expected, "{server}");
+        }
+        // GITHUB_API_URL wins, without its trailing slash.
+        let options = resolved(
+            &["--guard-wasm", "g.wasm"],
+            &[
+                ("GITHUB_API_URL", "https://ghes.example/api/v3/"),
+                ("GITHUB_SERVER_URL", "https://github.com"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(options.api_url, "https://ghes.example/api/v3");
+    }
+
+    #[test]
+    fn tokens_are_looked_up_in_the_references_order() {
+        let token = |vars: &[(&str, &str)]| {
+            resolved(&["--guard-wasm", "g.wasm"], vars)
+                .unwrap()
+                .token
+                .map(|token| token.value().to_owned())
+        };
+        assert_eq!(token(&[]), None);
+        assert_eq!(
+            token(&[("GH_TOKEN", "d"), ("GITHUB_TOKEN", " b ")]).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            token(&[
+                ("GITHUB_MCP_SERVER_TOKEN", "  "),
+                ("GITHUB_PERSONAL_ACCESS_TOKEN", "c")
+            ])
+            .as_deref(),
+            Some("c")
+        );
     }
 }
