@@ -30,6 +30,7 @@ use crate::rest_backend::with_client_auth;
 use crate::routes::{is_metadata_passthrough, match_rest, strip_gh_host_prefix};
 use crate::shape::empty_body;
 use crate::upstream::Upstream;
+use guardway_gateway::logfiles::LogFiles;
 
 /// `tracing` target of the proxy's request log lines.
 pub const PROXY_LOG_TARGET: &str = "guardway::proxy";
@@ -43,11 +44,13 @@ pub const BUFFERED_WRITE_BYTES: u64 = 1024 * 1024;
 pub const MAX_LABELLED_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 /// What a request handler shares: the upstream, the pipeline (absent when
-/// no policy is configured), the counters.
+/// no policy is configured), the counters, and the log directory's files
+/// (for `rpc-messages.jsonl` events; absent in unit tests).
 pub struct ProxyState {
     pub upstream: Arc<Upstream>,
     pub pipeline: Option<Arc<dyn ProxyPipeline>>,
     pub metrics: Arc<ProxyMetrics>,
+    pub log_files: Option<Arc<LogFiles>>,
 }
 
 impl std::fmt::Debug for ProxyState {
@@ -368,7 +371,7 @@ async fn rest_read(
     let method = request.method().clone();
     let Some(matched) = match_rest(route_path) else {
         state.metrics.request(RequestKind::Unrecognized);
-        tracing::info!(target: PROXY_LOG_TARGET, "unrecognized REST endpoint {method} {route_path}, forwarding with empty labels");
+        note_unrecognized_endpoint(state, &method, route_path);
         let authorization = state.upstream.authorization(client_auth.as_deref());
         return match state
             .upstream
@@ -398,6 +401,34 @@ async fn rest_read(
         graphql: false,
     };
     guarded_read(state, call, method, forward_path, None, client_auth, false).await
+}
+
+/// An endpoint no route knows, forwarded with empty labels: a warning in
+/// the log and an event in `rpc-messages.jsonl`, in the reference's words.
+fn note_unrecognized_endpoint(state: &ProxyState, method: &Method, path: &str) {
+    let mut event = serde_json::Map::new();
+    event.insert("event".into(), json!("unrecognized_endpoint_passthrough"));
+    event.insert("_schema".into(), json!("difc-event/v1"));
+    event.insert("method".into(), json!(method.as_str()));
+    event.insert("path".into(), json!(path));
+    event.insert("action".into(), json!("passthrough_with_empty_labels"));
+    event.insert(
+        "note".into(),
+        json!("Endpoint not in route table or metadata allowlist -- forwarded with no integrity and no secrecy labels"),
+    );
+    let mut shown = serde_json::Map::new();
+    shown.insert(
+        "timestamp".into(),
+        json!(guardway_gateway::logfiles::utc_timestamp(
+            std::time::SystemTime::now()
+        )),
+    );
+    shown.extend(event.clone());
+    let shown = Value::Object(shown);
+    tracing::warn!(target: PROXY_LOG_TARGET, "[UNRECOGNIZED-ENDPOINT] {shown}");
+    if let Some(files) = &state.log_files {
+        files.event_record(event);
+    }
 }
 
 /// Whether a `Content-Type` announces JSON (or none was given).

@@ -206,6 +206,7 @@ async fn proxy_with(
         upstream,
         pipeline,
         metrics: metrics.clone(),
+        log_files: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -510,6 +510,23 @@ impl LogFiles {
         }));
     }
 
+    /// One `rpc-messages.jsonl` record that is not a message (an event of
+    /// proxy mode, for example): `timestamp` (now) then `fields` in their
+    /// order, which carry the record's `event` and `_schema`.
+    pub fn event_record(&self, fields: serde_json::Map<String, Value>) {
+        if self.sinks.rpc.is_none() {
+            return;
+        }
+        let timestamp = SystemTime::now();
+        self.defer(Box::new(move |batch| {
+            let mut record = serde_json::Map::new();
+            record.insert("timestamp".into(), Value::String(utc_timestamp(timestamp)));
+            record.extend(fields);
+            batch.rpc.push_str(&Value::Object(record).to_string());
+            batch.rpc.push('\n');
+        }));
+    }
+
     /// Waits (up to 5 s) until every line and record handed over so far
     /// is written. Called when a gateway stops and before the process
     /// exits.
@@ -1303,6 +1320,28 @@ mod tests {
         let alpha = std::fs::read_to_string(dir.path().join("alpha.log")).unwrap();
         assert_eq!(alpha.lines().count(), 1, "{alpha}");
         assert!(alpha.contains("[WARN] [backend] backend failed"), "{alpha}");
+    }
+
+    #[test]
+    fn event_records_go_to_the_jsonl_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open_with(dir.path(), LogLayout::PROXY);
+        let mut fields = serde_json::Map::new();
+        fields.insert("event".into(), json!("unrecognized_endpoint_passthrough"));
+        fields.insert("_schema".into(), json!("difc-event/v1"));
+        fields.insert("path".into(), json!("/x"));
+        files.event_record(fields);
+        files.flush();
+        let text = std::fs::read_to_string(dir.path().join(RPC_LOG_FILE)).unwrap();
+        let record: Value = serde_json::from_str(text.trim()).unwrap();
+        let keys: Vec<&str> = record
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["timestamp", "event", "_schema", "path"]);
+        assert!(record["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 
     #[test]

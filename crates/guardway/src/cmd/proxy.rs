@@ -254,6 +254,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     if let Err(error) = guardway_wasm::CompilationCache::global().close() {
         tracing::error!(%error, "closing the WASM compilation cache failed");
     }
+    guardway_gateway::logfiles::flush_global_logging();
     served?;
     Ok(ExitCode::SUCCESS)
 }
@@ -322,6 +323,11 @@ async fn serve(options: ProxyOptions) -> anyhow::Result<()> {
         upstream,
         pipeline,
         metrics: Arc::default(),
+        // The handle the global logger writes through (same directory).
+        log_files: Some(guardway_gateway::logfiles::LogFiles::open_with(
+            &options.log_dir,
+            guardway_gateway::logfiles::LogLayout::PROXY,
+        )),
     });
     let running = guardway_proxy::serve(
         &options.listen,

@@ -288,4 +288,12 @@ fn sigterm_stops_the_proxy_cleanly() {
         .wait_exit(Duration::from_secs(10))
         .expect("the proxy stops");
     assert!(exit.success(), "{exit:?}\n{}", proxy.process.stderr());
+    // Everything logged is written before the process exits.
+    let log = std::fs::read_to_string(proxy.log_dir.join("proxy.log")).unwrap();
+    assert!(
+        log.lines()
+            .last()
+            .is_some_and(|line| line.ends_with("[INFO] [proxy] Proxy shutting down")),
+        "{log}"
+    );
 }

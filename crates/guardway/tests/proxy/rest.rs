@@ -265,6 +265,48 @@ fn metadata_and_unrecognised_endpoints_pass_through() {
     assert_eq!(unknown, json!({"status": "ok"}));
     assert_eq!(mock.requests_to("/meta").len(), 1);
     assert_eq!(mock.requests_to("/v1/unknown/endpoint").len(), 1);
+    // The unrecognised endpoint is reported as the reference reports it:
+    // a warning and an event in rpc-messages.jsonl.
+    let log = proxy.log_with("[UNRECOGNIZED-ENDPOINT]");
+    let line = log
+        .lines()
+        .find(|line| line.contains("[UNRECOGNIZED-ENDPOINT]"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("[WARN] [proxy] [UNRECOGNIZED-ENDPOINT] {"),
+        "{line}"
+    );
+    let (_, shown) = line.split_once("[UNRECOGNIZED-ENDPOINT] ").unwrap();
+    let shown: Value = serde_json::from_str(shown).unwrap();
+    let mut jsonl = String::new();
+    for _ in 0..200 {
+        jsonl = std::fs::read_to_string(proxy.log_dir.join("rpc-messages.jsonl")).unwrap();
+        if jsonl.contains("unrecognized_endpoint_passthrough") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let events: Vec<Value> = jsonl
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|record: &Value| record["event"] == "unrecognized_endpoint_passthrough")
+        .collect();
+    assert_eq!(events.len(), 1, "{jsonl}");
+    for event in [&shown, &events[0]] {
+        let mut event = event.clone();
+        assert!(
+            event["timestamp"].as_str().unwrap().ends_with('Z'),
+            "{event}"
+        );
+        event.as_object_mut().unwrap().remove("timestamp");
+        assert_eq!(
+            event,
+            json!({"event": "unrecognized_endpoint_passthrough", "_schema": "difc-event/v1",
+                   "method": "GET", "path": "/v1/unknown/endpoint",
+                   "action": "passthrough_with_empty_labels",
+                   "note": "Endpoint not in route table or metadata allowlist -- forwarded with no integrity and no secrecy labels"})
+        );
+    }
 }
 
 #[test]
