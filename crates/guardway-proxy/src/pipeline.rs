@@ -1,8 +1,11 @@
-//! What the proxy asks of the DIFC pipeline for one guarded read: label
-//! the resource and check it (refusing before anything reaches upstream),
-//! run the caller's forward step, label the response and filter its items,
-//! taint the agent in propagate mode. The proxy supplies the forward step
-//! (the upstream HTTP call) and shapes the HTTP answer from the outcome.
+//! The interface between the proxy's HTTP side and the DIFC pipeline: what
+//! the handler asks for one guarded read (label the resource and check it,
+//! refusing before anything reaches upstream; run the handler's forward
+//! step; label the response and filter its items; taint the agent in
+//! propagate mode) and the outcomes it shapes the HTTP answer from. No DIFC
+//! logic lives here: the one implementation is
+//! [`GatewayPipeline`](crate::GatewayPipeline), the gateway's own
+//! `DifcPipeline`; the handler's unit tests put a fake in its place.
 
 use serde_json::Value;
 
