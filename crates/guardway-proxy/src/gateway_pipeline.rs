@@ -99,7 +99,9 @@ pub struct GatewayPipeline {
 
 impl GatewayPipeline {
     /// Loads the guard and creates the pool of the policy (`label_agent`
-    /// runs now, so a policy the guard rejects fails here).
+    /// runs now, so a policy the guard rejects fails here), then opens the
+    /// proxy's session: the agent `proxy` holds the guard's labels from
+    /// start-up, as in the reference.
     ///
     /// # Errors
     /// The guard could not be loaded or refused the policy.
@@ -115,6 +117,14 @@ impl GatewayPipeline {
             .require_guards(true)
             .build()
             .await?;
+        if let Err(reason) = difc
+            .open_session(PROXY_SERVER_ID, PROXY_AGENT_ID, PROXY_AGENT_ID)
+            .await
+        {
+            // The same failure refuses every guarded read: it is reported
+            // then, with the request.
+            tracing::warn!(target: "guardway::proxy", "the proxy agent's labels are not set: {reason}");
+        }
         Ok(GatewayPipeline { difc })
     }
 
@@ -350,6 +360,27 @@ mod tests {
             })) => (body, total, filtered),
             other => panic!("not filtered: {other:?}"),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_proxy_agent_holds_its_labels_from_the_start() {
+        let pipeline = pipeline().await;
+        let reflect = pipeline.reflect();
+        let agent = &reflect["agents"][PROXY_AGENT_ID];
+        assert_eq!(agent["secrecy"], json!(["private:octo-org"]), "{reflect}");
+        assert_eq!(
+            agent["integrity"],
+            json!([
+                "approved:octo-org/*",
+                "none:octo-org/*",
+                "unapproved:octo-org/*"
+            ]),
+            "{reflect}"
+        );
+        // Opening the session counted no call.
+        let mut metrics = String::new();
+        pipeline.render_metrics(&mut metrics);
+        assert!(!metrics.contains("guardway_tool_calls_total{"), "{metrics}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -344,6 +344,13 @@ fn health_reflect_and_metrics() {
             "{path}"
         );
     }
+    // The agent holds the guard's labels from start-up.
+    let before = json_of(get(&proxy.url("/reflect")));
+    assert_eq!(
+        before["agents"]["proxy"]["secrecy"],
+        json!(["private:octo-org"]),
+        "{before}"
+    );
     get(&proxy.url("/repos/octo-org/api/issues"));
     for path in ["/reflect", "/api/v3/reflect"] {
         let reflect = json_of(get(&proxy.url(path)));

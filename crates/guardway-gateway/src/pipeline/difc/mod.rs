@@ -359,6 +359,28 @@ impl DifcPipeline {
             .unwrap_or_default()
     }
 
+    /// `label_agent` for (`session`, `server_id`) now, as the session's
+    /// first call would run it: the agent `agent_id` gets the guard's
+    /// labels (so `/reflect` shows it before any call). Returns the
+    /// session's mode. Nothing is counted or logged as a call.
+    ///
+    /// # Errors
+    /// The server is unknown, or its guard is unavailable or refused the
+    /// policy (the text a call would be refused with).
+    pub async fn open_session(
+        &self,
+        server_id: &str,
+        session: &str,
+        agent_id: &str,
+    ) -> Result<EnforcementMode, String> {
+        let Some(server) = self.servers.get().and_then(|s| s.get(server_id)).cloned() else {
+            return Err(format!("no guard is bound to server \"{server_id}\""));
+        };
+        self.session_labeler(&server, server_id, session, agent_id)
+            .await
+            .map(|(_, mode)| mode)
+    }
+
     /// Runs one call through the pipeline: `label_agent` for the session
     /// (once per session and policy), the session's tool-call limit,
     /// `label_resource` and the coarse check; then `forward` (only when the
