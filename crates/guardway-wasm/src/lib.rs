@@ -40,7 +40,12 @@ pub use cache::{
     clear_disk_cache, compile_uncached, default_cache_dir, disk_usage, resolve_cache_dir,
     resolve_cache_dir_with, uncached_compilations,
 };
-pub use engine::{EPOCH_TICK, MAX_MEMORY_LIMIT, engine, engine_config, start_epoch_ticker};
+pub use engine::{
+    CPU_BASELINE_NAMES, CodeTier, CpuBaseline, EPOCH_TICK, GUARD_COMPILER_ENV,
+    GUARD_COMPILER_NAMES, GuardCompiler, MAX_MEMORY_LIMIT, UnknownName, baseline_engine,
+    baseline_engine_config, cpu_baseline_of, engine, engine_config, is_baseline_engine,
+    portable_engine, portable_engine_config, prepare_engine, start_epoch_ticker,
+};
 pub use error::{BackendCallError, GuardError};
 pub use fresh::FreshInstance;
 pub use imports::{
