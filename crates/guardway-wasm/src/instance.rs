@@ -11,7 +11,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::abi::{self, BUFFER_TOO_SMALL, GuardExport, Regrow};
 use crate::error::GuardError;
-use crate::imports::{Backend, GuardLog, GuardObserver, GuardOutputStream, HostState, guest_range};
+use crate::imports::{
+    Backend, GuardLog, GuardObserver, GuardOutputStream, HostState, LogDropSummary, guest_range,
+};
 use crate::limits::MemoryLimiter;
 use crate::module::GuardModule;
 use crate::options::LogRateLimit;
@@ -36,6 +38,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) log_rate: LogRateLimit,
     pub(crate) backend: Option<Arc<dyn Backend>>,
     pub(crate) log_lines_dropped: Arc<AtomicU64>,
+    /// The guard's summary of dropped log lines (shared by its instances).
+    pub(crate) log_drops: Arc<LogDropSummary>,
     pub(crate) backend_calls: Arc<AtomicU64>,
     /// Sees the instances' log lines and backend calls (tracing tools only).
     pub(crate) observer: Option<Arc<dyn GuardObserver>>,
@@ -84,6 +88,7 @@ impl GuardInstance {
                 Arc::clone(&settings.name),
                 settings.log_rate,
                 Arc::clone(&settings.log_lines_dropped),
+                Arc::clone(&settings.log_drops),
             )
             .with_observer(settings.observer.clone()),
         );

@@ -39,7 +39,11 @@ pub struct GuardOptions {
     pub quarantine: QuarantineOptions,
     /// Per-instance rate limit of the guard's log lines.
     pub log_rate: LogRateLimit,
-    /// Time source of quarantine decisions (tests inject a manual clock).
+    /// Lines dropped by the rate limit are summarised in one warning per guard at most
+    /// this often (default 10 s).
+    pub log_drop_summary_interval: Duration,
+    /// Time source of quarantine decisions and log-drop summaries (tests inject a manual
+    /// clock).
     pub clock: Arc<dyn Clock>,
     /// Which compilation cache loading the guard uses (default: the
     /// process-wide one).
@@ -104,6 +108,7 @@ impl Default for GuardOptions {
             output_attempts: 3,
             quarantine: QuarantineOptions::default(),
             log_rate: LogRateLimit::default(),
+            log_drop_summary_interval: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
             cache: CacheMode::Shared,
             observer: None,
@@ -153,6 +158,12 @@ impl GuardOptions {
         self.log_rate = log_rate;
         self
     }
+    /// Sets how often lines dropped by the rate limit are summarised (at most once per
+    /// `interval` per guard).
+    pub fn with_log_drop_summary_interval(mut self, interval: Duration) -> Self {
+        self.log_drop_summary_interval = interval;
+        self
+    }
     /// Sets the compilation cache used when loading the guard.
     pub fn with_cache(mut self, cache: CacheMode) -> Self {
         self.cache = cache;
@@ -184,6 +195,7 @@ impl fmt::Debug for GuardOptions {
             .field("output_attempts", &self.output_attempts)
             .field("quarantine", &self.quarantine)
             .field("log_rate", &self.log_rate)
+            .field("log_drop_summary_interval", &self.log_drop_summary_interval)
             .field("cache", &self.cache)
             .field("observer", &self.observer.is_some())
             .finish_non_exhaustive()

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::abi::GuardExport;
 use crate::error::GuardError;
-use crate::imports::Backend;
+use crate::imports::{Backend, LogDropSummary};
 use crate::instance::{GuardInstance, InstanceSettings};
 use crate::module::GuardModule;
 use crate::options::GuardOptions;
@@ -83,6 +83,8 @@ pub struct GuardStats {
     pub backend_calls: u64,
     /// Guard log lines dropped by the rate limit.
     pub log_lines_dropped: u64,
+    /// Warnings summarising dropped log lines (at most one per summary interval).
+    pub log_drop_reports: u64,
 }
 
 impl std::fmt::Debug for Guard {
@@ -126,6 +128,11 @@ impl Guard {
             log_rate: options.log_rate,
             backend,
             log_lines_dropped: Arc::new(AtomicU64::new(0)),
+            log_drops: Arc::new(LogDropSummary::new(
+                Arc::clone(&name),
+                options.log_drop_summary_interval,
+                Arc::clone(&options.clock),
+            )),
             backend_calls: Arc::new(AtomicU64::new(0)),
             observer: options.observer.clone(),
         });
@@ -318,6 +325,7 @@ impl Guard {
                 .settings
                 .log_lines_dropped
                 .load(Ordering::Relaxed),
+            log_drop_reports: self.inner.settings.log_drops.reports(),
         }
     }
 
