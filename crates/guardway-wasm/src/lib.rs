@@ -1,6 +1,7 @@
 //! The guard host: loads WebAssembly DIFC guards and calls them through the guard ABI.
 //!
-//! - [`GuardModule`]: a compiled, validated, pre-linked guard (cheap to clone).
+//! - [`GuardModule`]: a compiled, validated, pre-linked guard (cheap to clone), on baseline
+//!   or optimised code ([`GuardCompiler`], [`CodeTier`]: tiered compilation).
 //! - [`Guard`]: a module plus a session policy, serving calls from a pool of instances.
 //! - [`CompilationCache`]: compiled modules in memory and on disk, shared by every guard
 //!   (see [`CacheMode`]).
@@ -23,6 +24,7 @@ mod cache;
 mod engine;
 mod error;
 mod fresh;
+mod hash_memo;
 mod imports;
 mod instance;
 mod limits;
