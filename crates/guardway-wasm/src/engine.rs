@@ -24,6 +24,15 @@ pub const MAX_MEMORY_LIMIT: usize = 1024 * 1024 * 1024;
 
 /// Concurrent instances the pooling allocator provides slots for (virtual reservations only).
 const POOLED_INSTANCES: u32 = 1000;
+/// The cores this process may use, read once (every read costs a few system calls).
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
 
 /// Which compiler turns a guard into machine code.
 ///
@@ -305,6 +314,12 @@ static PORTABLE_ENGINES: [OnceLock<Result<Engine, String>>; 2] = [OnceLock::new(
 pub fn engine() -> Result<&'static Engine, GuardError> {
     ENGINE
         .get_or_init(|| {
+            let allocation = *ALLOCATION.get_or_init(InstanceAllocation::default);
+            if allocation == InstanceAllocation::OnDemand {
+                let engine = Engine::new(&base_config()).map_err(|e| e.to_string())?;
+                start_epoch_ticker(&engine);
+                return Ok(engine);
+            }
             let engine = match Engine::new(&engine_config()) {
                 Ok(engine) => engine,
                 Err(pooling_error) => {
@@ -320,6 +335,35 @@ pub fn engine() -> Result<&'static Engine, GuardError> {
         })
         .as_ref()
         .map_err(|message| engine_error(message))
+}
+
+/// How the process-wide optimising engine allocates instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceAllocation {
+    /// A pool of a thousand pre-reserved instance slots (memories, tables, fiber stacks):
+    /// instances are created fast and reuse warm slots, for a long-running gateway. Setting
+    /// the pool up takes about a millisecond and a half (a guard page per fiber stack).
+    #[default]
+    Pooling,
+    /// Memory mapped per instance: nothing to set up, slower instances. For one-shot
+    /// commands that create a few instances (`guardway guard call`, `guard test`). The code
+    /// compiled is the same, so are the disk cache's artifacts.
+    OnDemand,
+}
+
+static ALLOCATION: OnceLock<InstanceAllocation> = OnceLock::new();
+
+/// Chooses how the process-wide optimising engine allocates instances; call it before the
+/// engine is first used.
+///
+/// # Errors
+/// Returns the allocation in force when it was chosen before or the engine already exists.
+pub fn configure_instance_allocation(
+    allocation: InstanceAllocation,
+) -> Result<(), InstanceAllocation> {
+    ALLOCATION
+        .set(allocation)
+        .map_err(|_| *ALLOCATION.get_or_init(InstanceAllocation::default))
 }
 
 /// Starts creating the process-wide optimising engine on a background thread and returns

@@ -44,9 +44,10 @@ pub use cache::{
 };
 pub use engine::{
     CPU_BASELINE_NAMES, CodeTier, CpuBaseline, EPOCH_TICK, GUARD_COMPILER_ENV,
-    GUARD_COMPILER_NAMES, GuardCompiler, MAX_MEMORY_LIMIT, UnknownName, baseline_engine,
-    baseline_engine_config, cpu_baseline_of, engine, engine_config, is_baseline_engine,
-    portable_engine, portable_engine_config, prepare_engine, start_epoch_ticker,
+    GUARD_COMPILER_NAMES, GuardCompiler, InstanceAllocation, MAX_MEMORY_LIMIT, UnknownName,
+    baseline_engine, baseline_engine_config, configure_instance_allocation, cpu_baseline_of,
+    engine, engine_config, is_baseline_engine, portable_engine, portable_engine_config,
+    prepare_engine, start_epoch_ticker,
 };
 pub use error::{BackendCallError, GuardError};
 pub use fresh::FreshInstance;

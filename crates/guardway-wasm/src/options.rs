@@ -111,9 +111,7 @@ impl Default for GuardOptions {
             memory_limit: 32 * MIB,
             call_timeout: Duration::from_secs(5),
             max_backend_calls: 50,
-            pool_size: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            pool_size: crate::engine::cores(),
             max_input: 8 * MIB,
             output_buffer_initial: 4 * MIB,
             output_buffer_max: 16 * MIB,

@@ -62,6 +62,9 @@ fn parse_cpu_baseline(text: &str) -> Result<CpuBaseline, String> {
 }
 
 pub fn run(command: CacheCommand) -> anyhow::Result<ExitCode> {
+    // These commands compile or fingerprint; they run no guard: no instance pool.
+    let _ =
+        guardway_wasm::configure_instance_allocation(guardway_wasm::InstanceAllocation::OnDemand);
     init_stderr_logging();
     match command {
         CacheCommand::Stats(args) => stats(&resolve_dir(&args)?),

@@ -102,6 +102,13 @@ pub enum LabelCall {
 }
 
 pub fn run(command: GuardCommand) -> anyhow::Result<ExitCode> {
+    // One-shot commands create a few instances: no instance pool to set up. `bench`
+    // measures the gateway's set-up, the pool included.
+    if !matches!(command, GuardCommand::Bench(_)) {
+        let _ = guardway_wasm::configure_instance_allocation(
+            guardway_wasm::InstanceAllocation::OnDemand,
+        );
+    }
     // Every subcommand loads a guard: the engine's set-up overlaps with reading it.
     guardway_wasm::prepare_engine();
     // `guard test` and `guard call --trace` report the guard's own lines themselves.
