@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use guardway_wasm::{
-    CacheConfig, CacheMode, CompilationCache, EngineFingerprint, Guard, GuardCompiler,
-    GuardExport, GuardModule, GuardOptions, InstanceAllocation, configure_instance_allocation,
-    engine, engine_config,
+    CacheConfig, CacheMode, CompilationCache, EngineFingerprint, Guard, GuardCompiler, GuardExport,
+    GuardModule, GuardOptions, InstanceAllocation, configure_instance_allocation, engine,
+    engine_config,
 };
 use serde_json::json;
 
@@ -31,7 +31,9 @@ async fn an_on_demand_engine_loads_and_runs_the_pooling_engines_artifacts() {
         EngineFingerprint::of(process),
         EngineFingerprint::of(&pooling)
     );
-    let cache = Arc::new(CompilationCache::new(CacheConfig::with_disk_dir(dir.path())));
+    let cache = Arc::new(CompilationCache::new(CacheConfig::with_disk_dir(
+        dir.path(),
+    )));
     let options = GuardOptions::default()
         .with_cache(CacheMode::Injected(cache.clone()))
         .with_compiler(GuardCompiler::Auto)

@@ -1,7 +1,7 @@
 //! Tiered compilation: the sample guard's case files answer the same on baseline (Winch) and
 //! optimised (Cranelift) code, a move between tiers while calls run loses no call and
-//! changes no answer, time limits fire on baseline code, and baseline code never reaches
-//! the disk cache.
+//! changes no answer, faults (traps, loops, memory bombs) fail closed on baseline code
+//! exactly as on optimised code, and baseline code never reaches the disk cache.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -235,15 +235,17 @@ async fn a_tier_switch_while_calls_run_loses_no_call_and_changes_no_output() {
         callers.push(tokio::spawn(async move {
             let mut made = 0u64;
             let mut after_switch = 0u64;
-            // Until the switch, then 20 more calls each on the new code.
+            // Until the switch, then 20 more calls each started on the new code (a call
+            // under way at the switch finishes on the baseline code).
             while after_switch < 20 {
+                let started_after_switch = switched.load(Ordering::SeqCst);
                 let n = (task * 1000 + made) % 14;
                 let (export, input) = call_of(n);
                 let answer = guard.call(export, &input).await.unwrap();
                 assert_eq!(answer, expected[n as usize], "call {n}");
                 made += 1;
                 completed.fetch_add(1, Ordering::SeqCst);
-                if switched.load(Ordering::SeqCst) {
+                if started_after_switch {
                     after_switch += 1;
                 }
                 tokio::task::yield_now().await;
@@ -426,31 +428,102 @@ fn loading_a_file_again_from_the_memory_cache_needs_no_compilation_and_sees_chan
     assert_eq!(cache.stats().memory_hits, hits + 1);
 }
 
+/// What a faulting guard shows of one call: the error's text and the guard's counters of
+/// faults and instances after it.
+async fn fault_of(name: &str, compiler: GuardCompiler) -> (String, [u64; 6]) {
+    let input = br#"{"tool_name":"issue_read","tool_args":{}}"#;
+    let options = options()
+        .with_compiler(compiler)
+        .with_pool_size(1)
+        .with_call_timeout(Duration::from_millis(200))
+        .with_memory_limit(8 * guardway_wasm::MIB);
+    let module = GuardModule::from_bytes(name, &fixture(name), &options).unwrap();
+    let tier = match compiler {
+        GuardCompiler::Winch => CodeTier::Baseline,
+        _ => CodeTier::Optimised,
+    };
+    assert_eq!(module.tier(), tier, "{name} on {compiler:?}");
+    let guard = Guard::new(module, &policy(), options, None).await.unwrap();
+    let err = resource_error(&guard, input).await;
+    let s = guard.stats();
+    let counters = [
+        s.failures,
+        s.traps,
+        s.timeouts,
+        s.memory_limits,
+        s.instances_discarded,
+        s.instances_retired,
+    ];
+    (err.to_string(), counters)
+}
+
+/// A trapping, looping or memory-hungry guard fails closed on baseline (Winch) code exactly
+/// as on optimised (Cranelift) code: the same error, the same counters, the faulty instance
+/// discarded (not retired), and the next call fails the same way on a fresh instance.
 #[tokio::test]
 async fn faults_are_the_same_on_baseline_code() {
-    let input = br#"{"tool_name":"issue_read","tool_args":{}}"#;
-    let winch = options()
-        .with_compiler(GuardCompiler::Winch)
-        .with_memory_limit(8 * guardway_wasm::MIB);
-    for name in ["trap_unreachable", "trap_out_of_bounds", "memory_growth"] {
-        let module = GuardModule::from_bytes(name, &fixture(name), &winch).unwrap();
-        assert_eq!(module.tier(), CodeTier::Baseline);
-        let guard = Guard::new(module, &policy(), winch.clone(), None)
-            .await
-            .unwrap();
-        let err = resource_error(&guard, input).await;
-        match (name, &err) {
-            ("trap_unreachable", GuardError::Trap { message, .. }) => {
-                assert!(message.contains("unreachable"), "{message}")
-            }
-            ("trap_out_of_bounds", GuardError::Trap { message, .. }) => {
-                assert!(message.contains("out of bounds"), "{message}")
-            }
-            ("memory_growth", GuardError::MemoryLimit { .. }) => {}
-            _ => panic!("{name}: unexpected {err:?}"),
-        }
-        let stats = guard.stats();
-        assert_eq!(stats.instances_discarded, 1, "{name}: {stats:?}");
-        assert_eq!(stats.instances_retired, 0, "{name}: {stats:?}");
+    for name in [
+        "trap_unreachable",
+        "trap_out_of_bounds",
+        "memory_growth",
+        "infinite_loop",
+    ] {
+        let optimised = fault_of(name, GuardCompiler::Cranelift).await;
+        let baseline = fault_of(name, GuardCompiler::Winch).await;
+        assert_eq!(baseline, optimised, "{name}");
+        let (message, [failures, traps, timeouts, memory_limits, discarded, retired]) = baseline;
+        let expected = match name {
+            "trap_unreachable" => "unreachable",
+            "trap_out_of_bounds" => "out of bounds",
+            "memory_growth" => "memory",
+            _ => "time limit",
+        };
+        assert!(message.contains(expected), "{name}: {message}");
+        assert_eq!(failures, 1, "{name}");
+        assert_eq!(traps + timeouts + memory_limits, 1, "{name}");
+        assert_eq!((discarded, retired), (1, 0), "{name}");
     }
+}
+
+/// The errors of six calls to a guard that always traps, and its counters after them.
+async fn trapping_sequence(compiler: GuardCompiler) -> (Vec<String>, [u64; 4]) {
+    // A clock that stands still: the denial's remaining cool-down reads the same.
+    let options = options()
+        .with_compiler(compiler)
+        .with_pool_size(2)
+        .with_clock(ManualClock::new());
+    let module =
+        GuardModule::from_bytes("trap_unreachable", &fixture("trap_unreachable"), &options)
+            .unwrap();
+    let guard = Guard::new(module, &policy(), options, None).await.unwrap();
+    let mut errors = Vec::new();
+    for _ in 0..6 {
+        errors.push(resource_error(&guard, b"{}").await.to_string());
+    }
+    let s = guard.stats();
+    assert!(s.live_instances <= 2, "{s:?}");
+    let counters = [
+        s.traps,
+        s.denied,
+        s.instances_discarded,
+        s.instances_retired,
+    ];
+    (errors, counters)
+}
+
+/// A guard that keeps trapping on baseline code fails closed call after call and is then
+/// quarantined, exactly as on optimised code: five traps (each on a fresh instance), then a
+/// denial.
+#[tokio::test]
+async fn a_faulty_guard_on_baseline_code_is_quarantined_as_on_optimised_code() {
+    let optimised = trapping_sequence(GuardCompiler::Cranelift).await;
+    let baseline = trapping_sequence(GuardCompiler::Winch).await;
+    assert_eq!(baseline, optimised);
+    let (errors, counters) = baseline;
+    assert!(
+        errors[..5].iter().all(|e| e.contains("unreachable")),
+        "{errors:?}"
+    );
+    assert!(errors[5].contains("quarantined"), "{errors:?}");
+    assert_eq!(counters, [5, 1, 5, 0]);
 }
