@@ -228,12 +228,7 @@ impl DiskTier {
             return Err(unusable("not a directory".to_owned()));
         }
         check_private(&metadata).map_err(unusable)?;
-        // Prove that files can be created here before relying on it.
-        tempfile::Builder::new()
-            .prefix(".probe")
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(&root)
-            .map_err(|err| unusable(err.to_string()))?;
+        check_writable(&root).map_err(|err| unusable(err.to_string()))?;
         Ok(Self {
             root,
             max_bytes,
@@ -341,6 +336,34 @@ impl DiskTier {
     }
 }
 
+/// How recently an artifact must have been marked used for a read to leave its
+/// modification time alone: the granularity of least-recently-used eviction.
+const RECENT: Duration = Duration::from_secs(60);
+
+/// Proves that files can be created in `dir` before relying on it: this process may write
+/// there, and the file system is not read-only. One system call; creating and deleting a
+/// probe file would cost two inode updates on every start.
+#[cfg(unix)]
+fn check_writable(dir: &Path) -> io::Result<()> {
+    use rustix::fs::{Access, AtFlags, CWD, accessat};
+    accessat(
+        CWD,
+        dir,
+        Access::WRITE_OK | Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .map_err(io::Error::from)
+}
+
+#[cfg(not(unix))]
+fn check_writable(dir: &Path) -> io::Result<()> {
+    tempfile::Builder::new()
+        .prefix(".probe")
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map(drop)
+}
+
 /// The CPU baseline named by the header of the artifact at `path`, if it is one.
 fn peek_cpu(path: &Path) -> Option<CpuBaseline> {
     let mut head = [0u8; 16];
@@ -381,9 +404,15 @@ fn read_artifact(path: PathBuf, key: &CacheKey) -> DiskRead {
     }
     match verify(bytes, key) {
         Ok(artifact) => {
-            // Recently used: eviction removes the oldest modification
-            // time first. Failing to touch only makes eviction less fair.
-            if let Err(err) = file.set_modified(SystemTime::now()) {
+            // Recently used: eviction removes the oldest modification time first. An
+            // artifact touched less than RECENT ago is left as it is (a write of its inode
+            // on every start of a short process). Failing to touch only makes eviction
+            // less fair.
+            let now = SystemTime::now();
+            let recent = metadata
+                .modified()
+                .is_ok_and(|modified| now.duration_since(modified).is_ok_and(|age| age < RECENT));
+            if !recent && let Err(err) = file.set_modified(now) {
                 tracing::debug!(path = %path.display(), error = %err, "cannot touch cached artifact");
             }
             DiskRead::Found(artifact)
