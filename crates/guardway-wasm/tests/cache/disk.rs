@@ -346,7 +346,10 @@ fn a_disk_hit_marks_the_artifact_used_at_most_once_a_minute() {
     let old = set_age(120);
     assert_eq!(load_fresh(temp.path(), &engine, 210).disk_hits, 1);
     let touched = modified();
-    assert!(touched > old + Duration::from_secs(100), "{touched:?} {old:?}");
+    assert!(
+        touched > old + Duration::from_secs(100),
+        "{touched:?} {old:?}"
+    );
 }
 
 #[test]
