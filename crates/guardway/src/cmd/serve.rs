@@ -73,6 +73,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES")]
     pub wasm_cache_max_bytes: Option<u64>,
 
+    /// Compiler of guards: auto (Winch first, Cranelift in the background), cranelift or winch [env: GUARDWAY_GUARD_COMPILER] [default: auto].
+    #[arg(long, value_name = "auto|cranelift|winch", value_parser = crate::cmd::guard::parse_compiler)]
+    pub guard_compiler: Option<guardway_wasm::GuardCompiler>,
+
     /// strict, filter or propagate [env: MCP_GATEWAY_GUARDS_MODE] [default: strict].
     #[arg(long, value_name = "MODE")]
     pub guards_mode: Option<String>,
@@ -338,6 +342,23 @@ fn configure_compilation_cache(options: &guardway_gateway::config::ServeOptions)
     );
 }
 
+/// The guard compiler: `--guard-compiler`, else `GUARDWAY_GUARD_COMPILER` (the `--env`
+/// file included), else `auto`.
+fn guard_compiler(
+    flag: Option<guardway_wasm::GuardCompiler>,
+    options: &ServeOptions,
+) -> anyhow::Result<guardway_wasm::GuardCompiler> {
+    if let Some(compiler) = flag {
+        return Ok(compiler);
+    }
+    match options.env_var(guardway_wasm::GUARD_COMPILER_ENV) {
+        Some(value) if !value.trim().is_empty() => value
+            .parse()
+            .with_context(|| format!("invalid {}", guardway_wasm::GUARD_COMPILER_ENV)),
+        _ => Ok(guardway_wasm::GuardCompiler::Auto),
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The reference's flag-group checks, in its order, before anything else
     // is read, printed as it prints them (no prefix) so that scripts matching
@@ -358,9 +379,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map(|path| path.display().to_string())
             .unwrap_or_default()
     };
+    let compiler_flag = args.guard_compiler;
     let options = options_from_args(args)?;
+    let compiler = guard_compiler(compiler_flag, &options)?;
+    let wasm_guards = options.wasm_guards_dir.is_some()
+        || options
+            .config
+            .guards
+            .values()
+            .any(|guard| guard.kind.eq_ignore_ascii_case("wasm"));
+    if wasm_guards {
+        // The engine's set-up overlaps with starting the backends.
+        guardway_wasm::prepare_engine();
+    }
+    // Before any guard is loaded: every guard's default options take it.
+    let _ = guardway_wasm::GuardCompiler::set_process_default(compiler);
     guardway_gateway::logfiles::install_global_logging(&options.log_dir, "info");
     log_startup_facts(&options, &config_source);
+    tracing::debug!("guard compiler: {compiler}");
     for warning in &options.extra.config_warnings {
         tracing::warn!("{warning}");
     }
