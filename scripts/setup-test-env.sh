@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the peers the gateway integration tests run against:
-#   .venv/                 Python with the MCP SDK and pytest (tests/python/requirements.txt)
+#   .venv/                 Python with the MCP SDK 1.x and pytest (tests/python/requirements.txt)
+#   .venv-mcp2/            Python with the MCP SDK 2.x (tests/python/requirements-mcp2.txt), the
+#                          second client the tests run their Python agents with
 #   tests/node/node_modules  @modelcontextprotocol/server-everything and the MCP
 #                            conformance suite (tests/node/package-lock.json)
 # Idempotent; run from anywhere.
@@ -14,6 +16,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r tests/python/requirements.txt
+if [ ! -x .venv-mcp2/bin/python ]; then
+  "$python" -m venv .venv-mcp2
+fi
+.venv-mcp2/bin/python -m pip install --quiet --upgrade pip
+.venv-mcp2/bin/python -m pip install --quiet -r tests/python/requirements-mcp2.txt
 
 if command -v npm >/dev/null 2>&1; then
   (cd tests/node && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
@@ -24,4 +31,4 @@ if command -v npm >/dev/null 2>&1; then
 else
   echo "npm not found: the server-everything and conformance tests will fail until Node.js 20.18.1+ and npm are installed" >&2
 fi
-echo "test environment ready: $root/.venv, $root/tests/node/node_modules"
+echo "test environment ready: $root/.venv, $root/.venv-mcp2, $root/tests/node/node_modules"

@@ -139,6 +139,7 @@ fn startup_digest(
         servers,
         guards: core.interceptor.guard_states(),
         cache,
+        policies: core.interceptor.startup_policies(),
     }
 }
 
@@ -470,7 +471,13 @@ pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
         return serve_stdio(options).await;
     }
     let interceptor = Arc::new(crate::pipeline::difc::GuardPipeline::new(&options));
+    let banner = startup_banner(&options);
     let running = Gateway::start_with_interceptor(options, interceptor).await?;
+    // Deployment scripts wait for the first of these on stderr before they
+    // read the stdout document and connect.
+    for line in banner {
+        tracing::info!(target: STARTUP_LOG_TARGET, "{line}");
+    }
     let document = serde_json::to_string_pretty(&running.startup_document()).map_err(|e| {
         GatewayError::StartupDocument {
             source: std::io::Error::other(e),
@@ -490,6 +497,63 @@ pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
     }
     running.shutdown().await;
     Ok(())
+}
+
+/// Target of the start-up lines the reference writes under `startup`.
+const STARTUP_LOG_TARGET: &str = "guardway::startup";
+
+/// The reference's start-up banner, as it writes it once the gateway is
+/// ready to listen (stderr and `mcp-gateway.log`, category `startup`):
+/// mode and address, routes, TLS, HMAC.
+fn startup_banner(options: &ServeOptions) -> Vec<String> {
+    let listen = options.listen;
+    let mut lines = match options.mode {
+        RoutingMode::Routed => {
+            let ids: Vec<&str> = options.config.servers.keys().map(String::as_str).collect();
+            vec![
+                format!("Starting MCPG in ROUTED mode on {listen}"),
+                format!(
+                    "Routes: /mcp/<server> where <server> is one of: [{}]",
+                    ids.join(" ")
+                ),
+            ]
+        }
+        RoutingMode::Unified => vec![
+            format!("Starting MCPG in UNIFIED mode on {listen}"),
+            "Endpoint: /mcp".to_owned(),
+        ],
+    };
+    lines.push(match &options.extra.tls {
+        Some(tls) => {
+            let ca = tls
+                .client_ca
+                .as_ref()
+                .map(|ca| ca.display().to_string())
+                .unwrap_or_default();
+            let mtls = if tls.client_ca.is_some() {
+                " (mTLS enabled)"
+            } else {
+                ""
+            };
+            format!(
+                "TLS enabled: cert={}, key={}, ca={ca} — listening on https://{listen}{mtls}",
+                tls.cert.display(),
+                tls.key.display()
+            )
+        }
+        None => format!(
+            "TLS not configured — listening on http://{listen} (set --tls-cert/--tls-key to enable)"
+        ),
+    });
+    if options
+        .extra
+        .hmac_secret
+        .as_deref()
+        .is_some_and(|secret| !secret.is_empty())
+    {
+        lines.push("HMAC request signing enabled (ASI-07)".to_owned());
+    }
+    lines
 }
 
 /// Serves one agent over stdin/stdout with the unified tool table.

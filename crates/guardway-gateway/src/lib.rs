@@ -17,6 +17,9 @@
 //! - `backend/`: where it leaves: stdio and HTTP connections, their
 //!   lifecycle and circuit breaker, and the relay of their notifications
 //!   back to agents.
+//! - [`github`]: what GitHub says about the workflow repository (its
+//!   visibility, looked up once at start-up), for the security-by-default
+//!   rules of the pipeline and of proxy mode.
 //! - [`observe`] (log files, metrics, the start-up digest) and [`config`]
 //!   are leaves, reached through handles passed down.
 //! - `gateway.rs` starts and stops the whole, wiring the stages together.
@@ -30,6 +33,7 @@ mod backend;
 pub mod config;
 mod error;
 mod gateway;
+pub mod github;
 pub mod observe;
 pub mod pipeline;
 

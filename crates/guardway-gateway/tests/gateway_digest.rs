@@ -71,7 +71,10 @@ async fn digest_shows_startup_and_the_problems_that_follow() {
             guarded_support::demo_backend().display()
         ),
         "| broken | stdio `/nonexistent/guardway-test-backend` | error | 0 |".to_owned(),
-        "| github | sample | wasm | healthy |  |".to_owned(),
+        "| Workflow repository | not set |".to_owned(),
+        "| Force public repos | not applied (GITHUB_REPOSITORY not set) |".to_owned(),
+        r#"| github | sample | wasm | healthy | `{"allow-only":{"repos":"all","min-integrity":"none"}}` |  |"#
+            .to_owned(),
         "| lost | missing |  | failed-to-load |".to_owned(),
     ] {
         assert!(

@@ -1,6 +1,7 @@
 //! Guard host benchmarks: instantiation (a ready instance including `label_agent`), small
 //! `label_resource` latency, host overhead with the echo guard at 1 KiB / 64 KiB / 1 MiB,
-//! and throughput of one `Guard` from one and two threads.
+//! the cost of guard log lines filtered out by the log level, and throughput of one
+//! `Guard` from one and two threads.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,9 +10,15 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use guardway_difc::LabelResourceInput;
 use guardway_wasm::{
-    Backend, BackendCallError, BoxFuture, Guard, GuardExport, GuardModule, GuardOptions,
+    Backend, BackendCallError, BoxFuture, Guard, GuardCompiler, GuardExport, GuardModule,
+    GuardOptions,
 };
 use serde_json::{Value, json};
+
+/// Options that load optimised code at once (what serves calls in steady state).
+fn optimised() -> GuardOptions {
+    GuardOptions::default().with_compiler(GuardCompiler::Cranelift)
+}
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,14 +26,14 @@ fn manifest_dir() -> PathBuf {
 
 fn echo_module() -> GuardModule {
     let bytes = wat::parse_file(manifest_dir().join("tests/fixtures/echo.wat")).unwrap();
-    GuardModule::from_bytes("echo", &bytes, &GuardOptions::default()).unwrap()
+    GuardModule::from_bytes("echo", &bytes, &optimised()).unwrap()
 }
 
 /// The sample guard, if it has been built (`scripts/build-guards.sh`).
 fn sample_module() -> Option<GuardModule> {
     let path = manifest_dir()
         .join("../../guards/sample-guard/target/wasm32-wasip1/release/sample_guard.wasm");
-    match GuardModule::from_file(&path, &GuardOptions::default()) {
+    match GuardModule::from_file(&path, &optimised()) {
         Ok(module) => Some(module),
         Err(error) => {
             eprintln!(
@@ -155,6 +162,24 @@ fn echo_overhead(c: &mut Criterion) {
     group.finish();
 }
 
+/// `chatty`'s `label_resource` makes 2000 `host_log` calls (1000 info, 1000 debug) and
+/// writes one stdout line, then echoes; with no subscriber every line is filtered out.
+/// Compared with the echo guard's call, the difference is the cost of 2000 filtered lines.
+fn host_log_filtered(c: &mut Criterion) {
+    let rt = runtime();
+    let bytes = wat::parse_file(manifest_dir().join("tests/fixtures/chatty.wat")).unwrap();
+    let chatty = GuardModule::from_bytes("chatty", &bytes, &optimised()).unwrap();
+    let chatty = new_guard(&rt, &chatty, 1);
+    let echo = new_guard(&rt, &echo_module(), 1);
+    let mut group = c.benchmark_group("host_log_filtered");
+    for (name, guard) in [("echo_no_lines", &echo), ("chatty_2000_lines", &chatty)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| time_calls(&rt, guard, GuardExport::LabelResource, b"{}", iters));
+        });
+    }
+    group.finish();
+}
+
 fn parallel(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("parallel");
@@ -197,6 +222,6 @@ fn parallel(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
-    targets = instantiate, label_resource, echo_overhead, parallel
+    targets = instantiate, label_resource, echo_overhead, host_log_filtered, parallel
 }
 criterion_main!(benches);

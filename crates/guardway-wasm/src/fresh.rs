@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::abi::GuardExport;
 use crate::error::GuardError;
-use crate::imports::Backend;
+use crate::imports::{Backend, LogDropSummary};
 use crate::instance::{GuardInstance, InstanceSettings};
 use crate::module::GuardModule;
 use crate::options::GuardOptions;
@@ -60,6 +60,11 @@ impl FreshInstance {
             log_rate: options.log_rate,
             backend,
             log_lines_dropped: Arc::new(AtomicU64::new(0)),
+            log_drops: Arc::new(LogDropSummary::new(
+                Arc::clone(&name),
+                options.log_drop_summary_interval,
+                Arc::clone(&options.clock),
+            )),
             backend_calls: Arc::new(AtomicU64::new(0)),
             observer: options.observer.clone(),
         });

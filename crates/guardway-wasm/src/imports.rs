@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tracing::Level;
@@ -16,6 +16,7 @@ use crate::error::BackendCallError;
 use crate::instance::StoreState;
 use crate::limits::LogBucket;
 use crate::options::LogRateLimit;
+use crate::quarantine::Clock;
 
 /// `tracing` target of every line a guard logs.
 pub const GUARD_LOG_TARGET: &str = "guardway::guard";
@@ -112,6 +113,94 @@ pub trait GuardObserver: Send + Sync + 'static {
     }
 }
 
+/// The summary of a guard's log lines dropped by the rate limit: one warning per
+/// `interval` at most, for all the guard's instances together, counting the lines dropped
+/// since the previous one. Lines dropped since the last warning are reported when the
+/// guard goes away.
+pub(crate) struct LogDropSummary {
+    name: Arc<str>,
+    interval: Duration,
+    clock: Arc<dyn Clock>,
+    state: Mutex<DropState>,
+    reports: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct DropState {
+    /// Lines dropped and not reported yet.
+    pending: u64,
+    /// When the last warning was emitted.
+    last_report: Option<Instant>,
+}
+
+impl std::fmt::Debug for LogDropSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogDropSummary")
+            .field("name", &self.name)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogDropSummary {
+    pub(crate) fn new(name: Arc<str>, interval: Duration, clock: Arc<dyn Clock>) -> Self {
+        LogDropSummary {
+            name,
+            interval,
+            clock,
+            state: Mutex::new(DropState::default()),
+            reports: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `dropped` more lines and warns if the interval since the last warning passed.
+    pub(crate) fn add(&self, dropped: u64) {
+        let now = self.clock.now();
+        let mut state = self.state.lock();
+        state.pending += dropped;
+        let due = state
+            .last_report
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
+        if state.pending == 0 || !due {
+            return;
+        }
+        let dropped = std::mem::take(&mut state.pending);
+        let since = state.last_report.replace(now);
+        drop(state);
+        self.warn(
+            dropped,
+            since.map(|last| now.saturating_duration_since(last)),
+        );
+    }
+
+    /// Warnings emitted so far.
+    pub(crate) fn reports(&self) -> u64 {
+        self.reports.load(Ordering::Relaxed)
+    }
+
+    fn warn(&self, dropped: u64, since: Option<Duration>) {
+        self.reports.fetch_add(1, Ordering::Relaxed);
+        let since_s = since.map(|since| since.as_secs_f64());
+        tracing::warn!(target: GUARD_LOG_TARGET, guard = %self.name, dropped, since_last_report_s = since_s,
+            "guard log lines dropped by the rate limit");
+    }
+}
+
+impl Drop for LogDropSummary {
+    fn drop(&mut self) {
+        let state = std::mem::take(self.state.get_mut());
+        if state.pending > 0 {
+            let now = self.clock.now();
+            self.warn(
+                state.pending,
+                state
+                    .last_report
+                    .map(|last| now.saturating_duration_since(last)),
+            );
+        }
+    }
+}
+
 /// A guard's log sink: name, rate limit, last error line. One per instance, shared with
 /// that instance's stdout/stderr streams.
 #[derive(Debug)]
@@ -120,6 +209,7 @@ pub(crate) struct GuardLog {
     bucket: Mutex<LogBucket>,
     last_error: Mutex<Option<String>>,
     dropped_total: Arc<AtomicU64>,
+    drops: Arc<LogDropSummary>,
     observer: Option<Arc<dyn GuardObserver>>,
 }
 
@@ -130,12 +220,18 @@ impl std::fmt::Debug for dyn GuardObserver {
 }
 
 impl GuardLog {
-    pub(crate) fn new(name: Arc<str>, rate: LogRateLimit, dropped_total: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        rate: LogRateLimit,
+        dropped_total: Arc<AtomicU64>,
+        drops: Arc<LogDropSummary>,
+    ) -> Self {
         GuardLog {
             name,
             bucket: Mutex::new(LogBucket::new(rate, Instant::now())),
             last_error: Mutex::new(None),
             dropped_total,
+            drops,
             observer: None,
         }
     }
@@ -162,15 +258,9 @@ impl GuardLog {
         }
     }
 
-    /// Whether a line at `level` passes the rate limit (reports earlier drops first).
+    /// Whether a line passes the rate limit.
     fn admit(&self) -> bool {
-        let mut bucket = self.bucket.lock();
-        if bucket.try_take(Instant::now()) {
-            let dropped = std::mem::take(&mut bucket.dropped_unreported);
-            drop(bucket);
-            if dropped > 0 {
-                self.note_dropped(dropped);
-            }
+        if self.bucket.lock().try_take(Instant::now()) {
             true
         } else {
             self.dropped_total.fetch_add(1, Ordering::Relaxed);
@@ -178,17 +268,13 @@ impl GuardLog {
         }
     }
 
-    /// Emits the note about lines dropped since the last note, if any.
+    /// Hands the lines dropped during the call that just ended to the guard's summary
+    /// (which warns at most once per interval).
     pub(crate) fn report_dropped(&self) {
         let dropped = std::mem::take(&mut self.bucket.lock().dropped_unreported);
         if dropped > 0 {
-            self.note_dropped(dropped);
+            self.drops.add(dropped);
         }
-    }
-
-    fn note_dropped(&self, dropped: u64) {
-        tracing::warn!(target: GUARD_LOG_TARGET, guard = %self.name, dropped,
-            "guard log lines dropped by the rate limit");
     }
 
     pub(crate) fn last_error(&self) -> Option<String> {

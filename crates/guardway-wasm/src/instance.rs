@@ -10,10 +10,13 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::abi::{self, BUFFER_TOO_SMALL, GuardExport, Regrow};
+use crate::engine::CodeTier;
 use crate::error::GuardError;
-use crate::imports::{Backend, GuardLog, GuardObserver, GuardOutputStream, HostState, guest_range};
+use crate::imports::{
+    Backend, GuardLog, GuardObserver, GuardOutputStream, HostState, LogDropSummary, guest_range,
+};
 use crate::limits::MemoryLimiter;
-use crate::module::GuardModule;
+use crate::module::{GuardModule, LinkedCode};
 use crate::options::LogRateLimit;
 
 /// Data of every guard store.
@@ -36,6 +39,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) log_rate: LogRateLimit,
     pub(crate) backend: Option<Arc<dyn Backend>>,
     pub(crate) log_lines_dropped: Arc<AtomicU64>,
+    /// The guard's summary of dropped log lines (shared by its instances).
+    pub(crate) log_drops: Arc<LogDropSummary>,
     pub(crate) backend_calls: Arc<AtomicU64>,
     /// Sees the instances' log lines and backend calls (tracing tools only).
     pub(crate) observer: Option<Arc<dyn GuardObserver>>,
@@ -60,6 +65,10 @@ type Allocator = (TypedFunc<i32, i32>, TypedFunc<(i32, i32), ()>);
 pub(crate) struct GuardInstance {
     store: Store<StoreState>,
     module: GuardModule,
+    /// The code this instance runs (kept alive with it: the store belongs to its engine).
+    code: Arc<LinkedCode>,
+    /// The module's code generation this instance was created from.
+    generation: u64,
     settings: Arc<InstanceSettings>,
     memory: Memory,
     label_funcs: [LabelFunc; 3],
@@ -84,6 +93,7 @@ impl GuardInstance {
                 Arc::clone(&settings.name),
                 settings.log_rate,
                 Arc::clone(&settings.log_lines_dropped),
+                Arc::clone(&settings.log_drops),
             )
             .with_observer(settings.observer.clone()),
         );
@@ -105,7 +115,8 @@ impl GuardInstance {
             limiter: MemoryLimiter::new(settings.memory_limit),
             host,
         };
-        let mut store = Store::new(module.inner.module.engine(), state);
+        let (code, generation) = module.current_code_and_generation();
+        let mut store = Store::new(code.module.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().host.deadline {
@@ -117,7 +128,7 @@ impl GuardInstance {
         store.data_mut().host.deadline = Instant::now() + settings.call_timeout;
         store.set_epoch_deadline(1);
 
-        let instance = match module.inner.pre.instantiate_async(&mut store).await {
+        let instance = match code.pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
             Err(error) => {
                 if store.data().limiter.hit {
@@ -172,6 +183,8 @@ impl GuardInstance {
         Ok(GuardInstance {
             store,
             module: module.clone(),
+            code,
+            generation,
             settings: Arc::clone(settings),
             memory,
             label_funcs,
@@ -186,6 +199,17 @@ impl GuardInstance {
     /// Whether the instance must be discarded (it trapped, timed out or hit its memory cap).
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    /// Whether the module has moved to other code since this instance was created (it then
+    /// finishes its call and is retired).
+    pub(crate) fn is_stale(&self) -> bool {
+        self.generation != self.module.generation()
+    }
+
+    /// The tier of the code this instance runs.
+    pub(crate) fn tier(&self) -> CodeTier {
+        self.code.tier
     }
 
     /// Calls `export` with `input` and returns the output bytes.

@@ -1,6 +1,7 @@
 //! The guard host: loads WebAssembly DIFC guards and calls them through the guard ABI.
 //!
-//! - [`GuardModule`]: a compiled, validated, pre-linked guard (cheap to clone).
+//! - [`GuardModule`]: a compiled, validated, pre-linked guard (cheap to clone), on baseline
+//!   or optimised code ([`GuardCompiler`], [`CodeTier`]: tiered compilation).
 //! - [`Guard`]: a module plus a session policy, serving calls from a pool of instances.
 //! - [`CompilationCache`]: compiled modules in memory and on disk, shared by every guard
 //!   (see [`CacheMode`]).
@@ -23,6 +24,7 @@ mod cache;
 mod engine;
 mod error;
 mod fresh;
+mod hash_memo;
 mod imports;
 mod instance;
 mod limits;
@@ -40,7 +42,13 @@ pub use cache::{
     clear_disk_cache, compile_uncached, default_cache_dir, disk_usage, resolve_cache_dir,
     resolve_cache_dir_with, uncached_compilations,
 };
-pub use engine::{EPOCH_TICK, MAX_MEMORY_LIMIT, engine, engine_config, start_epoch_ticker};
+pub use engine::{
+    CPU_BASELINE_NAMES, CodeTier, CpuBaseline, EPOCH_TICK, GUARD_COMPILER_ENV,
+    GUARD_COMPILER_NAMES, GuardCompiler, InstanceAllocation, MAX_MEMORY_LIMIT, UnknownName,
+    baseline_engine, baseline_engine_config, configure_instance_allocation, cpu_baseline_of,
+    engine, engine_config, is_baseline_engine, portable_engine, portable_engine_config,
+    prepare_engine, start_epoch_ticker,
+};
 pub use error::{BackendCallError, GuardError};
 pub use fresh::FreshInstance;
 pub use imports::{

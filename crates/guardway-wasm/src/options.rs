@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::CacheMode;
+use crate::engine::{CpuBaseline, GuardCompiler};
 use crate::imports::GuardObserver;
 use crate::quarantine::{Clock, SystemClock};
 
@@ -39,11 +40,26 @@ pub struct GuardOptions {
     pub quarantine: QuarantineOptions,
     /// Per-instance rate limit of the guard's log lines.
     pub log_rate: LogRateLimit,
-    /// Time source of quarantine decisions (tests inject a manual clock).
+    /// Lines dropped by the rate limit are summarised in one warning per guard at most
+    /// this often (default 10 s).
+    pub log_drop_summary_interval: Duration,
+    /// Time source of quarantine decisions and log-drop summaries (tests inject a manual
+    /// clock).
     pub clock: Arc<dyn Clock>,
     /// Which compilation cache loading the guard uses (default: the
     /// process-wide one).
     pub cache: CacheMode,
+    /// Which compiler loading the guard uses (default:
+    /// [`GuardCompiler::process_default`], normally tiered compilation).
+    pub compiler: GuardCompiler,
+    /// Whether a guard loaded on baseline code starts its optimising compilation on a
+    /// background thread (default true); when false the caller moves it with
+    /// [`crate::GuardModule::tier_up`].
+    pub background_tier_up: bool,
+    /// CPU features the optimised code may use (default: this CPU's). Another baseline
+    /// compiles with [`crate::portable_engine`], for artifacts that load on other machines
+    /// (`guardway cache warm --cpu-baseline`).
+    pub cpu_baseline: CpuBaseline,
     /// Sees every log line and `call_backend` of the guard's instances (default none;
     /// tracing tools set one).
     pub observer: Option<Arc<dyn GuardObserver>>,
@@ -95,17 +111,19 @@ impl Default for GuardOptions {
             memory_limit: 32 * MIB,
             call_timeout: Duration::from_secs(5),
             max_backend_calls: 50,
-            pool_size: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            pool_size: crate::engine::cores(),
             max_input: 8 * MIB,
             output_buffer_initial: 4 * MIB,
             output_buffer_max: 16 * MIB,
             output_attempts: 3,
             quarantine: QuarantineOptions::default(),
             log_rate: LogRateLimit::default(),
+            log_drop_summary_interval: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
             cache: CacheMode::Shared,
+            compiler: GuardCompiler::process_default(),
+            background_tier_up: true,
+            cpu_baseline: CpuBaseline::Native,
             observer: None,
         }
     }
@@ -153,6 +171,28 @@ impl GuardOptions {
         self.log_rate = log_rate;
         self
     }
+    /// Sets how often lines dropped by the rate limit are summarised (at most once per
+    /// `interval` per guard).
+    pub fn with_log_drop_summary_interval(mut self, interval: Duration) -> Self {
+        self.log_drop_summary_interval = interval;
+        self
+    }
+    /// Sets the compiler used when loading the guard.
+    pub fn with_compiler(mut self, compiler: GuardCompiler) -> Self {
+        self.compiler = compiler;
+        self
+    }
+    /// Sets whether the optimising compilation of a guard loaded on baseline code runs on
+    /// a background thread by itself.
+    pub fn with_background_tier_up(mut self, background: bool) -> Self {
+        self.background_tier_up = background;
+        self
+    }
+    /// Sets the CPU features the optimised code may use.
+    pub fn with_cpu_baseline(mut self, cpu: CpuBaseline) -> Self {
+        self.cpu_baseline = cpu;
+        self
+    }
     /// Sets the compilation cache used when loading the guard.
     pub fn with_cache(mut self, cache: CacheMode) -> Self {
         self.cache = cache;
@@ -184,7 +224,11 @@ impl fmt::Debug for GuardOptions {
             .field("output_attempts", &self.output_attempts)
             .field("quarantine", &self.quarantine)
             .field("log_rate", &self.log_rate)
+            .field("log_drop_summary_interval", &self.log_drop_summary_interval)
             .field("cache", &self.cache)
+            .field("compiler", &self.compiler)
+            .field("background_tier_up", &self.background_tier_up)
+            .field("cpu_baseline", &self.cpu_baseline)
             .field("observer", &self.observer.is_some())
             .finish_non_exhaustive()
     }

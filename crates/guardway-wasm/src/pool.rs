@@ -12,8 +12,9 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::abi::GuardExport;
+use crate::engine::CodeTier;
 use crate::error::GuardError;
-use crate::imports::Backend;
+use crate::imports::{Backend, LogDropSummary};
 use crate::instance::{GuardInstance, InstanceSettings};
 use crate::module::GuardModule;
 use crate::options::GuardOptions;
@@ -52,6 +53,8 @@ struct Counters {
     cancelled: AtomicU64,
     instances_created: AtomicU64,
     instances_discarded: AtomicU64,
+    instances_retired: AtomicU64,
+    baseline_calls: AtomicU64,
 }
 
 /// A snapshot of a guard's counters.
@@ -73,8 +76,13 @@ pub struct GuardStats {
     pub cancelled: u64,
     /// Instances created.
     pub instances_created: u64,
-    /// Instances discarded (faults, cancellation, a closed pool).
+    /// Instances discarded (faults, cancellation, a closed pool, retirement).
     pub instances_discarded: u64,
+    /// Of `instances_discarded`, healthy instances retired because the module moved to
+    /// optimised code (tiered compilation).
+    pub instances_retired: u64,
+    /// Of `calls`, those served by baseline code.
+    pub baseline_calls: u64,
     /// Instances waiting in the pool.
     pub idle_instances: u64,
     /// Instances alive (idle or in a call).
@@ -83,6 +91,8 @@ pub struct GuardStats {
     pub backend_calls: u64,
     /// Guard log lines dropped by the rate limit.
     pub log_lines_dropped: u64,
+    /// Warnings summarising dropped log lines (at most one per summary interval).
+    pub log_drop_reports: u64,
 }
 
 impl std::fmt::Debug for Guard {
@@ -126,6 +136,11 @@ impl Guard {
             log_rate: options.log_rate,
             backend,
             log_lines_dropped: Arc::new(AtomicU64::new(0)),
+            log_drops: Arc::new(LogDropSummary::new(
+                Arc::clone(&name),
+                options.log_drop_summary_interval,
+                Arc::clone(&options.clock),
+            )),
             backend_calls: Arc::new(AtomicU64::new(0)),
             observer: options.observer.clone(),
         });
@@ -137,6 +152,9 @@ impl Guard {
         let mut first = GuardInstance::new(&module, &settings).await?;
         counters.instances_created.fetch_add(1, Ordering::Relaxed);
         counters.calls.fetch_add(1, Ordering::Relaxed);
+        if first.tier() == CodeTier::Baseline {
+            counters.baseline_calls.fetch_add(1, Ordering::Relaxed);
+        }
         let output = first.call(GuardExport::LabelAgent, &policy_bytes).await;
         let agent_labels = match output.and_then(|o| parse_agent(&name, &o)) {
             Ok(labels) => labels,
@@ -271,11 +289,7 @@ impl Guard {
                 message: "guard pool closed".to_owned(),
             })?;
         let pooled = export != GuardExport::LabelAgent;
-        let idle = if pooled {
-            inner.idle.lock().pop()
-        } else {
-            None
-        };
+        let idle = if pooled { self.idle_instance() } else { None };
         let instance = match idle {
             Some(instance) => instance,
             None => self.create_instance(pooled).await?,
@@ -288,6 +302,17 @@ impl Guard {
         let result = checkout.run(export, input).await;
         checkout.finish(result.as_ref().err());
         result
+    }
+
+    /// A pooled instance of the module's current code; instances of older code are retired.
+    fn idle_instance(&self) -> Option<GuardInstance> {
+        loop {
+            let instance = self.inner.idle.lock().pop()?;
+            if !instance.is_stale() {
+                return Some(instance);
+            }
+            self.inner.retire(instance);
+        }
     }
 
     /// The guard's health (quarantine state).
@@ -310,6 +335,8 @@ impl Guard {
             cancelled: c.cancelled.load(Ordering::Relaxed),
             instances_created: created,
             instances_discarded: discarded,
+            instances_retired: c.instances_retired.load(Ordering::Relaxed),
+            baseline_calls: c.baseline_calls.load(Ordering::Relaxed),
             idle_instances: self.inner.idle.lock().len() as u64,
             live_instances: created.saturating_sub(discarded),
             backend_calls: self.inner.settings.backend_calls.load(Ordering::Relaxed),
@@ -318,6 +345,7 @@ impl Guard {
                 .settings
                 .log_lines_dropped
                 .load(Ordering::Relaxed),
+            log_drop_reports: self.inner.settings.log_drops.reports(),
         }
     }
 
@@ -416,6 +444,17 @@ fn parse_agent(name: &str, output: &[u8]) -> Result<AgentLabels, GuardError> {
 }
 
 impl GuardInner {
+    /// Drops a healthy instance whose code the module has replaced.
+    fn retire(&self, instance: GuardInstance) {
+        self.counters
+            .instances_retired
+            .fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .instances_discarded
+            .fetch_add(1, Ordering::Relaxed);
+        drop(instance);
+    }
+
     fn record_fault(&self, error: &GuardError) {
         match error {
             GuardError::Trap { .. } => self.counters.traps.fetch_add(1, Ordering::Relaxed),
@@ -447,7 +486,15 @@ impl Checkout<'_> {
     async fn run(&mut self, export: GuardExport, input: &[u8]) -> Result<Vec<u8>, GuardError> {
         self.inner.counters.calls.fetch_add(1, Ordering::Relaxed);
         match self.instance.as_mut() {
-            Some(instance) => instance.call(export, input).await,
+            Some(instance) => {
+                if instance.tier() == CodeTier::Baseline {
+                    self.inner
+                        .counters
+                        .baseline_calls
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                instance.call(export, input).await
+            }
             None => Err(GuardError::Instantiate {
                 name: self.inner.settings.name.to_string(),
                 message: "no instance".to_owned(),
@@ -467,7 +514,11 @@ impl Checkout<'_> {
             }
         }
         if self.pooled && !instance.is_poisoned() {
-            self.inner.idle.lock().push(instance);
+            if instance.is_stale() {
+                self.inner.retire(instance);
+            } else {
+                self.inner.idle.lock().push(instance);
+            }
         } else {
             self.discard(instance);
         }

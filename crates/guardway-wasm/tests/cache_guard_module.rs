@@ -1,5 +1,6 @@
 //! Loading guards goes through the compilation cache their options select:
-//! the process-wide cache by default, an injected one, or none.
+//! the process-wide cache by default, an injected one, or none. (Cranelift
+//! only, so that every count is exact: no background compilation runs.)
 //!
 //! One test function, so that nothing else in this binary touches the
 //! process-wide counters while it runs.
@@ -8,8 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use guardway_wasm::{
-    CacheMode, CompilationCache, GuardModule, GuardOptions, uncached_compilations,
+    CacheMode, CompilationCache, GuardCompiler, GuardModule, GuardOptions, uncached_compilations,
 };
+
+fn cranelift() -> GuardOptions {
+    GuardOptions::default().with_compiler(GuardCompiler::Cranelift)
+}
 
 fn echo_guard() -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo.wat");
@@ -24,7 +29,7 @@ fn ten_guard_modules_from_the_same_bytes_compile_once_unless_disabled() {
 
     // The default options use the process-wide cache.
     let modules: Vec<GuardModule> = (0..10)
-        .map(|_| GuardModule::from_bytes("echo", &bytes, &GuardOptions::default()).unwrap())
+        .map(|_| GuardModule::from_bytes("echo", &bytes, &cranelift()).unwrap())
         .collect();
     let shared = global.stats();
     assert_eq!(shared.compilations - before.compilations, 1);
@@ -37,7 +42,7 @@ fn ten_guard_modules_from_the_same_bytes_compile_once_unless_disabled() {
 
     // Disabled: ten compilations, the process-wide cache untouched.
     let uncached = uncached_compilations();
-    let disabled = GuardOptions::default().with_cache(CacheMode::Disabled);
+    let disabled = cranelift().with_cache(CacheMode::Disabled);
     for _ in 0..10 {
         GuardModule::from_bytes("echo", &bytes, &disabled).unwrap();
     }
@@ -46,7 +51,7 @@ fn ten_guard_modules_from_the_same_bytes_compile_once_unless_disabled() {
 
     // Injected: its own counters move, the process-wide ones do not.
     let injected = Arc::new(CompilationCache::in_memory(64 << 20));
-    let options = GuardOptions::default().with_cache(CacheMode::Injected(injected.clone()));
+    let options = cranelift().with_cache(CacheMode::Injected(injected.clone()));
     for _ in 0..10 {
         GuardModule::from_bytes("echo", &bytes, &options).unwrap();
     }

@@ -44,6 +44,9 @@ enum Command {
     /// Validate configuration files.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
+    /// Run as a GitHub API filtering proxy: REST and GraphQL requests are
+    /// labelled by the guard and filtered by the DIFC pipeline.
+    Proxy(Box<cmd::proxy::ProxyArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Guard(c)) => cmd::guard::run(c),
         Some(Command::Cache(c)) => cmd::cache::run(c),
         Some(Command::Config(c)) => cmd::config::run(c),
+        Some(Command::Proxy(args)) => cmd::proxy::run(*args),
     };
     // Log lines are written by a thread of their own: out before exiting.
     guardway_gateway::logfiles::flush_global_logging();

@@ -218,3 +218,63 @@ fn an_unusable_directory_is_reported_with_the_fallback_warning() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn warm_for_a_cpu_baseline_writes_a_portable_artifact_that_this_machine_loads() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache_dir = temp.path().join("cache");
+    let guard = write_guard(temp.path(), "echo");
+    let warm_for = |cpu: &str| {
+        guardway()
+            .args(["cache", "warm"])
+            .arg(&guard)
+            .arg("--dir")
+            .arg(&cache_dir)
+            .args(["--cpu-baseline", cpu])
+            .output()
+            .unwrap()
+    };
+
+    let portable = assert_success(&warm_for("x86-64-v3"));
+    assert!(
+        portable.contains("1 compiled, 0 already cached"),
+        "{portable}"
+    );
+    assert!(portable.contains("CPU baseline x86-64-v3"), "{portable}");
+    // Not where this machine's own engine keeps its artifacts.
+    assert!(!artifact_path(&cache_dir, &guard).exists());
+    let stats = guardway()
+        .args(["cache", "stats", "--dir"])
+        .arg(&cache_dir)
+        .output()
+        .unwrap();
+    let stats = assert_success(&stats);
+    assert!(
+        stats.contains("(portable, CPU baseline x86-64-v3)"),
+        "{stats}"
+    );
+
+    // This machine's engine finds the portable artifact instead of compiling, when its
+    // CPU has the level's features; otherwise it compiles, with one warning.
+    let native = warm_for("native");
+    let stdout = assert_success(&native);
+    let v3 = std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("bmi2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("lzcnt");
+    if v3 {
+        assert!(stdout.contains("0 compiled, 1 already cached"), "{stdout}");
+    } else {
+        assert!(stdout.contains("1 compiled"), "{stdout}");
+        assert!(text(&native.stderr).contains("cannot run on this machine"));
+    }
+
+    let bad = warm_for("x86-64-v9");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("unknown CPU baseline \"x86-64-v9\""),
+        "{}",
+        text(&bad.stderr)
+    );
+}

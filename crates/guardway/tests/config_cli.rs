@@ -293,9 +293,19 @@ fn guardway_flags_and_tls_flags_are_accepted() {
 
 #[test]
 fn routed_and_unified_are_exclusive() {
-    let (code, _, stderr) = run(guardway().args(["--config", "x.toml", "--routed", "--unified"]));
-    assert_eq!(code, 2, "clap usage error expected: {stderr}");
-    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    for args in [
+        &["--config", "x.toml", "--routed", "--unified"][..],
+        &["serve", "--config-stdin", "--unified", "--routed=true"],
+    ] {
+        let (code, _, stderr) = run(guardway().args(args));
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        // The reference's wording, word for word.
+        assert_eq!(
+            stderr,
+            "if any flags in the group [routed unified] are set none of the others can be; [routed unified] were all set\n",
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
@@ -336,14 +346,27 @@ fn env_file_is_loaded_before_variables_are_read() {
     );
 }
 
+/// The reference's own wording, alone on the first line of stderr (scripts
+/// match it), then guardway's hint; exit 1; nothing on stdout.
 #[test]
-fn missing_configuration_is_reported() {
-    let (code, _, stderr) = run(guardway().arg("--routed"));
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("give --config <file> (TOML) or --config-stdin"),
-        "{stderr}"
-    );
+fn missing_configuration_uses_the_reference_wording() {
+    for args in [&["--routed"][..], &[], &["serve", "--unified"]] {
+        let (code, stdout, stderr) = run(guardway().args(args));
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(stdout, "", "{args:?}");
+        let mut lines = stderr.lines();
+        assert_eq!(
+            lines.next(),
+            Some("at least one of the flags in the group [config config-stdin] is required"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            lines
+                .next()
+                .is_some_and(|hint| hint.contains("--config <file> (TOML) or --config-stdin")),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `guardway guard test` and `guardway guard call --backend/--trace` run as real processes
-//! on the real sample guard: the shipped suite passes with one compilation, a failing case
+//! on the real sample guard: the shipped suite passes with one compilation, on every
+//! compiler tier (`--guard-compiler`, `GUARDWAY_GUARD_COMPILER`), a failing case
 //! shows its diff (exit 1), a malformed case file exits 2, `--update` snapshots, canned
 //! backend answers reach the guard, `backend_calls` is checked.
 
@@ -45,6 +46,7 @@ fn guardway(args: &[&str]) -> Output {
         .args(args)
         .env_remove("GUARDWAY_LOG")
         .env_remove("RUST_LOG")
+        .env_remove("GUARDWAY_GUARD_COMPILER")
         .output()
         .expect("run guardway")
 }
@@ -192,7 +194,53 @@ fn a_passing_case_with_backend_calls_passes_in_text_mode() {
         "{stdout}"
     );
     assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
-    assert!(stdout.contains("(1 compilation(s))"), "{stdout}");
+    assert!(
+        stdout.contains("(1 compilation(s), compiler auto, baseline code)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_sample_guard_suite_passes_on_every_compiler_tier() {
+    let guard = sample_guard();
+    let cases = sample_cases();
+    let files = std::fs::read_dir(&cases).unwrap().count() as u64;
+    for (compiler, tier) in [
+        ("cranelift", "optimised"),
+        ("winch", "baseline"),
+        // A cache miss in a one-shot run: every case on the baseline code.
+        ("auto", "baseline"),
+    ] {
+        let report = guard_test_json(&guard, &cases, &["--guard-compiler", compiler]);
+        assert_eq!(report["compiler"], compiler, "{report:#}");
+        assert_eq!(report["code_tier"], tier, "{report:#}");
+        assert_eq!(
+            (report["passed"].as_u64(), report["failed"].as_u64()),
+            (Some(files), Some(0)),
+            "{compiler}: {report:#}"
+        );
+    }
+    // The variable chooses too; a bad name is refused before anything runs.
+    let out = Command::new(env!("CARGO_BIN_EXE_guardway"))
+        .args([
+            "guard",
+            "test",
+            "--json",
+            path_str(&guard),
+            path_str(&cases),
+        ])
+        .env("GUARDWAY_GUARD_COMPILER", "cranelift")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["code_tier"], "optimised", "{report:#}");
+    let out = guard_test(&guard, &cases, &["--guard-compiler", "fastest"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("unknown guard compiler \"fastest\""),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -570,8 +618,46 @@ fn with_a_disk_cache_the_next_run_compiles_nothing() {
     };
     let first = run();
     assert_eq!(first["cache"]["compilations"], 1);
+    assert_eq!(first["code_tier"], "baseline");
+    // The first run stored the optimised code (never the baseline code) before exiting.
+    let usage = std::fs::read_dir(cache.path()).unwrap().count();
+    assert_eq!(usage, 1);
     let second = run();
     assert_eq!(second["cache"]["compilations"], 0);
     assert_eq!(second["cache"]["disk_hits"], 1);
+    assert_eq!(second["code_tier"], "optimised");
     assert_eq!(second["failed"], 0);
+}
+
+/// `guard call` takes `--wasm-cache-dir` as `guard test` and `serve` do: the
+/// guard it compiles is kept there, and a `guard test` run on the same
+/// directory then loads it from disk instead of compiling it.
+#[test]
+fn guard_call_keeps_the_compiled_guard_in_the_wasm_cache_dir() {
+    let guard = sample_guard();
+    let cache = tempfile::tempdir().unwrap();
+    let plain = label_acme_web_issues(&guard, &[]);
+    let cached = label_acme_web_issues(&guard, &["--wasm-cache-dir", path_str(cache.path())]);
+    assert!(
+        cached.status.success(),
+        "{}\n{}",
+        text(&cached.stdout),
+        text(&cached.stderr)
+    );
+    assert_eq!(text(&cached.stdout), text(&plain.stdout));
+    let artifacts: Vec<PathBuf> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .flat_map(|fingerprint| std::fs::read_dir(fingerprint.unwrap().path()).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+
+    let report = guard_test_json(
+        &guard,
+        &sample_cases(),
+        &["--wasm-cache-dir", path_str(cache.path())],
+    );
+    assert_eq!(report["cache"]["compilations"], 0, "{report}");
+    assert_eq!(report["cache"]["disk_hits"], 1, "{report}");
 }

@@ -1,7 +1,8 @@
 //! The guard compilation cache survives a restart: a first `guardway serve`
-//! process compiles the sample guard and stores it in `--wasm-cache-dir`; a
-//! second process with the same directory loads it from disk without
-//! compiling, as its `/metrics` counters show.
+//! process compiles the sample guard (tiered: baseline code first, then the
+//! optimised code in the background, which alone is stored) in
+//! `--wasm-cache-dir`; a second process with the same directory loads it from
+//! disk without compiling, as its `/metrics` counters show.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -197,12 +198,30 @@ path = {guard:?}
     .unwrap();
 
     let first = ServeProcess::spawn(&config, &cache_dir, &dir.path().join("logs-1"));
+    // Baseline code at once, then the optimised code from the background thread, which
+    // alone goes to disk.
+    let artifacts = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache_dir)
+            .into_iter()
+            .flatten()
+            .flat_map(|fingerprint| std::fs::read_dir(fingerprint.unwrap().path()).unwrap())
+            .map(|artifact| artifact.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while artifacts().is_empty() {
+        assert!(Instant::now() < deadline, "no optimised code on disk");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let metrics = first.metrics();
     assert_eq!(
         sample(&metrics, "guardway_wasm_cache_compilations_total"),
-        1,
+        2,
         "{metrics}"
     );
+    let artifacts = artifacts();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
     assert_eq!(
         sample(
             &metrics,

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::repo::{RepoRef, stated_privacy};
 
-/// What a pull request's own object says about its standing.
+/// What a pull request's (or an issue's) own object says about its
+/// standing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequestFacts {
     pub author: Option<String>,
@@ -19,28 +20,47 @@ pub struct PullRequestFacts {
 
 impl PullRequestFacts {
     /// Reads the facts from a pull-request object.
+    /// Reads the facts from a pull-request object (REST or GraphQL field
+    /// names).
     pub fn from_object(pr: &Value) -> PullRequestFacts {
         let merged = pr.get("merged").and_then(Value::as_bool) == Some(true)
-            || pr.get("merged_at").is_some_and(|at| !at.is_null());
+            || ["merged_at", "mergedAt"]
+                .iter()
+                .any(|key| pr.get(*key).is_some_and(|at| !at.is_null()));
         PullRequestFacts {
-            author: pr
-                .pointer("/user/login")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            association: pr
-                .get("author_association")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            author: author_login(pr).map(str::to_owned),
+            association: author_association(pr).map(str::to_owned),
             merged,
             label_names: label_names(pr),
         }
     }
 }
 
-/// The names of an issue's or pull request's labels.
+/// The author's login: `user.login` (REST) or `author.login` (GraphQL).
+pub fn author_login(item: &Value) -> Option<&str> {
+    item.pointer("/user/login")
+        .or_else(|| item.pointer("/author/login"))
+        .and_then(Value::as_str)
+}
+
+/// `author_association` (REST) or `authorAssociation` (GraphQL).
+pub fn author_association(item: &Value) -> Option<&str> {
+    item.get("author_association")
+        .or_else(|| item.get("authorAssociation"))
+        .and_then(Value::as_str)
+}
+
+/// The names of an issue's or pull request's labels (an array, or a
+/// GraphQL connection's `nodes`).
 pub fn label_names(item: &Value) -> Vec<String> {
-    item.get("labels")
+    let labels = item.get("labels");
+    labels
         .and_then(Value::as_array)
+        .or_else(|| {
+            labels
+                .and_then(|labels| labels.get("nodes"))
+                .and_then(Value::as_array)
+        })
         .map(|labels| {
             labels
                 .iter()
@@ -61,6 +81,7 @@ pub fn label_names(item: &Value) -> Vec<String> {
 pub struct RepoFacts {
     privacy: HashMap<RepoRef, bool>,
     pull_requests: HashMap<(RepoRef, u64), PullRequestFacts>,
+    issues: HashMap<(RepoRef, u64), PullRequestFacts>,
     /// `call_backend` calls made by this instance (for logs and tests).
     pub backend_calls: usize,
 }
@@ -141,6 +162,39 @@ impl RepoFacts {
         }
         let facts = PullRequestFacts::from_object(&pr);
         self.pull_requests.insert(key, facts.clone());
+        Some(facts)
+    }
+
+    /// An issue's author and association, memoised, else looked up with
+    /// `issue_read` (method `get`): for issue objects that do not carry
+    /// them (a GraphQL `issue(number:)` answer). `None` when the look-up
+    /// fails.
+    pub fn issue(&mut self, repo: &RepoRef, number: u64) -> Option<PullRequestFacts> {
+        let key = (repo.clone(), number);
+        if let Some(facts) = self.issues.get(&key) {
+            return Some(facts.clone());
+        }
+        self.backend_calls += 1;
+        let args = json!({"method": "get", "owner": repo.owner, "repo": repo.name, "issue_number": number});
+        let issue = match call_backend("issue_read", &args) {
+            Ok(result) => mcp::unwrap_tool_result(&result).into_owned(),
+            Err(err) => {
+                log::warn(&format!(
+                    "issue {}#{number} unknown: {err}",
+                    repo.full_name()
+                ));
+                return None;
+            }
+        };
+        if !issue.is_object() || issue.get("number").is_none() {
+            log::warn(&format!(
+                "issue {}#{number} unknown: unexpected result",
+                repo.full_name()
+            ));
+            return None;
+        }
+        let facts = PullRequestFacts::from_object(&issue);
+        self.issues.insert(key, facts.clone());
         Some(facts)
     }
 

@@ -59,23 +59,44 @@ fn input_preview(input: &Value) -> String {
     log::json_preview(input, PREVIEW_BYTES)
 }
 
-/// Where a list sits in a result: the root array or a known array field.
-fn locate_items(value: &Value) -> Option<(&'static str, &Vec<Value>)> {
+/// Where a list sits in a result: the root array, a known array field, or
+/// (a GraphQL answer) the first `nodes`/`edges` connection under `data`.
+fn locate_items(value: &Value) -> Option<(String, &Vec<Value>)> {
     if let Some(items) = value.as_array() {
-        return Some(("", items));
+        return Some((String::new(), items));
     }
-    for (path, key) in [
-        ("/items", "items"),
-        ("/issues", "issues"),
-        ("/pull_requests", "pull_requests"),
-        ("/commits", "commits"),
-        ("/comments", "comments"),
-    ] {
+    for key in ["items", "issues", "pull_requests", "commits", "comments"] {
         if let Some(items) = value.get(key).and_then(Value::as_array) {
-            return Some((path, items));
+            return Some((format!("/{key}"), items));
         }
     }
-    None
+    value
+        .get("data")
+        .and_then(|data| graphql_connection(data, "/data".to_owned()))
+}
+
+/// The first `nodes` (else `edges`) array of a GraphQL answer, depth-first
+/// in document order, with its JSON Pointer.
+fn graphql_connection(value: &Value, pointer: String) -> Option<(String, &Vec<Value>)> {
+    let object = value.as_object()?;
+    for key in ["nodes", "edges"] {
+        if let Some(items) = object.get(key).and_then(Value::as_array) {
+            return Some((format!("{pointer}/{key}"), items));
+        }
+    }
+    object.iter().find_map(|(key, child)| {
+        let escaped = key.replace('~', "~0").replace('/', "~1");
+        graphql_connection(child, format!("{pointer}/{escaped}"))
+    })
+}
+
+/// A GraphQL answer's object at `pointer` (`/data/repository/issue`), or
+/// the result itself when it is not a GraphQL answer.
+fn graphql_object<'v>(value: &'v Value, pointer: &str) -> &'v Value {
+    match value.get("data") {
+        Some(_) => value.pointer(pointer).unwrap_or(&Value::Null),
+        None => value,
+    }
 }
 
 /// Path labels, one per item of the list at `items_path`.
@@ -195,6 +216,8 @@ fn resource_labels(
     let repo = target_repo(tool, args);
     match tool {
         Tool::Unknown => (Labels::empty(format!("unknown tool {tool_name}")), "write"),
+        Tool::Viewer => (labeller.viewer(), "read"),
+        Tool::Organization => (labeller.organization(str_arg(args, "owner")), "read"),
         Tool::Write => {
             let Some(repo) = repo else {
                 return (Labels::empty(tool_name), "write");
@@ -217,10 +240,17 @@ fn resource_labels(
         }
         _ => {
             let description = read_description(tool, tool_name, args, repo.as_ref());
+            // Coarse: the repository's baseline, refined item by item by
+            // label_response; repository metadata and Actions data have
+            // one known level, so the coarse check already decides them
+            // (an answer that cannot be labelled, such as a log archive,
+            // then needs no response labels).
+            let level = match tool {
+                Tool::RepoMetadata | Tool::Actions => Level::Approved,
+                _ => Level::None,
+            };
             let labels = match repo {
-                // Coarse: the repository's baseline; items are refined by
-                // label_response.
-                Some(repo) => labeller.repo_item(&repo, None, Some(Level::None), description),
+                Some(repo) => labeller.repo_item(&repo, None, Some(level), description),
                 None => Labels::empty(description),
             };
             (labels, "read")
@@ -262,7 +292,10 @@ fn response_labels(
             let repo = repo?;
             let number = number_arg(args, "issue_number").unwrap_or(0);
             match method(args) {
-                "get" => Some(whole_output(&labeller.issue(value, Some(&repo)))),
+                "get" => {
+                    let issue = graphql_object(value, "/data/repository/issue");
+                    Some(whole_output(&labeller.issue(issue, Some(&repo))))
+                }
                 "get_comments" => list(value, |item| labeller.comment(item, &repo, number)),
                 "get_sub_issues" => list(value, |item| labeller.issue(item, Some(&repo))),
                 _ => {
@@ -284,7 +317,10 @@ fn response_labels(
             let repo = repo?;
             let number = number_arg(args, "pullNumber").unwrap_or(0);
             match method(args) {
-                "get" => Some(whole_output(&labeller.pull_request(value, Some(&repo)))),
+                "get" => {
+                    let pr = graphql_object(value, "/data/repository/pullRequest");
+                    Some(whole_output(&labeller.pull_request(pr, Some(&repo))))
+                }
                 "get_comments" | "get_review_comments" | "get_reviews" => {
                     list(value, |item| labeller.comment(item, &repo, number))
                 }
@@ -330,6 +366,37 @@ fn response_labels(
             let on_default = str_arg(args, "sha").is_some_and(|sha| is_default_ref(Some(sha)));
             Some(whole_output(&labeller.commit(value, &repo, on_default)))
         }
+        Tool::Viewer => Some(whole_output(&labeller.viewer())),
+        Tool::Organization => Some(whole_output(&labeller.organization(str_arg(args, "owner")))),
+        Tool::Notifications => list(value, |item| labeller.notification(item)),
+        Tool::Actions => {
+            let repo = repo?;
+            let description = format!(
+                "actions {} of {}",
+                str_arg(args, "method").unwrap_or("logs"),
+                repo.full_name()
+            );
+            Some(whole_output(&labeller.repo_item(
+                &repo,
+                None,
+                Some(Level::Approved),
+                description,
+            )))
+        }
+        Tool::Discussions => {
+            let repo = repo?;
+            if locate_items(value).is_some() {
+                list(value, |item| labeller.issue(item, Some(&repo)))
+            } else {
+                let discussion = graphql_object(value, "/data/repository/discussion");
+                Some(whole_output(&labeller.issue(discussion, Some(&repo))))
+            }
+        }
+        Tool::DiscussionComments => {
+            let repo = repo?;
+            let number = number_arg(args, "discussion_number").unwrap_or(0);
+            list(value, |item| labeller.comment(item, &repo, number))
+        }
         Tool::SearchCode => list(value, |item| labeller.code_hit(item)),
         Tool::SearchRepositories => list(value, |item| labeller.repository(item)),
         Tool::RepoMetadata => {
@@ -345,14 +412,22 @@ fn response_labels(
     }
 }
 
-/// Per-item labels of the list in `value`; `None` when there is no list.
+/// Per-item labels of the list in `value` (a GraphQL edge is labelled by
+/// its `node`); `None` when there is no list.
 fn list(value: &Value, mut label: impl FnMut(&Value) -> Labels) -> Option<Value> {
     let Some((items_path, items)) = locate_items(value) else {
         log::warn("label_response: result holds no list, no labels");
         return None;
     };
-    let labels = items.iter().map(&mut label).collect();
-    Some(per_item_output(items_path, labels))
+    let edges = items_path.ends_with("/edges");
+    let labels = items
+        .iter()
+        .map(|item| match item.get("node") {
+            Some(node) if edges => label(node),
+            _ => label(item),
+        })
+        .collect();
+    Some(per_item_output(&items_path, labels))
 }
 
 #[cfg(test)]
@@ -771,6 +846,184 @@ mod tests {
         testing::clear_backend();
     }
 
+    /// A GraphQL issue node as the proxy's rewritten query returns it.
+    fn gql_issue(number: u64, login: &str, association: &str) -> Value {
+        json!({"number": number, "title": "t", "author": {"login": login},
+               "authorAssociation": association, "labels": {"nodes": [], "totalCount": 0}})
+    }
+
+    #[test]
+    fn graphql_connections_are_labelled_per_node() {
+        install_backend();
+        let cell = GuardCell::<GithubGuard>::new();
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "approved");
+        let args = json!({"owner": "octo-org", "repo": "secret"});
+        let answer = json!({"data": {"repository": {"hasIssuesEnabled": true, "issues": {
+            "totalCount": 2,
+            "nodes": [gql_issue(1, "alice", "MEMBER"), gql_issue(2, "grace", "NONE")],
+            "pageInfo": {"hasNextPage": false}}}}});
+        let output = label_response(&cell, "list_issues", &args, &answer);
+        assert_eq!(output["items_path"], "/data/repository/issues/nodes");
+        let paths = output["labeled_paths"].as_array().unwrap();
+        assert_eq!(paths.len(), 2);
+        assert_eq!(paths[0]["path"], "/data/repository/issues/nodes/0");
+        assert_eq!(paths[0]["labels"]["secrecy"], json!(["private:octo-org"]));
+        assert!(can_read(&agent, &paths[0]["labels"]));
+        assert!(!can_read(&agent, &paths[1]["labels"]));
+        testing::clear_backend();
+    }
+
+    #[test]
+    fn graphql_search_edges_are_labelled_by_their_node() {
+        install_backend();
+        let cell = GuardCell::<GithubGuard>::new();
+        let agent = allow_only(&cell, json!("public"), "none");
+        let node = |repo: &str, private: bool| {
+            let mut issue = gql_issue(4, "bob", "MEMBER");
+            issue["repository"] = json!({"nameWithOwner": repo, "isPrivate": private});
+            json!({"node": issue, "cursor": "c"})
+        };
+        let answer = json!({"data": {"search": {"issueCount": 2,
+            "edges": [node("acme/web", false), node("acme/internal", true)]}}});
+        let output = label_response(
+            &cell,
+            "search_issues",
+            &json!({"query": "is:issue"}),
+            &answer,
+        );
+        assert_eq!(output["items_path"], "/data/search/edges");
+        let paths = output["labeled_paths"].as_array().unwrap();
+        assert_eq!(paths[0]["labels"]["description"], "issue acme/web#4");
+        assert!(can_read(&agent, &paths[0]["labels"]));
+        assert_eq!(
+            paths[1]["labels"]["secrecy"],
+            json!(["private:acme", "private:acme/internal"])
+        );
+        assert!(!can_read(&agent, &paths[1]["labels"]));
+        testing::clear_backend();
+    }
+
+    #[test]
+    fn graphql_single_issue_and_commit_history() {
+        install_backend();
+        let cell = GuardCell::<GithubGuard>::new();
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "approved");
+        let args = json!({"owner": "octo-org", "repo": "api"});
+        let answer =
+            json!({"data": {"repository": {"issue": gql_issue(7, "dave", "CONTRIBUTOR")}}});
+        let output = label_response(&cell, "issue_read", &args, &answer);
+        assert_eq!(
+            output["default_labels"]["description"],
+            "issue octo-org/api#7"
+        );
+        assert!(!can_read(&agent, &output["default_labels"]));
+        let history = json!({"data": {"repository": {"defaultBranchRef": {"target": {"history": {"nodes": [
+            {"oid": "abcdef1234", "author": {"user": {"login": "alice"}}},
+            {"oid": "1234567890", "author": {"user": {"login": "mallory"}}}]}}}}}});
+        let policy = json!({"allow-only": {"repos": ["octo-org/*"], "min-integrity": "approved",
+                                           "blocked-users": ["mallory"]}});
+        let agent = agent_for(&cell, policy);
+        let output = label_response(&cell, "list_commits", &args, &history);
+        assert_eq!(
+            output["items_path"],
+            "/data/repository/defaultBranchRef/target/history/nodes"
+        );
+        let paths = output["labeled_paths"].as_array().unwrap();
+        assert_eq!(
+            paths[0]["labels"]["description"],
+            "commit octo-org/api@abcdef1"
+        );
+        assert!(can_read(&agent, &paths[0]["labels"]));
+        assert_eq!(paths[1]["labels"]["integrity"], json!([]));
+        testing::clear_backend();
+    }
+
+    #[test]
+    fn objects_without_the_authors_standing_are_enriched_once() {
+        testing::set_backend(|tool, args| match tool {
+            "search_repositories" => Ok(text_result(&json!({"items": [
+                {"full_name": "octo-org/api", "private": false}]}))),
+            "issue_read" => {
+                assert_eq!(args["issue_number"], 7);
+                Ok(text_result(&issue(
+                    "octo-org/api",
+                    7,
+                    "carol",
+                    "COLLABORATOR",
+                )))
+            }
+            other => panic!("unexpected look-up {other}"),
+        });
+        let cell = GuardCell::<GithubGuard>::new();
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "approved");
+        let args = json!({"owner": "octo-org", "repo": "api"});
+        let answer = json!({"data": {"repository": {"issue": {"number": 7, "title": "t"}}}});
+        for _ in 0..2 {
+            let output = label_response(&cell, "issue_read", &args, &answer);
+            assert!(can_read(&agent, &output["default_labels"]), "{output}");
+        }
+        assert_eq!(cell.with_guard(|guard| guard.backend_lookups()), 2);
+        testing::clear_backend();
+    }
+
+    #[test]
+    fn viewer_notifications_actions_and_organizations() {
+        install_backend();
+        let cell = GuardCell::<GithubGuard>::new();
+        let agent = allow_only(&cell, json!(["octo-org/*"]), "approved");
+        let me = label_resource(&cell, "get_me", &json!({}));
+        assert_eq!(me["operation"], "read");
+        assert!(can_read(&agent, &me["resource"]));
+        let answer = label_response(&cell, "get_me", &json!({}), &json!({"login": "octocat"}));
+        assert!(can_read(&agent, &answer["default_labels"]));
+
+        let notifications = json!([
+            {"id": "1", "repository": {"full_name": "octo-org/api", "private": false}},
+            {"id": "2", "repository": {"full_name": "acme/internal", "private": true}}]);
+        let output = label_response(&cell, "list_notifications", &json!({}), &notifications);
+        let paths = output["labeled_paths"].as_array().unwrap();
+        assert_eq!(
+            paths[0]["labels"]["description"],
+            "notification 1 in octo-org/api"
+        );
+        assert_eq!(
+            paths[1]["labels"]["secrecy"],
+            json!(["private:acme", "private:acme/internal"])
+        );
+        assert!(!can_read(&agent, &paths[1]["labels"]));
+
+        let args = json!({"owner": "octo-org", "repo": "api", "method": "list_workflow_runs"});
+        let runs = label_response(
+            &cell,
+            "actions_list",
+            &args,
+            &json!({"total_count": 0, "workflow_runs": []}),
+        );
+        assert_eq!(
+            runs["default_labels"]["description"],
+            "actions list_workflow_runs of octo-org/api"
+        );
+        assert!(can_read(&agent, &runs["default_labels"]));
+
+        let logs = label_resource(
+            &cell,
+            "get_job_logs",
+            &json!({"owner": "octo-org", "repo": "api", "run_id": "1"}),
+        );
+        assert!(can_read(&agent, &logs["resource"]), "{logs}");
+        let other = label_resource(
+            &cell,
+            "get_job_logs",
+            &json!({"owner": "acme", "repo": "internal", "run_id": "1"}),
+        );
+        assert!(!can_read(&agent, &other["resource"]), "{other}");
+        let org = label_resource(&cell, "search_orgs", &json!({"owner": "Acme"}));
+        assert_eq!(org["operation"], "read");
+        assert_eq!(org["resource"]["secrecy"], json!(["private:acme"]));
+        assert!(!can_read(&agent, &org["resource"]));
+        testing::clear_backend();
+    }
+
     #[test]
     fn errors_and_unknown_tools_get_no_response_labels() {
         let cell = GuardCell::<GithubGuard>::new();
@@ -784,8 +1037,7 @@ mod tests {
             ),
             0
         );
-        let input =
-            json!({"tool_name": "get_me", "tool_result": text_result(&json!({"login": "x"}))});
+        let input = json!({"tool_name": "delete_everything", "tool_result": text_result(&json!({"login": "x"}))});
         assert_eq!(
             cell.call(
                 Export::LabelResponse,

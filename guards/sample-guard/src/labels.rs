@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::facts::{PullRequestFacts, RepoFacts, label_names};
+use crate::facts::{PullRequestFacts, RepoFacts, author_association, author_login, label_names};
 use crate::policy::{Level, Policy};
 use crate::repo::{RepoRef, stated_privacy};
 
@@ -91,16 +91,36 @@ impl Labeller<'_> {
         let Some(repo) = RepoRef::from_object(issue).or_else(|| fallback.cloned()) else {
             return Labels::empty(format!("issue #{number}"));
         };
-        let login = issue.pointer("/user/login").and_then(Value::as_str);
-        let association = issue.get("author_association").and_then(Value::as_str);
+        let is_pull_request = issue.get("pull_request").is_some()
+            || issue.get("__typename").and_then(Value::as_str) == Some("PullRequest")
+            || issue.get("mergedAt").is_some()
+            || issue.get("merged").is_some();
+        let mut login = author_login(issue).map(str::to_owned);
+        let mut association = author_association(issue).map(str::to_owned);
+        if association.is_none() && number > 0 {
+            // An object without its author's standing (a GraphQL query that
+            // did not select it): look it up.
+            let looked_up = if is_pull_request {
+                self.facts.pull_request(&repo, number)
+            } else {
+                self.facts.issue(&repo, number)
+            };
+            if let Some(facts) = looked_up {
+                login = login.or(facts.author);
+                association = facts.association;
+            }
+        }
+        let (login, association) = (login.as_deref(), association.as_deref());
         let merged_pr = issue
             .pointer("/pull_request/merged_at")
-            .is_some_and(|at| !at.is_null());
+            .or_else(|| issue.get("mergedAt"))
+            .is_some_and(|at| !at.is_null())
+            || issue.get("merged").and_then(Value::as_bool) == Some(true);
         let level = self
             .authored_level(login, association, &label_names(issue))
             .map(|level| if merged_pr { Level::Merged } else { level });
         let stated = issue.get("repository").and_then(stated_privacy);
-        let kind = if issue.get("pull_request").is_some() {
+        let kind = if is_pull_request {
             "pull request"
         } else {
             "issue"
@@ -119,8 +139,17 @@ impl Labeller<'_> {
         let Some(repo) = RepoRef::from_object(pr).or_else(|| fallback.cloned()) else {
             return Labels::empty(format!("pull request #{number}"));
         };
-        let facts = PullRequestFacts::from_object(pr);
-        self.facts.note_pull_request(&repo, number, facts.clone());
+        let mut facts = PullRequestFacts::from_object(pr);
+        if facts.association.is_none() && number > 0 {
+            // A GraphQL pull request without its author's standing.
+            if let Some(looked_up) = self.facts.pull_request(&repo, number) {
+                facts.author = facts.author.or(looked_up.author);
+                facts.association = looked_up.association;
+                facts.merged |= looked_up.merged;
+            }
+        } else {
+            self.facts.note_pull_request(&repo, number, facts.clone());
+        }
         let stated = pr.pointer("/base/repo").and_then(stated_privacy);
         self.pull_request_facts(&repo, number, &facts, stated)
     }
@@ -150,10 +179,14 @@ impl Labeller<'_> {
 
     /// A comment or review on issue/PR `number` of `repo`.
     pub fn comment(&mut self, comment: &Value, repo: &RepoRef, number: u64) -> Labels {
-        let login = comment.pointer("/user/login").and_then(Value::as_str);
-        let association = comment.get("author_association").and_then(Value::as_str);
-        let level = self.policy.author_level(login, association);
-        let id = comment.get("id").and_then(Value::as_u64).unwrap_or(0);
+        let level = self
+            .policy
+            .author_level(author_login(comment), author_association(comment));
+        let id = match comment.get("id") {
+            Some(Value::String(id)) => id.clone(),
+            Some(id) => id.as_u64().unwrap_or(0).to_string(),
+            None => "0".to_owned(),
+        };
         self.repo_item(
             repo,
             None,
@@ -165,9 +198,16 @@ impl Labeller<'_> {
     /// A commit: `merged` when on the default branch, else approved (it
     /// was pushed to the repository); nothing when its author is blocked.
     pub fn commit(&mut self, commit: &Value, repo: &RepoRef, on_default_branch: bool) -> Labels {
-        let sha = commit.get("sha").and_then(Value::as_str).unwrap_or("");
+        let sha = commit
+            .get("sha")
+            .or_else(|| commit.get("oid"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let short = sha.get(..7).unwrap_or(sha);
-        let login = commit.pointer("/author/login").and_then(Value::as_str);
+        let login = commit
+            .pointer("/author/login")
+            .or_else(|| commit.pointer("/author/user/login"))
+            .and_then(Value::as_str);
         let level = if login.is_some_and(|login| self.policy.is_blocked(login)) {
             None
         } else if on_default_branch {
@@ -196,6 +236,53 @@ impl Labeller<'_> {
             Some(Level::Approved),
             format!("code {}:{path}", repo.full_name()),
         )
+    }
+
+    /// The authenticated user's own profile: public, trusted (the policy
+    /// tags of every level up to approved).
+    pub fn viewer(&self) -> Labels {
+        Labels {
+            description: "the authenticated user".to_owned(),
+            secrecy: Vec::new(),
+            integrity: Level::Approved
+                .and_below()
+                .map(|level| self.policy.policy_tag(level))
+                .collect(),
+        }
+    }
+
+    /// A notification: content of its repository written by anyone (level
+    /// `none`); one without a repository is unlabelled.
+    pub fn notification(&mut self, notification: &Value) -> Labels {
+        let id = notification.get("id").and_then(Value::as_str).unwrap_or("");
+        let Some(repo) = RepoRef::from_object(notification) else {
+            return Labels::empty(format!("notification {id}"));
+        };
+        let stated = notification.get("repository").and_then(stated_privacy);
+        self.repo_item(
+            &repo,
+            stated,
+            Some(Level::None),
+            format!("notification {id} in {}", repo.full_name()),
+        )
+    }
+
+    /// Organisation-wide data (organisation profile, projects): private to
+    /// the organisation, with no integrity, so only an agent holding
+    /// neither integrity requirements nor another scope reads it.
+    pub fn organization(&self, owner: Option<&str>) -> Labels {
+        let owner = owner.map(str::to_ascii_lowercase);
+        Labels {
+            description: match &owner {
+                Some(owner) => format!("organization {owner}"),
+                None => "organization data".to_owned(),
+            },
+            secrecy: vec![format!(
+                "private:{}",
+                owner.as_deref().unwrap_or("organization")
+            )],
+            integrity: Vec::new(),
+        }
     }
 
     /// A repository object (approved metadata; its visibility is stated).

@@ -58,7 +58,8 @@ impl RepoRef {
     }
 
     /// From a GitHub object: `repository.full_name`, `repository_url`,
-    /// `base.repo.full_name` or `html_url`, in that order.
+    /// `base.repo.full_name` or `html_url` (REST), else
+    /// `repository.nameWithOwner` or the web `url` (GraphQL), in that order.
     pub fn from_object(object: &Value) -> Option<RepoRef> {
         let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
         text("/repository/full_name")
@@ -66,14 +67,25 @@ impl RepoRef {
             .or_else(|| text("/repository_url").and_then(RepoRef::from_url))
             .or_else(|| text("/base/repo/full_name").and_then(RepoRef::parse))
             .or_else(|| text("/html_url").and_then(RepoRef::from_url))
+            .or_else(|| text("/repository/nameWithOwner").and_then(RepoRef::parse))
+            .or_else(|| {
+                text("/url")
+                    .filter(|url| {
+                        url.contains("://github.com/") || url.contains("://www.github.com/")
+                    })
+                    .and_then(RepoRef::from_url)
+            })
     }
 }
 
-/// The visibility a GitHub repository object states: `private` (bool) or
-/// `visibility` (`public` is the only public value).
+/// The visibility a GitHub repository object states: `private` or
+/// `isPrivate` (GraphQL) (bool), or `visibility` (`public`, any case, is the
+/// only public value).
 pub fn stated_privacy(repository: &Value) -> Option<bool> {
-    if let Some(private) = repository.get("private").and_then(Value::as_bool) {
-        return Some(private);
+    for key in ["private", "isPrivate"] {
+        if let Some(private) = repository.get(key).and_then(Value::as_bool) {
+            return Some(private);
+        }
     }
     repository
         .get("visibility")
@@ -128,5 +140,26 @@ mod tests {
             Some(false)
         );
         assert_eq!(stated_privacy(&json!({})), None);
+    }
+
+    #[test]
+    fn finds_the_repository_of_graphql_objects() {
+        let issue = json!({"repository": {"nameWithOwner": "Acme/Web", "isPrivate": false}});
+        assert_eq!(RepoRef::from_object(&issue), RepoRef::parse("acme/web"));
+        assert_eq!(stated_privacy(&issue["repository"]), Some(false));
+        assert_eq!(
+            stated_privacy(&json!({"visibility": "PUBLIC"})),
+            Some(false)
+        );
+        let by_url = json!({"url": "https://github.com/octo-org/api/issues/3"});
+        assert_eq!(
+            RepoRef::from_object(&by_url),
+            RepoRef::parse("octo-org/api")
+        );
+        // An API url of another object is not a repository reference.
+        assert_eq!(
+            RepoRef::from_object(&json!({"url": "https://api.github.com/notifications/threads/1"})),
+            None
+        );
     }
 }

@@ -18,8 +18,22 @@ pub enum Tool {
     ListCommits,
     GetCommit,
     SearchRepositories,
-    /// Branches, tags, releases: repository metadata.
+    /// Branches, tags, releases, labels, discussion categories: repository
+    /// metadata.
     RepoMetadata,
+    /// Actions workflows, runs, jobs, logs, artifacts, caches, secret and
+    /// variable names (`actions_list`, `actions_get`, `get_job_logs`).
+    Actions,
+    /// Discussions, listed or one (`list_discussions`).
+    Discussions,
+    /// A discussion's comments (`get_discussion_comments`).
+    DiscussionComments,
+    /// The authenticated user (`get_me`).
+    Viewer,
+    /// The authenticated user's notifications (`list_notifications`).
+    Notifications,
+    /// Organisation-wide data (`search_orgs`, `list_projects`).
+    Organization,
     /// Any tool that creates or changes something.
     Write,
     /// Anything else: labelled as a write with empty labels.
@@ -65,8 +79,21 @@ impl Tool {
             "list_commits" => Tool::ListCommits,
             "get_commit" => Tool::GetCommit,
             "search_repositories" => Tool::SearchRepositories,
-            "list_branches" | "list_tags" | "get_tag" | "list_releases" | "get_latest_release"
-            | "get_release_by_tag" => Tool::RepoMetadata,
+            "list_branches"
+            | "list_tags"
+            | "get_tag"
+            | "list_releases"
+            | "get_latest_release"
+            | "get_release_by_tag"
+            | "list_labels"
+            | "get_label"
+            | "list_discussion_categories" => Tool::RepoMetadata,
+            "actions_list" | "actions_get" | "get_job_logs" => Tool::Actions,
+            "list_discussions" => Tool::Discussions,
+            "get_discussion_comments" => Tool::DiscussionComments,
+            "get_me" => Tool::Viewer,
+            "list_notifications" => Tool::Notifications,
+            "search_orgs" | "list_projects" => Tool::Organization,
             name if WRITE_TOOLS.contains(&name) => Tool::Write,
             _ => Tool::Unknown,
         }
@@ -137,7 +164,12 @@ mod tests {
         assert_eq!(Tool::classify("issue_write"), Tool::Write);
         assert_eq!(Tool::classify("add_issue_comment"), Tool::Write);
         assert_eq!(Tool::classify("list_tags"), Tool::RepoMetadata);
-        assert_eq!(Tool::classify("get_me"), Tool::Unknown);
+        assert_eq!(Tool::classify("get_me"), Tool::Viewer);
+        assert_eq!(Tool::classify("actions_list"), Tool::Actions);
+        assert_eq!(Tool::classify("get_label"), Tool::RepoMetadata);
+        assert_eq!(Tool::classify("list_discussions"), Tool::Discussions);
+        assert_eq!(Tool::classify("search_orgs"), Tool::Organization);
+        assert_eq!(Tool::classify("delete_everything"), Tool::Unknown);
     }
 
     #[test]

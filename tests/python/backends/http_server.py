@@ -1,14 +1,18 @@
 """An MCP server over HTTP (Python SDK, FastMCP under uvicorn) used as a real
 http backend in the gateway tests.
 
-usage: http_server.py NAME TRANSPORT [--port N] [--tls-dir DIR]
+usage: http_server.py NAME TRANSPORT [--port N] [--tls-dir DIR] [--notifications-as-empty-sse]
 
 TRANSPORT is `streamable-http` (endpoint /mcp) or `sse` (stream /sse,
 messages /messages/). The server binds 127.0.0.1 (port 0 = any free port)
 and prints `PORT <n>` on stdout once listening. With --tls-dir it serves
 https with a certificate for 127.0.0.1/localhost signed by a CA it creates,
 whose certificate it writes to DIR/ca.pem (clients trust it through
-SSL_CERT_FILE); an existing DIR/ca.pem + DIR/ca.key are reused."""
+SSL_CERT_FILE); an existing DIR/ca.pem + DIR/ca.key are reused. With
+--notifications-as-empty-sse a POST the SDK answers 202 Accepted (a
+notification, such as `notifications/initialized`) is answered 200 with
+`Content-Type: text/event-stream`, an empty chunked body and no session id
+instead, as some lenient servers do."""
 
 import argparse
 import datetime
@@ -25,6 +29,7 @@ parser.add_argument("name")
 parser.add_argument("transport", choices=["streamable-http", "sse"])
 parser.add_argument("--port", type=int, default=0)
 parser.add_argument("--tls-dir")
+parser.add_argument("--notifications-as-empty-sse", action="store_true")
 args = parser.parse_args()
 
 NAME = args.name
@@ -152,8 +157,40 @@ def make_certificates(directory: str) -> tuple[str, str]:
     return leaf_cert_path, leaf_key_path
 
 
+def notifications_as_empty_sse(app):
+    """ASGI middleware: a 202 answer becomes 200, text/event-stream, no body."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        accepted = False
+
+        async def rewrite(message):
+            nonlocal accepted
+            if message["type"] == "http.response.start" and message["status"] == 202:
+                accepted = True
+                # No length (the empty body is sent chunked) and no session id,
+                # as such servers answer.
+                headers = [
+                    (k, v) for k, v in message.get("headers", [])
+                    if k.lower() not in (b"content-type", b"content-length", b"mcp-session-id")
+                ]
+                headers.append((b"content-type", b"text/event-stream"))
+                message = {**message, "status": 200, "headers": headers}
+            elif message["type"] == "http.response.body" and accepted:
+                message = {**message, "body": b""}
+            await send(message)
+
+        await app(scope, receive, rewrite)
+
+    return wrapped
+
+
 def main() -> None:
     app = mcp.streamable_http_app() if args.transport == "streamable-http" else mcp.sse_app()
+    if args.notifications_as_empty_sse:
+        app = notifications_as_empty_sse(app)
     ssl = {}
     if args.tls_dir:
         cert, key = make_certificates(args.tls_dir)

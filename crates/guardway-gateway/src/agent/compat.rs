@@ -1,7 +1,9 @@
 //! Reference-compatible HTTP behaviour around the MCP transport
 //! (gateway.md §3): the DNS-rebinding `Host` check, the
-//! `MCP-Protocol-Version` and `Accept` checks answering 400, auto-initialise
-//! of a session-less `tools/call`, and the `/close` endpoint.
+//! `MCP-Protocol-Version` and `Accept` checks answering 400, a session-less
+//! request served in the session its agent opened (gateway.md §3.4),
+//! auto-initialise of a session-less `tools/call` from an agent with none,
+//! and the `/close` endpoint.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +17,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+use crate::agent::direct::ParsedMessage;
+use crate::agent::sessions::AgentSessions;
 
 /// Protocol versions accepted in `MCP-Protocol-Version`.
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
@@ -37,6 +42,8 @@ pub struct CompatState {
     /// Whether the listener is bound to a loopback address (enables the
     /// DNS-rebinding check).
     pub loopback_listener: bool,
+    /// The session each agent opened on each MCP URL.
+    pub agent_sessions: Arc<AgentSessions>,
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {
@@ -120,10 +127,26 @@ pub async fn mcp_compat(
     else {
         return plain(StatusCode::BAD_REQUEST, "Bad Request: unreadable body");
     };
-    let is_tool_call = serde_json::from_slice::<Value>(&bytes)
+    let method = serde_json::from_slice::<Value>(&bytes)
         .ok()
-        .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("tools/call"));
-    if !is_tool_call {
+        .and_then(|v| v.get("method").and_then(Value::as_str).map(str::to_owned));
+    // Served in the session this agent opened here, whatever the method
+    // (an `initialize` opens a new one).
+    if method.as_deref() != Some("initialize")
+        && let Some(agent) = crate::agent::auth::agent_id(&parts.headers)
+        && let Some(session) = state.agent_sessions.live(parts.uri.path(), &agent).await
+    {
+        tracing::debug!(uri = %parts.uri, ?method, "a session-less request served in its agent's session");
+        parts.headers.insert(SESSION_HEADER, session.clone());
+        let mut response = next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+        if !response.headers().contains_key(SESSION_HEADER) {
+            response.headers_mut().insert(SESSION_HEADER, session);
+        }
+        return response;
+    }
+    if method.as_deref() != Some("tools/call") {
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
@@ -177,13 +200,14 @@ fn internal_request(
     let mut request = builder
         .body(Body::from(message.to_string()))
         .map_err(|e| format!("cannot build the internal request: {e}"))?;
-    // Connection info and other extensions the transport may look at; not
-    // the caller's parsed message (its `tools/call`), which would be served
-    // in place of this request's own message.
+    // Connection info and other extensions the transport may look at; the
+    // caller's parsed message is replaced by this one.
     request.extensions_mut().clone_from(&parts.extensions);
-    request
-        .extensions_mut()
-        .remove::<crate::agent::direct::ParsedMessage>();
+    request.extensions_mut().remove::<ParsedMessage>();
+    if let Ok(parsed) = serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(message.clone())
+    {
+        request.extensions_mut().insert(ParsedMessage(parsed));
+    }
     Ok(request)
 }
 

@@ -38,7 +38,7 @@ use rmcp::model::{
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::server::{AgentCall, GatewayCore, SessionScope, serve_tool_call};
-use crate::agent::sessions::ExpiringSessionManager;
+use crate::agent::sessions::{AgentSessions, ExpiringSessionManager};
 use crate::backend::relay::{AgentLink, CallOrigin};
 
 /// The parsed JSON-RPC message of a POST, left in the request's extensions
@@ -56,6 +56,8 @@ const MCP_METHOD_HEADER: &str = "mcp-method";
 /// Thread-safe; shared as `Arc` by the endpoint's middleware.
 pub struct McpEndpoint {
     pub sessions: Arc<ExpiringSessionManager>,
+    /// The session each agent opened, shared by every endpoint.
+    pub agent_sessions: Arc<AgentSessions>,
     core: Arc<GatewayCore>,
     scope: SessionScope,
     keep_alive: Option<Duration>,
@@ -85,12 +87,14 @@ pub enum Route {
 impl McpEndpoint {
     pub fn new(
         sessions: Arc<ExpiringSessionManager>,
+        agent_sessions: Arc<AgentSessions>,
         core: Arc<GatewayCore>,
         scope: SessionScope,
         keep_alive: Option<Duration>,
     ) -> Self {
         Self {
             sessions,
+            agent_sessions,
             core,
             scope,
             keep_alive,

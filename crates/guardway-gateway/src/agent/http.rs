@@ -308,8 +308,12 @@ pub fn router(
     loopback_listener: bool,
     sessions_ct: CancellationToken,
 ) -> Router {
+    // No priming event from the HTTP service itself: the session manager
+    // and `session_answers` add it for the sessions that asked for SSE
+    // polling (protocol 2025-11-25 or later) and only for them.
     let mut config = StreamableHttpServerConfig::default()
         .with_max_request_body_bytes(MAX_REQUEST_BODY_BYTES)
+        .with_sse_retry(None)
         .with_cancellation_token(sessions_ct);
     if !loopback_listener {
         config = config.disable_allowed_hosts();
@@ -317,11 +321,18 @@ pub fn router(
     // One session manager per MCP endpoint, also seen by the middleware that
     // answers for unknown and expired sessions.
     let keep_alive = config.sse_keep_alive;
+    let agent_sessions = Arc::new(crate::agent::sessions::AgentSessions::default());
     let endpoint = |path: &str,
                     service: StreamableHttpService<AgentSession, ExpiringSessionManager>,
                     sessions: Arc<ExpiringSessionManager>,
                     scope: SessionScope| {
-        let endpoint = McpEndpoint::new(sessions, state.core.clone(), scope, keep_alive);
+        let endpoint = McpEndpoint::new(
+            sessions,
+            agent_sessions.clone(),
+            state.core.clone(),
+            scope,
+            keep_alive,
+        );
         Router::new()
             .nest_service(path, service)
             .layer(axum::middleware::from_fn_with_state(
@@ -366,7 +377,10 @@ pub fn router(
         }
     }
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(
-        crate::agent::compat::CompatState { loopback_listener },
+        crate::agent::compat::CompatState {
+            loopback_listener,
+            agent_sessions,
+        },
         crate::agent::compat::mcp_compat,
     ));
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(

@@ -1,18 +1,22 @@
 //! Agent-side MCP sessions (gateway.md §3.4): rmcp's local session manager
 //! with idle expiry the HTTP layer can see (an expired or unknown session is
-//! answered 404 `session not found`, never a transport error), and the
-//! middleware that maps the transport's session answers onto the spec's
-//! (`DELETE` ⇒ 204).
+//! answered 404 `session not found`, never a transport error) and SSE
+//! polling only for the sessions that asked for it (the empty priming event
+//! first on a stream only when `initialize` asked for protocol 2025-11-25 or
+//! later; the reference never sends one), the session each agent opened on
+//! each MCP URL ([`AgentSessions`]), and the middleware that maps the
+//! transport's session answers onto the spec's (`DELETE` ⇒ 204).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 use rmcp::model::{ClientCapabilities, ClientJsonRpcMessage, ClientRequest, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::SessionManager;
@@ -25,6 +29,43 @@ use tokio::time::Instant;
 use crate::agent::direct::{McpEndpoint, ParsedMessage, Route};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The first protocol version with SSE polling (SEP-1699): a stream starts
+/// with an empty event carrying an event id and a `retry` hint.
+pub const SSE_POLLING_VERSION: &str = "2025-11-25";
+/// The `retry` hint of a priming event (rmcp's default).
+const SSE_RETRY: Duration = Duration::from_secs(3);
+/// The priming event rmcp writes before the `initialize` answer.
+const INITIALIZE_PRIMING: &[u8] = b"data: \nid: 0\nretry: 3000\n\n";
+
+/// Whether an `initialize` that asked for protocol `version` asks for SSE
+/// polling: a `YYYY-MM-DD` version from [`SSE_POLLING_VERSION`] on. Any
+/// other string (`1.0.0`, a draft name) does not.
+pub fn asks_for_sse_polling(version: &str) -> bool {
+    let is_date = version.len() == 10
+        && version.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    is_date && version >= SSE_POLLING_VERSION
+}
+
+/// For an `initialize` request, whether its session is to have SSE
+/// polling: the client asked for it, and is not the gateway's own
+/// auto-initialise (whose session serves clients that did not ask).
+/// `None` for any other message.
+fn polling_requested(message: &ClientJsonRpcMessage) -> Option<bool> {
+    let ClientJsonRpcMessage::Request(request) = message else {
+        return None;
+    };
+    let ClientRequest::InitializeRequest(init) = &request.request else {
+        return None;
+    };
+    Some(
+        asks_for_sse_polling(init.params.protocol_version.as_str())
+            && init.params.client_info.name != crate::agent::compat::AUTO_INIT_CLIENT_NAME,
+    )
+}
 
 /// A [`LocalSessionManager`] whose sessions expire after `idle_timeout`
 /// without a client message. Expired sessions are closed lazily: when a
@@ -41,6 +82,9 @@ pub struct ExpiringSessionManager {
     /// What each session's agent declared in its `initialize`: a backend's
     /// request relayed on the direct path is checked against it.
     capabilities: Mutex<HashMap<SessionId, Arc<ClientCapabilities>>>,
+    /// Sessions whose `initialize` asked for SSE polling: their streams
+    /// keep rmcp's priming events; the others' streams lose them.
+    polling: Mutex<HashSet<SessionId>>,
 }
 
 impl ExpiringSessionManager {
@@ -54,6 +98,7 @@ impl ExpiringSessionManager {
             idle_timeout,
             last_seen: Mutex::new(HashMap::new()),
             capabilities: Mutex::new(HashMap::new()),
+            polling: Mutex::new(HashSet::new()),
         }
     }
 
@@ -63,9 +108,15 @@ impl ExpiringSessionManager {
         self.capabilities.lock().get(id).cloned()
     }
 
+    /// Whether session `id` asked for SSE polling.
+    pub fn is_polling(&self, id: &str) -> bool {
+        self.polling.lock().contains(id)
+    }
+
     fn forget(&self, id: &SessionId) {
         self.last_seen.lock().remove(id);
         self.capabilities.lock().remove(id);
+        self.polling.lock().remove(id);
     }
 
     /// Restarts the idle clock of session `id` (a message arrived).
@@ -150,6 +201,9 @@ impl SessionManager for ExpiringSessionManager {
                 .lock()
                 .insert(id.clone(), Arc::new(initialize.params.capabilities.clone()));
         }
+        if polling_requested(&message) == Some(true) {
+            self.polling.lock().insert(id.clone());
+        }
         self.inner.initialize_session(id, message).await
     }
 
@@ -171,7 +225,11 @@ impl SessionManager for ExpiringSessionManager {
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         self.touch(id);
-        self.inner.create_stream(id, message).await
+        let polling = self.is_polling(id);
+        let stream = self.inner.create_stream(id, message).await?;
+        // Without SSE polling a stream carries messages only: its first
+        // `data:` line is the answer.
+        Ok(stream.filter(move |event| std::future::ready(polling || event.message.is_some())))
     }
 
     async fn accept_message(
@@ -188,7 +246,17 @@ impl SessionManager for ExpiringSessionManager {
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         self.touch(id);
-        self.inner.create_standalone_stream(id).await
+        let stream = self.inner.create_standalone_stream(id).await?;
+        // rmcp's HTTP service primes no stream itself here (see `router`).
+        Ok(if self.is_polling(id) {
+            futures::stream::once(std::future::ready(ServerSseMessage::priming(
+                "0", SSE_RETRY,
+            )))
+            .chain(stream)
+            .left_stream()
+        } else {
+            stream.right_stream()
+        })
     }
 
     async fn resume(
@@ -199,6 +267,66 @@ impl SessionManager for ExpiringSessionManager {
         self.touch(id);
         self.inner.resume(id, last_event_id).await
     }
+}
+
+/// The session each agent opened last on each MCP URL, so that its
+/// requests without `Mcp-Session-Id` are served in it, whatever their
+/// method (the reference keys sessions by the agent id). Entries are
+/// recorded when an `initialize` succeeds and dropped once their session is
+/// gone. Thread-safe; shared as `Arc` by the router's middleware.
+#[derive(Debug, Default)]
+pub struct AgentSessions {
+    by_agent: Mutex<HashMap<AgentAtUrl, OpenedSession>>,
+}
+
+/// (MCP URL path, agent id).
+type AgentAtUrl = (String, String);
+/// A session id and the manager that knows whether it is still live.
+type OpenedSession = (HeaderValue, Arc<ExpiringSessionManager>);
+
+impl AgentSessions {
+    /// `agent` opened `session` (a session of `sessions`) at `path`.
+    pub fn record(
+        &self,
+        path: &str,
+        agent: &str,
+        session: HeaderValue,
+        sessions: Arc<ExpiringSessionManager>,
+    ) {
+        self.by_agent
+            .lock()
+            .insert((path.to_owned(), agent.to_owned()), (session, sessions));
+    }
+
+    /// The live session `agent` opened last at `path`, if any.
+    pub async fn live(&self, path: &str, agent: &str) -> Option<HeaderValue> {
+        let key = (path.to_owned(), agent.to_owned());
+        let (session, sessions) = self.by_agent.lock().get(&key).cloned()?;
+        let live = match session.to_str() {
+            Ok(id) => sessions.is_live(id).await,
+            Err(_) => false,
+        };
+        if live {
+            return Some(session);
+        }
+        let mut by_agent = self.by_agent.lock();
+        if by_agent.get(&key).is_some_and(|(s, _)| *s == session) {
+            by_agent.remove(&key);
+        }
+        None
+    }
+}
+
+/// `body` with the priming event of SSE polling in front.
+fn primed(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let priming = futures::stream::once(std::future::ready(Ok::<Bytes, axum::Error>(
+        Bytes::from_static(INITIALIZE_PRIMING),
+    )));
+    Response::from_parts(
+        parts,
+        Body::from_stream(priming.chain(body.into_data_stream())),
+    )
 }
 
 /// The plain-text answer for an unknown or expired session.
@@ -235,7 +363,41 @@ pub async fn session_answers(
         }
     }
     let is_delete = request.method() == http::Method::DELETE;
+    // A new session: whose it is, and whether it asked for SSE polling.
+    let opening = request
+        .extensions()
+        .get::<ParsedMessage>()
+        .and_then(|ParsedMessage(message)| polling_requested(message))
+        .filter(|_| !request.headers().contains_key(SESSION_HEADER))
+        .map(|polling| {
+            (
+                polling,
+                crate::agent::auth::agent_id(request.headers()),
+                request.uri().path().to_owned(),
+            )
+        });
     let response = next.run(request).await;
+    if let Some((polling, agent, path)) = opening
+        && response.status() == StatusCode::OK
+    {
+        if let (Some(agent), Some(session)) = (agent, response.headers().get(SESSION_HEADER)) {
+            endpoint.agent_sessions.record(
+                &path,
+                &agent,
+                session.clone(),
+                endpoint.sessions.clone(),
+            );
+        }
+        let is_sse = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if polling && is_sse {
+            return primed(response);
+        }
+        return response;
+    }
     if is_delete && response.status() == StatusCode::ACCEPTED {
         let (mut parts, _) = response.into_parts();
         parts.status = StatusCode::NO_CONTENT;
@@ -249,6 +411,25 @@ pub async fn session_answers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sse_polling_is_asked_from_2025_11_25_on() {
+        for version in ["2025-11-25", "2026-07-28", "2030-01-01"] {
+            assert!(asks_for_sse_polling(version), "{version}");
+        }
+        for version in [
+            "2025-06-18",
+            "2025-03-26",
+            "2024-11-05",
+            "1.0.0",
+            "draft",
+            "",
+            "2025-11-2x",
+            "20251125xx",
+        ] {
+            assert!(!asks_for_sse_polling(version), "{version}");
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn sessions_expire_after_the_idle_timeout() {

@@ -1,6 +1,7 @@
-//! The HTTP client every HTTP backend connection uses: `reqwest` over
-//! rustls with the `ring` provider, trusting the system's roots plus the
-//! Mozilla set, plus the certificates of `SSL_CERT_FILE` when it is set.
+//! The HTTP client every HTTP backend connection (and the GitHub API
+//! look-up) uses: `reqwest` over rustls with the `ring` provider, trusting
+//! the system's roots plus the Mozilla set, plus the certificates of
+//! `SSL_CERT_FILE` when it is set.
 //!
 //! Roots, loaded once per process:
 //! - `rustls-native-certs`: the system store (on Debian `/etc/ssl/certs`),
@@ -70,6 +71,24 @@ pub fn build_http_client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// A client for the GitHub REST API look-ups (`github`): the same roots,
+/// redirects followed (at most 10, as a renamed repository answers 301),
+/// proxies from the environment.
+pub fn build_api_client() -> Result<reqwest::Client, String> {
+    install_crypto_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot configure TLS: {e}"))?
+        .with_root_certificates(root_store())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
 /// The configured static headers, validated.
 pub fn header_map(
     headers: &std::collections::BTreeMap<String, String>,
@@ -95,6 +114,7 @@ mod tests {
         assert!(!root_store().is_empty());
         // A second client reuses the loaded roots.
         build_http_client().unwrap();
+        build_api_client().unwrap();
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
+use super::http_acknowledge::AcknowledgingClient;
 use super::http_client::{build_http_client, header_map};
 use super::http_transport::{JsonPostTransport, LegacySseTransport};
 use super::{BackendClient, Connection};
@@ -127,7 +128,10 @@ async fn attempt(
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(custom);
-            let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
+            let transport = StreamableHttpClientTransport::with_client(
+                AcknowledgingClient(http.clone()),
+                config,
+            );
             client
                 .serve_ordered(transport, Arc::default())
                 .await

@@ -6,8 +6,10 @@
 //!
 //! The HTTP connection lives in submodules: `http_connect` (the transport
 //! fallback: streamable HTTP, SSE, plain JSON-RPC POST), `http_transport`
-//! (the SSE and POST transports rmcp has no client for), `http_client`
-//! (reqwest over rustls/ring and the trusted roots) and `oidc` (tokens).
+//! (the SSE and POST transports rmcp has no client for), `http_acknowledge`
+//! (rmcp's streamable-HTTP client taking any 2xx as the acknowledgement of
+//! a notification), `http_client` (reqwest over rustls/ring and the trusted
+//! roots) and `oidc` (tokens).
 //! A stdio process's connection is `stdio_link`: rmcp's client for
 //! everything but `tools/call`, which takes the link's lane (written by the
 //! calling task, answered by the link's reader) and so skips rmcp's service
@@ -53,6 +55,7 @@ use crate::config::{ServerConfig, ServerTransport};
 
 pub mod breaker;
 pub mod error;
+mod http_acknowledge;
 mod http_client;
 mod http_connect;
 mod http_transport;
@@ -62,6 +65,7 @@ mod stdio_link;
 
 use breaker::{Admission, CircuitBreaker, detect_rate_limit};
 use error::BackendError;
+pub(crate) use http_client::build_api_client;
 pub use http_client::install_crypto_provider;
 pub use http_connect::HttpTransportKind;
 use oidc::OidcTokenSource;

@@ -63,7 +63,11 @@ pub struct GatewaySettings {
     pub payload_path_prefix: Option<String>,
     pub payload_size_threshold: u64,
     pub trusted_bots: Vec<String>,
+    /// `forcePublicRepos` as configured (`false` only when the config says
+    /// so); `MCP_GATEWAY_FORCE_PUBLIC_REPOS` is read at start-up next to it.
     pub force_public_repos: bool,
+    /// Write-sink servers not defaulted to `sink-visibility = "public"`
+    /// (`*`: every server).
     pub sink_visibility_exempt_servers: Vec<String>,
     /// OTLP tracing (`opentelemetry`, or the TOML-only legacy `tracing`).
     pub opentelemetry: Option<TracingConfig>,

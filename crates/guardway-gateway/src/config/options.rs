@@ -292,14 +292,9 @@ pub fn resolve_serve_options(
         Some(gateway.payload_size_threshold),
         DEFAULT_PAYLOAD_SIZE_THRESHOLD,
     );
-    if let Some(value) = env.get_non_blank("MCP_GATEWAY_FORCE_PUBLIC_REPOS") {
-        let force = parse_bool(&Source {
-            value,
-            name: "MCP_GATEWAY_FORCE_PUBLIC_REPOS".to_owned(),
-        })?;
-        gateway.force_public_repos =
-            pick(None, Some(force), Some(gateway.force_public_repos), true);
-    }
+    // MCP_GATEWAY_FORCE_PUBLIC_REPOS is read by the guard pipeline, next to
+    // this config value (docs/security.md): the config alone also exempts
+    // sinks, so the two are not merged here.
 
     let guards_mode_var = match flag_or_env(None, "", env, &["MCP_GATEWAY_GUARDS_MODE"]) {
         Some(source) if !source.value.trim().is_empty() => Some(parse_guards_mode(&source)?),

@@ -13,7 +13,7 @@ use super::docker::{DockerServer, check_mount, is_absolute, is_valid_image};
 use super::env::{Environment, expand_json};
 use super::error::{ConfigError, ConfigIssue, line_column};
 use super::model::*;
-use super::policy::validate_config_policy;
+use super::policy::{validate_config_policy, write_sink_problem};
 
 /// Which surface syntax a document came in; it decides key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1017,7 +1017,11 @@ impl<'e> Validator<'e> {
         let policies_key = self.k("guard-policies", "guard_policies");
         if let Some(policy) = map.get(policies_key) {
             if policy.is_object() {
-                if let Err(message) = validate_config_policy(policy) {
+                if let Some((location, message)) = write_sink_problem(policy) {
+                    // A write-sink policy is the server's guard: invalid, it
+                    // stops start-up (as in the reference).
+                    self.issue(join(&join(path, policies_key), &location), message);
+                } else if let Err(message) = validate_config_policy(policy) {
                     self.warnings.push(format!(
                         "server '{id}': {policies_key} is invalid ({message}); start-up fails if a guard is bound to this server"
                     ));

@@ -38,7 +38,9 @@ pub fn validate_config_policy(policy: &Value) -> Result<PolicyKind, String> {
             Err("policy must include either allow-only or write-sink, not both".to_owned())
         }
         (Some(value), None) => check_allow_only(value).map(|()| PolicyKind::AllowOnly),
-        (None, Some(value)) => check_write_sink(value).map(|()| PolicyKind::WriteSink),
+        (None, Some(value)) => check_write_sink(value)
+            .map(|()| PolicyKind::WriteSink)
+            .map_err(|problem| problem.message),
         (None, None) => Err("policy must include allow-only or write-sink".to_owned()),
     }
 }
@@ -206,47 +208,109 @@ fn check_tool_call_limits(value: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn check_write_sink(value: &Value) -> Result<(), String> {
+/// What is wrong with a `write-sink` policy: the field concerned (its key
+/// as written), if one, and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteSinkProblem {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl From<&str> for WriteSinkProblem {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+impl From<String> for WriteSinkProblem {
+    fn from(message: String) -> Self {
+        WriteSinkProblem {
+            field: None,
+            message,
+        }
+    }
+}
+
+/// The problem of the `write-sink` part of `policy`, if it has one that is
+/// invalid, with its location inside the policy (`write-sink.sink-visibility`,
+/// keys as written). An invalid write-sink policy stops start-up.
+pub fn write_sink_problem(policy: &Value) -> Option<(String, String)> {
+    let (key, value) = policy.as_object()?.iter().find(|(key, _)| {
+        matches!(
+            key.to_ascii_lowercase().as_str(),
+            "write-sink" | "writesink"
+        )
+    })?;
+    let problem = check_write_sink(value).err()?;
+    let location = match problem.field {
+        Some(field) => format!("{key}.{field}"),
+        None => key.clone(),
+    };
+    Some((location, problem.message))
+}
+
+fn check_write_sink(value: &Value) -> Result<(), WriteSinkProblem> {
     let map: &Map<String, Value> = value.as_object().ok_or("write-sink must be an object")?;
     let mut accept = None;
     for (key, value) in map {
         match key.to_ascii_lowercase().as_str() {
-            "accept" => accept = Some(value),
+            "accept" => accept = Some((key, value)),
             "sink-visibility" => {
-                let visibility = value.as_str().unwrap_or("").trim().to_ascii_lowercase();
-                if !matches!(visibility.as_str(), "public" | "private" | "internal") {
-                    return Err(
-                        "write-sink sink-visibility must be one of: public, private, internal"
-                            .to_owned(),
-                    );
+                // As the reference: an empty value means "not set".
+                let valid = match value {
+                    Value::Null => true,
+                    Value::String(text) => {
+                        text.is_empty()
+                            || matches!(
+                                text.trim().to_ascii_lowercase().as_str(),
+                                "public" | "private" | "internal"
+                            )
+                    }
+                    _ => false,
+                };
+                if !valid {
+                    return Err(WriteSinkProblem {
+                        field: Some(key.clone()),
+                        message: format!(
+                            "write-sink.sink-visibility must be one of: public, private, internal; got {value}"
+                        ),
+                    });
                 }
             }
-            _ => return Err(format!("write-sink contains unsupported field \"{key}\"")),
+            _ => return Err(format!("write-sink contains unsupported field \"{key}\"").into()),
         }
     }
+    let accept_problem = |message: String| WriteSinkProblem {
+        field: Some(accept.map_or_else(|| "accept".to_owned(), |(key, _)| key.clone())),
+        message,
+    };
+    let accept = accept.map(|(_, value)| value);
+    const NOT_A_LIST: &str = "write-sink accept must be a non-empty array of strings";
     let entries = accept
         .and_then(Value::as_array)
         .filter(|a| !a.is_empty())
-        .ok_or("write-sink accept must be a non-empty array of strings")?;
+        .ok_or_else(|| accept_problem(NOT_A_LIST.to_owned()))?;
     let mut seen: Vec<&str> = Vec::new();
     for entry in entries {
         let entry = entry
             .as_str()
-            .ok_or("write-sink accept must be a non-empty array of strings")?
+            .ok_or_else(|| accept_problem(NOT_A_LIST.to_owned()))?
             .trim();
         if entry == "*" {
             if entries.len() != 1 {
-                return Err("write-sink accept: \"*\" must be the only entry".to_owned());
+                return Err(accept_problem(
+                    "write-sink accept: \"*\" must be the only entry".to_owned(),
+                ));
             }
         } else if !is_sink_entry(entry) {
-            return Err(format!(
+            return Err(accept_problem(format!(
                 "write-sink accept entry \"{entry}\" is invalid (expected [private:|public:|internal:]owner or owner/repo scope)"
-            ));
+            )));
         }
         if seen.contains(&entry) {
-            return Err(format!(
+            return Err(accept_problem(format!(
                 "write-sink accept contains duplicate entry \"{entry}\""
-            ));
+            )));
         }
         seen.push(entry);
     }
@@ -419,11 +483,55 @@ mod tests {
         );
         assert_eq!(
             err(json!({"write-sink": {"accept": ["a"], "sink-visibility": "world"}})),
-            "write-sink sink-visibility must be one of: public, private, internal"
+            "write-sink.sink-visibility must be one of: public, private, internal; got \"world\""
         );
         assert_eq!(
             err(json!({"write-sink": {"accept": ["a"], "x": 1}})),
             "write-sink contains unsupported field \"x\""
         );
+    }
+
+    #[test]
+    fn write_sink_problems_name_their_field() {
+        let problem = |policy: Value| write_sink_problem(&policy);
+        for value in [
+            json!("foo"),
+            json!("restricted"),
+            json!(123),
+            json!("123"),
+            json!(["public"]),
+        ] {
+            assert_eq!(
+                problem(json!({"write-sink": {"accept": ["*"], "sink-visibility": value}})),
+                Some((
+                    "write-sink.sink-visibility".to_owned(),
+                    format!(
+                        "write-sink.sink-visibility must be one of: public, private, internal; got {value}"
+                    )
+                ))
+            );
+        }
+        // Empty means "not set", as in the reference; case and spaces are ignored.
+        for value in [json!(""), json!(null), json!(" Public ")] {
+            assert_eq!(
+                problem(json!({"write-sink": {"accept": ["*"], "sink-visibility": value}})),
+                None
+            );
+        }
+        assert_eq!(
+            problem(json!({"writesink": {"Accept": []}})),
+            Some((
+                "writesink.Accept".to_owned(),
+                "write-sink accept must be a non-empty array of strings".to_owned()
+            ))
+        );
+        assert_eq!(
+            problem(json!({"write-sink": "all"})),
+            Some((
+                "write-sink".to_owned(),
+                "write-sink must be an object".to_owned()
+            ))
+        );
+        assert_eq!(problem(json!({"allow-only": {"repos": "all"}})), None);
     }
 }

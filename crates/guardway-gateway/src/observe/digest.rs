@@ -29,6 +29,18 @@ pub struct DigestServer {
     pub error: Option<String>,
 }
 
+/// What the guard pipeline settled at start-up (docs/security.md), for
+/// `gateway.md`. Plain data; empty for a gateway without DIFC.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartupPolicies {
+    /// The workflow repository and its visibility (or why it is unknown).
+    pub workflow_repository: Option<String>,
+    /// What force-public-repos did.
+    pub force_public_repos: Option<String>,
+    /// Per server, the effective guard policy (compact JSON).
+    pub policies: BTreeMap<String, String>,
+}
+
 /// What `gateway.md` says about start-up. Plain data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartupDigest {
@@ -42,6 +54,8 @@ pub struct StartupDigest {
     pub guards: BTreeMap<String, Value>,
     /// The guard compilation cache: a directory, `memory only` or `disabled`.
     pub cache: String,
+    /// The repository visibility and the effective policies.
+    pub policies: StartupPolicies,
 }
 
 impl StartupDigest {
@@ -60,6 +74,12 @@ impl StartupDigest {
             "| Guard compilation cache | {} |\n",
             cell(&self.cache)
         ));
+        if let Some(repository) = &self.policies.workflow_repository {
+            out.push_str(&format!("| Workflow repository | {} |\n", cell(repository)));
+        }
+        if let Some(force) = &self.policies.force_public_repos {
+            out.push_str(&format!("| Force public repos | {} |\n", cell(force)));
+        }
         let running = self
             .servers
             .iter()
@@ -84,11 +104,17 @@ impl StartupDigest {
         if self.guards.is_empty() {
             out.push_str("No guards.\n");
         } else {
-            out.push_str("| Server | Guard | Type | State | Reason |\n|---|---|---|---|---|\n");
+            out.push_str(
+                "| Server | Guard | Type | State | Policy | Reason |\n|---|---|---|---|---|---|\n",
+            );
             for (server, state) in &self.guards {
                 let field = |name: &str| state.get(name).and_then(Value::as_str).unwrap_or("");
+                let policy = match self.policies.policies.get(server) {
+                    Some(policy) => format!("`{}`", cell(policy)),
+                    None => String::new(),
+                };
                 out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} |\n",
+                    "| {} | {} | {} | {} | {policy} | {} |\n",
                     cell(server),
                     cell(field("name")),
                     cell(field("type")),

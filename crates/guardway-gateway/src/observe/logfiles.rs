@@ -43,6 +43,31 @@ const MAX_PENDING_PROBLEMS: usize = 200;
 /// One error or warning line in `gateway.md` is cut to this many characters.
 const MAX_DIGEST_LINE_CHARS: usize = 2_000;
 
+/// Which text log files a log directory gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLayout {
+    /// The main log file.
+    pub main_file: &'static str,
+    /// Whether events carrying a `server` field also go to `<server>.log`.
+    pub per_server_files: bool,
+}
+
+impl LogLayout {
+    /// `guardway serve`: `mcp-gateway.log` and `<id>.log` per backend.
+    pub const GATEWAY: LogLayout = LogLayout {
+        main_file: MAIN_LOG_FILE,
+        per_server_files: true,
+    };
+    /// `guardway proxy`: `proxy.log` only, as the reference's proxy writes.
+    pub const PROXY: LogLayout = LogLayout {
+        main_file: PROXY_LOG_FILE,
+        per_server_files: false,
+    };
+}
+
+/// Name of the main log file of `guardway proxy`.
+pub const PROXY_LOG_FILE: &str = "proxy.log";
+
 /// Direction of a backend message: `OUT` to the backend, `IN` from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RpcDirection {
@@ -77,6 +102,7 @@ pub struct LogFiles {
 struct Sinks {
     /// `None` when the directory is unusable: everything goes to stderr.
     dir: Option<PathBuf>,
+    layout: LogLayout,
     main: Mutex<Option<File>>,
     backends: Mutex<HashMap<String, File>>,
     rpc: Option<Mutex<File>>,
@@ -113,7 +139,7 @@ impl Sinks {
         {
             let _ = rpc.lock().write_all(batch.rpc.as_bytes());
         }
-        if batch.backends.is_empty() {
+        if batch.backends.is_empty() || !self.layout.per_server_files {
             return;
         }
         let Some(dir) = &self.dir else {
@@ -335,6 +361,12 @@ impl LogFiles {
     /// Never fails: without a usable directory the handle writes lines to
     /// stderr.
     pub fn open(dir: &Path) -> Arc<Self> {
+        Self::open_with(dir, LogLayout::GATEWAY)
+    }
+
+    /// [`LogFiles::open`] with the files of `layout` (a handle of `dir`
+    /// still alive keeps its own layout).
+    pub fn open_with(dir: &Path, layout: LogLayout) -> Arc<Self> {
         let usable = std::fs::create_dir_all(dir).is_ok();
         let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         let mut handles = open_handles().lock();
@@ -342,20 +374,21 @@ impl LogFiles {
         if let Some(live) = handles.get(&key).and_then(std::sync::Weak::upgrade) {
             return live;
         }
-        let files = Self::open_new(dir, usable);
+        let files = Self::open_new(dir, usable, layout);
         handles.insert(key, Arc::downgrade(&files));
         files
     }
 
-    fn open_new(dir: &Path, usable: bool) -> Arc<Self> {
+    fn open_new(dir: &Path, usable: bool, layout: LogLayout) -> Arc<Self> {
         let main = if usable {
-            open_append(&dir.join(MAIN_LOG_FILE))
+            open_append(&dir.join(layout.main_file))
         } else {
             None
         };
         let sinks = match main {
             Some(main) => Sinks {
                 dir: Some(dir.to_path_buf()),
+                layout,
                 main: Mutex::new(Some(main)),
                 backends: Mutex::new(HashMap::new()),
                 rpc: open_append(&dir.join(RPC_LOG_FILE)).map(Mutex::new),
@@ -367,6 +400,7 @@ impl LogFiles {
                 );
                 Sinks {
                     dir: None,
+                    layout,
                     main: Mutex::new(None),
                     backends: Mutex::new(HashMap::new()),
                     rpc: None,
@@ -415,6 +449,35 @@ impl LogFiles {
             if let Some(server) = server {
                 batch.backends.push((server, line));
             }
+        }));
+    }
+
+    /// A line about `server` as the reference writes one: `main` in
+    /// `mcp-gateway.log` (which names the server) and `message` in
+    /// `<server>.log`, with one timestamp; one job.
+    pub fn reference_server_line(
+        &self,
+        server: &str,
+        level: &str,
+        category: &str,
+        main: &str,
+        message: &str,
+    ) {
+        let at = SystemTime::now();
+        let (server, level, category, main, message) = (
+            server.to_owned(),
+            level.to_owned(),
+            category.to_owned(),
+            main.to_owned(),
+            message.to_owned(),
+        );
+        self.defer(Box::new(move |batch| {
+            batch
+                .main
+                .push_str(&format_line(at, &level, &category, &main));
+            batch
+                .backends
+                .push((server, format_line(at, &level, &category, &message)));
         }));
     }
 
@@ -476,6 +539,23 @@ impl LogFiles {
         }));
     }
 
+    /// One `rpc-messages.jsonl` record that is not a message (an event of
+    /// proxy mode, for example): `timestamp` (now) then `fields` in their
+    /// order, which carry the record's `event` and `_schema`.
+    pub fn event_record(&self, fields: serde_json::Map<String, Value>) {
+        if self.sinks.rpc.is_none() {
+            return;
+        }
+        let timestamp = SystemTime::now();
+        self.defer(Box::new(move |batch| {
+            let mut record = serde_json::Map::new();
+            record.insert("timestamp".into(), Value::String(utc_timestamp(timestamp)));
+            record.extend(fields);
+            batch.rpc.push_str(&Value::Object(record).to_string());
+            batch.rpc.push('\n');
+        }));
+    }
+
     /// Waits (up to 5 s) until every line and record handed over so far
     /// is written. Called when a gateway stops and before the process
     /// exits.
@@ -525,8 +605,8 @@ impl LogFiles {
         }
         if state.dropped_pending > 0 {
             text.push_str(&format!(
-                "- … {} more before start-up completed (see {MAIN_LOG_FILE})\n",
-                state.dropped_pending
+                "- … {} more before start-up completed (see {})\n",
+                state.dropped_pending, self.sinks.layout.main_file
             ));
             state.dropped_pending = 0;
         }
@@ -555,7 +635,10 @@ impl LogFiles {
         }
         let text = if state.bytes + line.len() as u64 > MAX_DIGEST_BYTES {
             state.full = true;
-            format!("- … further errors and warnings are only in {MAIN_LOG_FILE}\n")
+            format!(
+                "- … further errors and warnings are only in {}\n",
+                self.sinks.layout.main_file
+            )
         } else {
             line
         };
@@ -909,11 +992,19 @@ impl LogFileLayer {
 /// `<id>.log` itself.
 pub const STDERR_TARGET: &str = "guardway::backend::stderr";
 
+/// Field of an event written as the reference gateway writes its
+/// per-server lines: `[<id>] <message>` in `mcp-gateway.log` and
+/// `<message>` in `<id>.log` (an event with a `server` field instead gets
+/// ` server=<id>` after its message, in both files).
+pub const REFERENCE_SERVER_FIELD: &str = "server_id";
+
 #[derive(Default)]
 struct EventText {
     message: String,
     fields: String,
     server: Option<String>,
+    /// [`REFERENCE_SERVER_FIELD`].
+    server_id: Option<String>,
 }
 
 impl tracing::field::Visit for EventText {
@@ -921,6 +1012,7 @@ impl tracing::field::Visit for EventText {
         match field.name() {
             "message" => self.message.push_str(value),
             "server" => self.server = Some(value.to_owned()),
+            REFERENCE_SERVER_FIELD => self.server_id = Some(value.to_owned()),
             name => self.fields.push_str(&format!(" {name}={value}")),
         }
     }
@@ -931,6 +1023,10 @@ impl tracing::field::Visit for EventText {
             "server" => {
                 let text = format!("{value:?}");
                 self.server = Some(text.trim_matches('"').to_owned());
+            }
+            REFERENCE_SERVER_FIELD => {
+                let text = format!("{value:?}");
+                self.server_id = Some(text.trim_matches('"').to_owned());
             }
             name => self.fields.push_str(&format!(" {name}={value:?}")),
         }
@@ -970,14 +1066,21 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogFileLayer {
             message.push_str(&format!(" server={server}"));
         }
         message.push_str(&text.fields);
-        // Child stderr lines are in `<id>.log` already (backend code writes
-        // them there itself).
-        let backend_log = text
-            .server
-            .as_deref()
-            .filter(|_| meta.target() != STDERR_TARGET);
-        self.files
-            .main_line_for(backend_log, level, category, &message);
+        if let Some(id) = &text.server_id {
+            let main = format!("[{id}] {message}");
+            self.files
+                .reference_server_line(id, level, category, &main, &message);
+            message = main;
+        } else {
+            // Child stderr lines are in `<id>.log` already (backend code
+            // writes them there itself).
+            let backend_log = text
+                .server
+                .as_deref()
+                .filter(|_| meta.target() != STDERR_TARGET);
+            self.files
+                .main_line_for(backend_log, level, category, &message);
+        }
         if matches!(*meta.level(), tracing::Level::ERROR | tracing::Level::WARN) {
             self.files.digest_problem(level, category, &message);
         }
@@ -994,6 +1097,12 @@ static GLOBAL_LOG_FILES: std::sync::OnceLock<Arc<LogFiles>> = std::sync::OnceLoc
 /// [`flush_global_logging`] before the process exits. Returns `false` when
 /// a global subscriber was already installed (then nothing changes).
 pub fn install_global_logging(log_dir: &Path, default_level: &str) -> bool {
+    install_global_logging_with(log_dir, LogLayout::GATEWAY, default_level)
+}
+
+/// [`install_global_logging`] with the files of `layout` (`guardway proxy`
+/// passes [`LogLayout::PROXY`]).
+pub fn install_global_logging_with(log_dir: &Path, layout: LogLayout, default_level: &str) -> bool {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -1002,7 +1111,7 @@ pub fn install_global_logging(log_dir: &Path, default_level: &str) -> bool {
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|spec| tracing_subscriber::EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
-    let files = LogFiles::open(log_dir);
+    let files = LogFiles::open_with(log_dir, layout);
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(DeferredStderr(files.clone()))
         .with_target(false)
@@ -1017,6 +1126,15 @@ pub fn install_global_logging(log_dir: &Path, default_level: &str) -> bool {
         let _ = GLOBAL_LOG_FILES.set(files);
     }
     installed
+}
+
+/// One `mcp-gateway.log` line that does not go to stderr (the reference
+/// writes some start-up facts to its log files only), through the log files
+/// of [`install_global_logging`]; a no-op before it installed them.
+pub fn log_file_line(level: &str, category: &str, message: &str) {
+    if let Some(files) = GLOBAL_LOG_FILES.get() {
+        files.main_line(level, category, message);
+    }
 }
 
 /// Waits (up to 5 s) until everything the global subscriber was handed is
@@ -1263,6 +1381,81 @@ mod tests {
     }
 
     #[test]
+    fn reference_server_lines_name_the_server_before_the_message() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open(dir.path());
+        let subscriber = tracing_subscriber::registry().with(LogFileLayer::new(files.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "guardway::difc", server_id = "alpha", "Registered guard 'noop'");
+            tracing::warn!(target: "guardway::difc", server_id = %"beta", reason = "r", "Guard failed");
+        });
+        files.flush();
+        let main = std::fs::read_to_string(dir.path().join(MAIN_LOG_FILE)).unwrap();
+        let lines: Vec<&str> = main.lines().collect();
+        assert!(
+            lines[0].ends_with("] [INFO] [difc] [alpha] Registered guard 'noop'"),
+            "{main}"
+        );
+        assert!(
+            lines[1].ends_with("] [WARN] [difc] [beta] Guard failed reason=r"),
+            "{main}"
+        );
+        let alpha = std::fs::read_to_string(dir.path().join("alpha.log")).unwrap();
+        assert!(
+            alpha
+                .trim_end()
+                .ends_with("] [INFO] [difc] Registered guard 'noop'"),
+            "{alpha}"
+        );
+        let digest = std::fs::read_to_string(dir.path().join(DIGEST_FILE)).unwrap_or_default();
+        assert!(!digest.contains("Registered guard"), "{digest}");
+    }
+
+    #[test]
+    fn event_records_go_to_the_jsonl_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open_with(dir.path(), LogLayout::PROXY);
+        let mut fields = serde_json::Map::new();
+        fields.insert("event".into(), json!("unrecognized_endpoint_passthrough"));
+        fields.insert("_schema".into(), json!("difc-event/v1"));
+        fields.insert("path".into(), json!("/x"));
+        files.event_record(fields);
+        files.flush();
+        let text = std::fs::read_to_string(dir.path().join(RPC_LOG_FILE)).unwrap();
+        let record: Value = serde_json::from_str(text.trim()).unwrap();
+        let keys: Vec<&str> = record
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["timestamp", "event", "_schema", "path"]);
+        assert!(record["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn the_proxy_layout_writes_proxy_log_only() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open_with(dir.path(), LogLayout::PROXY);
+        let subscriber = tracing_subscriber::registry().with(LogFileLayer::new(files));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "guardway_gateway::difc", server = "github", "difc decision");
+            tracing::info!(target: "guardway::proxy", "Proxy listening");
+        });
+        let main = std::fs::read_to_string(dir.path().join(PROXY_LOG_FILE)).unwrap();
+        assert_eq!(main.lines().count(), 2, "{main}");
+        assert!(
+            main.contains("[WARN] [difc] difc decision server=github"),
+            "{main}"
+        );
+        assert!(main.contains("[INFO] [proxy] Proxy listening"), "{main}");
+        assert!(!dir.path().join(MAIN_LOG_FILE).exists());
+        assert!(!dir.path().join("github.log").exists());
+    }
+
+    #[test]
     fn unusable_directory_falls_back_to_stderr() {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("file");
@@ -1312,6 +1505,14 @@ mod digest_tests {
                 json!({"name": "sample", "type": "wasm", "state": "healthy"}),
             )]),
             cache: "memory only".into(),
+            policies: crate::observe::digest::StartupPolicies {
+                workflow_repository: Some("acme/web (public)".into()),
+                force_public_repos: None,
+                policies: BTreeMap::from([(
+                    "github".to_owned(),
+                    r#"{"allow-only":{"repos":"public","min-integrity":"none"}}"#.to_owned(),
+                )]),
+            },
         }
     }
 
@@ -1358,9 +1559,16 @@ mod digest_tests {
             "{text}"
         );
         assert!(
-            text.contains("| github | sample | wasm | healthy |  |"),
+            text.contains(
+                "| github | sample | wasm | healthy | `{\"allow-only\":{\"repos\":\"public\",\"min-integrity\":\"none\"}}` |  |"
+            ),
             "{text}"
         );
+        assert!(
+            text.contains("| Workflow repository | acme/web (public) |"),
+            "{text}"
+        );
+        assert!(!text.contains("| Force public repos |"), "{text}");
         let problems = text.split("## Errors and warnings").nth(1).unwrap();
         let lines: Vec<&str> = problems.lines().filter(|l| l.starts_with("- ")).collect();
         assert_eq!(lines.len(), 2, "{problems}");

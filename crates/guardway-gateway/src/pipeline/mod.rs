@@ -72,6 +72,13 @@ pub trait CallInterceptor: Send + Sync + 'static {
         let _ = out;
     }
 
+    /// What the interceptor settled at start-up for `gateway.md` (the
+    /// workflow repository, force-public-repos, each server's effective
+    /// policy). Nothing by default.
+    fn startup_policies(&self) -> crate::observe::digest::StartupPolicies {
+        crate::observe::digest::StartupPolicies::default()
+    }
+
     /// The DIFC state for `GET /reflect` (difc.md §6): `{"agents": {id:
     /// {"secrecy": [..], "integrity": [..]}}, "mode": ..}` with sorted tags;
     /// the HTTP layer adds the timestamp. `None` when the interceptor does

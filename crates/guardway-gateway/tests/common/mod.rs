@@ -46,6 +46,67 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// A major version of the official Python MCP SDK that test agents run
+/// with: each has its own environment (`scripts/setup-test-env.sh`), since
+/// the 2.x client API changed (httpx2, `MCPError`, snake_case fields).
+/// Backends stay on 1.x ([`python`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PythonSdk {
+    /// `mcp` 1.x: `$GUARDWAY_PYTHON`, else `.venv/bin/python`.
+    V1,
+    /// `mcp` 2.x: `$GUARDWAY_PYTHON_MCP2`, else `.venv-mcp2/bin/python`.
+    V2,
+}
+
+impl PythonSdk {
+    /// Both SDKs, for tests that run their Python agent with each.
+    pub const ALL: [PythonSdk; 2] = [PythonSdk::V1, PythonSdk::V2];
+
+    /// The major version of `mcp` this environment must hold.
+    pub fn major(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+
+    /// The interpreter of this SDK's environment; panics with setup
+    /// instructions when it is missing or holds another major version.
+    pub fn python(self) -> PathBuf {
+        static CHECKED: [std::sync::OnceLock<PathBuf>; 2] =
+            [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+        CHECKED[self.major() as usize - 1]
+            .get_or_init(|| {
+                let (var, venv) = match self {
+                    Self::V1 => ("GUARDWAY_PYTHON", ".venv"),
+                    Self::V2 => ("GUARDWAY_PYTHON_MCP2", ".venv-mcp2"),
+                };
+                let python = std::env::var_os(var)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| repo_root().join(venv).join("bin/python"));
+                let output = std::process::Command::new(&python)
+                    .args([
+                        "-c",
+                        "import importlib.metadata as m; print(m.version('mcp'))",
+                    ])
+                    .output();
+                let found = output
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                    .unwrap_or_default();
+                assert!(
+                    found.split('.').next() == Some(&self.major().to_string()),
+                    "{} should hold mcp {}.x (found {found:?}): {SETUP_HINT}",
+                    python.display(),
+                    self.major()
+                );
+                python
+            })
+            .clone()
+    }
+}
+
 /// The entry script of `@modelcontextprotocol/server-everything`; panics
 /// with setup instructions when it is missing.
 pub fn everything_server() -> PathBuf {
@@ -131,7 +192,12 @@ pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> Se
         wasm_guards_dir: None,
         require_guards: false,
         enforce_tool_call_limits: false,
-        extra: Default::default(),
+        // No workflow repository, whatever the environment running the
+        // tests says: no GitHub look-up, no security-by-default override.
+        extra: guardway_gateway::config::ExtraServeOptions {
+            env_overrides: BTreeMap::from([("GITHUB_REPOSITORY".to_owned(), String::new())]),
+            ..Default::default()
+        },
     }
 }
 

@@ -9,10 +9,13 @@ use common::{messages, post};
 use guardway_gateway::{Gateway, RunningGateway};
 use serde_json::{Value, json};
 
-async fn gateway() -> RunningGateway {
+/// A routed gateway in front of the echo backend `alpha`, logging into a
+/// directory of its own (removed when the returned guard drops).
+async fn gateway() -> (RunningGateway, tempfile::TempDir) {
+    let logs = tempfile::tempdir().unwrap();
     let mut options = common::echo_alpha_options();
-    options.log_dir = std::env::temp_dir().join("guardway-compat-http-logs");
-    Gateway::start(options).await.unwrap()
+    options.log_dir = logs.path().to_path_buf();
+    (Gateway::start(options).await.unwrap(), logs)
 }
 
 fn echo_call(id: i64, text: &str) -> Value {
@@ -26,7 +29,7 @@ fn initialize() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_less_tool_call_is_auto_initialised() {
-    let gw = gateway().await;
+    let (gw, _logs) = gateway().await;
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
     let resp = post(&url).json(&echo_call(7, "hi")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -55,16 +58,23 @@ async fn session_less_tool_call_is_auto_initialised() {
             .any(|m| m["id"] == 8 && m["result"]["content"][0]["text"] == "alpha: again"),
         "{body}"
     );
-    // Other session-less requests are not auto-initialised.
+    // Other session-less requests are not auto-initialised: from an agent
+    // with no session they are refused (from one with a session they are
+    // served in it, see `drop_in`).
     let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
-    let resp = post(&url).json(&list).send().await.unwrap();
+    let resp = post(&url)
+        .header("x-agent-id", "agent-without-a-session")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
     gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_shuts_the_gateway_down_once() {
-    let gw = gateway().await;
+    let (gw, _logs) = gateway().await;
     let base = format!("http://{}", gw.local_addr());
     let client = reqwest::Client::new();
     let resp = client
@@ -102,7 +112,7 @@ async fn close_shuts_the_gateway_down_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_protocol_version_and_host_checks_answer_like_the_reference() {
-    let gw = gateway().await;
+    let (gw, _logs) = gateway().await;
     let url = format!("http://{}/mcp/alpha", gw.local_addr());
     let resp = reqwest::Client::new()
         .post(&url)

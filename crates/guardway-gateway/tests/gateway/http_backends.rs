@@ -5,6 +5,7 @@
 //! the reconnect after a backend lost the session.
 
 use crate::common;
+use crate::surface_peers;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -172,6 +173,55 @@ async fn streamable_http_backend_is_tried_first() {
     let log = backend_log(&gw, logs.path(), "fast");
     assert!(log.contains("over streamable HTTP"), "{log}");
     assert!(!log.contains("failed"), "{log}");
+    gw.shutdown().await;
+}
+
+/// A backend answering the `notifications/initialized` POST with 200 and an
+/// empty `text/event-stream` body instead of 202 is healthy, as for the
+/// reference: any 2xx acknowledges a notification. Agents of both Python
+/// SDKs reach its tools through the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_acknowledging_a_notification_with_empty_sse_is_healthy() {
+    let (_backend, _logs, gw) = backend_behind_gateway(
+        "http_server.py",
+        &["lenient", "streamable-http", "--notifications-as-empty-sse"],
+        "lenient",
+        "/mcp",
+        None,
+    )
+    .await;
+    let health = gw.backend("lenient").unwrap().health();
+    assert_eq!(health.status, BackendStatus::Running, "{health:?}");
+    let answer: serde_json::Value = reqwest::get(format!("http://{}/health", gw.local_addr()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "healthy", "{answer}");
+    assert_eq!(
+        answer["servers"]["lenient"]["status"], "running",
+        "{answer}"
+    );
+    let url = format!("http://{}/mcp/lenient", gw.local_addr());
+    for sdk in common::PythonSdk::ALL {
+        let call = surface_peers::python_call(
+            &sdk.python(),
+            &url,
+            json!({"Authorization": common::API_KEY}),
+            "echo",
+            json!({"text": "hi"}),
+            None,
+        )
+        .await;
+        assert_eq!(call.output["sdk"], sdk.major(), "{}", call.output);
+        assert_eq!(
+            call.output["texts"],
+            json!(["lenient: hi"]),
+            "{}",
+            call.output
+        );
+    }
     gw.shutdown().await;
 }
 

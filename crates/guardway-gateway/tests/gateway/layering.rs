@@ -17,6 +17,8 @@ const LAYERS: &[&[&str]] = &[
     &["agent"],
     // What happens to a call: the DIFC pipeline, limits, post-processing.
     &["pipeline"],
+    // What GitHub says about the workflow repository (visibility look-up).
+    &["github"],
     // Where it leaves: backend connections and their notifications.
     &["backend"],
     // Leaves reached by handles passed down.

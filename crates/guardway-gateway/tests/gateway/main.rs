@@ -18,6 +18,7 @@ mod compat_agents;
 mod compat_http;
 mod compat_logfiles;
 mod config_parse;
+mod drop_in;
 mod everything;
 mod guarded;
 mod hmac_signing;

@@ -2,10 +2,16 @@
 //! written atomically, private to the current user, bounded by bytes (oldest mtime evicted).
 //!
 //! File layout (little-endian): an [`ARTIFACT_HEADER_LEN`]-byte header —
-//! magic `GWCWASM\0`, format version (u32), reserved (u32, zero), engine
-//! fingerprint (16 bytes), BLAKE3 of the module bytes (32), compile time in
-//! nanoseconds (u64), artifact length (u64), BLAKE3 of the artifact (32) —
-//! followed by the artifact produced by `Module::serialize`.
+//! magic `GWCWASM\0`, format version (u32), CPU baseline (u32: 0 native, 2
+//! x86-64-v2, 3 x86-64-v3; zero in artifacts of earlier builds, which were all
+//! native), engine fingerprint (16 bytes), BLAKE3 of the module bytes (32),
+//! compile time in nanoseconds (u64), artifact length (u64), BLAKE3 of the
+//! artifact (32) — followed by the artifact produced by `Module::serialize`.
+//!
+//! An artifact compiled for a CPU baseline (`guardway cache warm
+//! --cpu-baseline`) lives in the directory of the engine that compiled it; a
+//! process whose own directory lacks the module looks for such portable
+//! artifacts in the other fingerprint directories ([`DiskTier::read_portable`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -18,6 +24,7 @@ use parking_lot::Mutex;
 
 use super::error::DiskError;
 use super::key::{CacheKey, EngineFingerprint, parse_hex_array};
+use crate::engine::CpuBaseline;
 
 /// File extension of artifacts.
 pub const ARTIFACT_EXTENSION: &str = "cwasm";
@@ -77,6 +84,8 @@ impl fmt::Display for ArtifactDefect {
 pub(crate) struct VerifiedArtifact {
     file: Vec<u8>,
     pub compile_time: Duration,
+    /// The CPU baseline the header names; `None` for a code this build does not know.
+    pub cpu: Option<CpuBaseline>,
 }
 
 impl VerifiedArtifact {
@@ -101,21 +110,23 @@ pub(crate) fn encode_header(
     key: &CacheKey,
     compile_time: Duration,
     artifact: &[u8],
+    cpu: CpuBaseline,
 ) -> [u8; ARTIFACT_HEADER_LEN] {
-    encode_header_with_version(key, compile_time, artifact, ARTIFACT_FORMAT_VERSION)
+    encode_header_with_version(key, compile_time, artifact, cpu, ARTIFACT_FORMAT_VERSION)
 }
 
 fn encode_header_with_version(
     key: &CacheKey,
     compile_time: Duration,
     artifact: &[u8],
+    cpu: CpuBaseline,
     version: u32,
 ) -> [u8; ARTIFACT_HEADER_LEN] {
     let mut header = [0u8; ARTIFACT_HEADER_LEN];
     let compile_nanos = u64::try_from(compile_time.as_nanos()).unwrap_or(u64::MAX);
     header[0..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&version.to_le_bytes());
-    // 12..16 reserved, zero.
+    header[12..16].copy_from_slice(&cpu.code().to_le_bytes());
     header[16..32].copy_from_slice(key.fingerprint().as_bytes());
     header[32..64].copy_from_slice(key.module_hash());
     header[64..72].copy_from_slice(&compile_nanos.to_le_bytes());
@@ -178,9 +189,11 @@ pub(crate) fn verify(file: Vec<u8>, key: &CacheKey) -> Result<VerifiedArtifact, 
     if blake3::hash(&file[ARTIFACT_HEADER_LEN..]).as_bytes()[..] != file[80..112] {
         return Err(ArtifactDefect::ChecksumMismatch);
     }
+    let cpu = CpuBaseline::from_code(read_u32(&file, 12));
     Ok(VerifiedArtifact {
         file,
         compile_time: Duration::from_nanos(compile_nanos),
+        cpu,
     })
 }
 
@@ -215,12 +228,7 @@ impl DiskTier {
             return Err(unusable("not a directory".to_owned()));
         }
         check_private(&metadata).map_err(unusable)?;
-        // Prove that files can be created here before relying on it.
-        tempfile::Builder::new()
-            .prefix(".probe")
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(&root)
-            .map_err(|err| unusable(err.to_string()))?;
+        check_writable(&root).map_err(|err| unusable(err.to_string()))?;
         Ok(Self {
             root,
             max_bytes,
@@ -286,45 +294,134 @@ impl DiskTier {
             Ok(None) => return DiskRead::Missing,
             Err(err) => return DiskRead::Failed(err),
         }
-        let path = self.artifact_path(key);
-        let mut file = match File::open(&path) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return DiskRead::Missing,
-            Err(source) => return DiskRead::Failed(DiskError::Read { path, source }),
-        };
-        let metadata = match file.metadata() {
-            Ok(metadata) => metadata,
-            Err(source) => return DiskRead::Failed(DiskError::Read { path, source }),
-        };
-        if !metadata.is_file() {
-            return DiskRead::Defective {
-                path,
-                defect: ArtifactDefect::NotAFile,
-            };
-        }
-        if let Err(reason) = check_private(&metadata) {
-            return DiskRead::Defective {
-                path,
-                defect: ArtifactDefect::Insecure { reason },
-            };
-        }
-        let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-        if let Err(source) = file.read_to_end(&mut bytes) {
-            return DiskRead::Failed(DiskError::Read { path, source });
-        }
-        match verify(bytes, key) {
-            Ok(artifact) => {
-                // Recently used: eviction removes the oldest modification
-                // time first. Failing to touch only makes eviction less fair.
-                if let Err(err) = file.set_modified(SystemTime::now()) {
-                    tracing::debug!(path = %path.display(), error = %err, "cannot touch cached artifact");
-                }
-                DiskRead::Found(artifact)
-            }
-            Err(defect) => DiskRead::Defective { path, defect },
-        }
+        read_artifact(self.artifact_path(key), key)
     }
 
+    /// The artifacts of `key`'s module compiled for a CPU baseline by other engines (in
+    /// other fingerprint directories), highest baseline first. Other engines' native
+    /// artifacts, unusable files and directories other users could modify are passed over
+    /// silently: they are not this engine's to judge or delete.
+    pub fn read_portable(&self, key: &CacheKey) -> Vec<(PathBuf, VerifiedArtifact)> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let file_name = format!("{}.{ARTIFACT_EXTENSION}", key.module_hash_hex());
+        let candidates = entries
+            .flatten()
+            .filter_map(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(EngineFingerprint::parse_hex)
+            })
+            .filter(|fingerprint| *fingerprint != key.fingerprint());
+        let mut found = Vec::new();
+        for fingerprint in candidates {
+            let path = self.root.join(fingerprint.to_string()).join(&file_name);
+            // The header names the baseline: other engines' native artifacts are not read.
+            if !peek_cpu(&path).is_some_and(CpuBaseline::is_portable)
+                || !matches!(self.fingerprint_dir(fingerprint, false), Ok(Some(_)))
+            {
+                continue;
+            }
+            let other = key.for_fingerprint(fingerprint);
+            if let DiskRead::Found(artifact) = read_artifact(self.artifact_path(&other), &other)
+                && artifact.cpu.is_some_and(CpuBaseline::is_portable)
+            {
+                found.push((self.artifact_path(&other), artifact));
+            }
+        }
+        found.sort_by_key(|(_, artifact)| std::cmp::Reverse(artifact.cpu));
+        found
+    }
+}
+
+/// How recently an artifact must have been marked used for a read to leave its
+/// modification time alone: the granularity of least-recently-used eviction.
+const RECENT: Duration = Duration::from_secs(60);
+
+/// Proves that files can be created in `dir` before relying on it: this process may write
+/// there, and the file system is not read-only. One system call; creating and deleting a
+/// probe file would cost two inode updates on every start.
+#[cfg(unix)]
+fn check_writable(dir: &Path) -> io::Result<()> {
+    use rustix::fs::{Access, AtFlags, CWD, accessat};
+    accessat(
+        CWD,
+        dir,
+        Access::WRITE_OK | Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .map_err(io::Error::from)
+}
+
+#[cfg(not(unix))]
+fn check_writable(dir: &Path) -> io::Result<()> {
+    tempfile::Builder::new()
+        .prefix(".probe")
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map(drop)
+}
+
+/// The CPU baseline named by the header of the artifact at `path`, if it is one.
+fn peek_cpu(path: &Path) -> Option<CpuBaseline> {
+    let mut head = [0u8; 16];
+    File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if head[0..8] != MAGIC || read_u32(&head, 8) != ARTIFACT_FORMAT_VERSION {
+        return None;
+    }
+    CpuBaseline::from_code(read_u32(&head, 12))
+}
+
+/// Reads the file at `path` and verifies it as the artifact of `key`, marking it recently
+/// used.
+fn read_artifact(path: PathBuf, key: &CacheKey) -> DiskRead {
+    let mut file = match File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return DiskRead::Missing,
+        Err(source) => return DiskRead::Failed(DiskError::Read { path, source }),
+    };
+    let metadata = match file.metadata() {
+        Ok(metadata) => metadata,
+        Err(source) => return DiskRead::Failed(DiskError::Read { path, source }),
+    };
+    if !metadata.is_file() {
+        return DiskRead::Defective {
+            path,
+            defect: ArtifactDefect::NotAFile,
+        };
+    }
+    if let Err(reason) = check_private(&metadata) {
+        return DiskRead::Defective {
+            path,
+            defect: ArtifactDefect::Insecure { reason },
+        };
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    if let Err(source) = file.read_to_end(&mut bytes) {
+        return DiskRead::Failed(DiskError::Read { path, source });
+    }
+    match verify(bytes, key) {
+        Ok(artifact) => {
+            // Recently used: eviction removes the oldest modification time first. An
+            // artifact touched less than RECENT ago is left as it is (a write of its inode
+            // on every start of a short process). Failing to touch only makes eviction
+            // less fair.
+            let now = SystemTime::now();
+            let recent = metadata
+                .modified()
+                .is_ok_and(|modified| now.duration_since(modified).is_ok_and(|age| age < RECENT));
+            if !recent && let Err(err) = file.set_modified(now) {
+                tracing::debug!(path = %path.display(), error = %err, "cannot touch cached artifact");
+            }
+            DiskRead::Found(artifact)
+        }
+        Err(defect) => DiskRead::Defective { path, defect },
+    }
+}
+
+impl DiskTier {
     /// Writes the artifact of `key` to a temporary file in the same
     /// directory and renames it into place, replacing any previous file.
     /// Returns the file's length.
@@ -333,12 +430,13 @@ impl DiskTier {
         key: &CacheKey,
         artifact: &[u8],
         compile_time: Duration,
+        cpu: CpuBaseline,
     ) -> Result<u64, DiskError> {
         let dir = self
             .fingerprint_dir(key.fingerprint(), true)?
             .unwrap_or_else(|| self.root.join(key.fingerprint().to_string()));
         let path = self.artifact_path(key);
-        let header = encode_header(key, compile_time, artifact);
+        let header = encode_header(key, compile_time, artifact, cpu);
         write_atomically(&dir, &path, &[&header, artifact])?;
         Ok((header.len() + artifact.len()) as u64)
     }
@@ -578,6 +676,9 @@ impl DiskUsage {
 pub struct FingerprintUsage {
     pub artifacts: u64,
     pub bytes: u64,
+    /// The CPU baseline the first readable artifact's header names (`None` when none
+    /// could be read).
+    pub cpu_baseline: Option<CpuBaseline>,
 }
 
 impl PartialOrd for EngineFingerprint {
@@ -606,6 +707,9 @@ pub fn disk_usage(dir: &Path) -> Result<DiskUsage, DiskError> {
             .or_default();
         entry.artifacts += 1;
         entry.bytes += artifact.len;
+        if entry.cpu_baseline.is_none() {
+            entry.cpu_baseline = peek_cpu(&artifact.path);
+        }
     }
     usage.temp_files = listing.temps.len() as u64;
     usage.temp_bytes = listing.temps.iter().map(|(_, len)| len).sum();
@@ -670,7 +774,13 @@ mod tests {
     }
 
     fn file(key: &CacheKey, artifact: &[u8]) -> Vec<u8> {
-        let mut file = encode_header(key, Duration::from_millis(5), artifact).to_vec();
+        let mut file = encode_header(
+            key,
+            Duration::from_millis(5),
+            artifact,
+            CpuBaseline::X86_64V3,
+        )
+        .to_vec();
         file.extend_from_slice(artifact);
         file
     }
@@ -681,6 +791,7 @@ mod tests {
         let verified = verify(file(&key, b"artifact"), &key).unwrap();
         assert_eq!(verified.artifact(), b"artifact");
         assert_eq!(verified.compile_time, Duration::from_millis(5));
+        assert_eq!(verified.cpu, Some(CpuBaseline::X86_64V3));
     }
 
     #[test]
@@ -724,7 +835,8 @@ mod tests {
             Some(ArtifactDefect::NotAnArtifact)
         );
 
-        let mut old = encode_header_with_version(&key, Duration::ZERO, b"a", 0).to_vec();
+        let mut old =
+            encode_header_with_version(&key, Duration::ZERO, b"a", CpuBaseline::Native, 0).to_vec();
         old.push(b'a');
         assert_eq!(
             verify(old, &key).err(),

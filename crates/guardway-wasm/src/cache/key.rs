@@ -3,7 +3,8 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use wasmtime::Engine;
+use parking_lot::Mutex;
+use wasmtime::{Engine, EngineWeak};
 
 /// Tag mixed into every fingerprint, so a change of this crate's artifact
 /// layout never collides with artifacts written by an older layout.
@@ -29,6 +30,25 @@ impl EngineFingerprint {
         let mut short = [0u8; 16];
         short.copy_from_slice(&digest.as_bytes()[..16]);
         Self(short)
+    }
+
+    /// The fingerprint of `engine`, computed once per engine and remembered for the
+    /// engines in use (a process has a few).
+    pub fn remembered(engine: &Engine) -> Self {
+        let mut memo = FINGERPRINTS.lock();
+        memo.retain(|(weak, _)| weak.upgrade().is_some());
+        if let Some((_, fingerprint)) = memo
+            .iter()
+            .find(|(weak, _)| weak.upgrade().is_some_and(|e| Engine::same(&e, engine)))
+        {
+            return *fingerprint;
+        }
+        let fingerprint = Self::of(engine);
+        if memo.len() >= FINGERPRINT_MEMO_LEN {
+            memo.remove(0);
+        }
+        memo.push((engine.weak(), fingerprint));
+        fingerprint
     }
 
     /// The raw 16 bytes.
@@ -59,6 +79,11 @@ impl fmt::Debug for EngineFingerprint {
     }
 }
 
+/// Engines whose fingerprints are remembered (a process normally has two or three).
+const FINGERPRINT_MEMO_LEN: usize = 16;
+
+static FINGERPRINTS: Mutex<Vec<(EngineWeak, EngineFingerprint)>> = Mutex::new(Vec::new());
+
 /// Identifies one compiled module: which engine configuration compiled it and
 /// from which bytes. Cheap to clone (48 bytes, no allocation).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +103,23 @@ impl CacheKey {
         Self {
             fingerprint,
             module_hash: *blake3::hash(bytes).as_bytes(),
+        }
+    }
+
+    /// The key of a module whose BLAKE3 hash is known, compiled by an engine whose
+    /// fingerprint is known (no hashing).
+    pub fn from_parts(fingerprint: EngineFingerprint, module_hash: [u8; 32]) -> Self {
+        Self {
+            fingerprint,
+            module_hash,
+        }
+    }
+
+    /// The key of the same module bytes compiled by another engine.
+    pub fn for_fingerprint(&self, fingerprint: EngineFingerprint) -> Self {
+        Self {
+            fingerprint,
+            module_hash: self.module_hash,
         }
     }
 

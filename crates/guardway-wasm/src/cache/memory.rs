@@ -101,7 +101,7 @@ impl MemoryTier {
         evicted
     }
 
-    fn remove(&mut self, key: &CacheKey) {
+    pub fn remove(&mut self, key: &CacheKey) {
         if let Some(old) = self.entries.remove(key) {
             self.by_last_use.remove(&old.last_use);
             self.bytes -= old.size;

@@ -5,7 +5,8 @@
 //! bounded by bytes, single flight) and, optionally, a directory on disk
 //! (verified artifacts, see [`ARTIFACT_FORMAT_VERSION`]). One process-wide
 //! cache ([`CompilationCache::global`]) serves every guard unless its
-//! [`CacheMode`] says otherwise.
+//! [`CacheMode`] says otherwise. Code of the baseline (Winch) engine is kept
+//! in memory only, never on disk.
 
 mod dir;
 mod disk;
@@ -14,9 +15,9 @@ mod key;
 mod memory;
 mod stats;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,8 @@ use memory::MemoryTier;
 pub use stats::CacheStats;
 use stats::Counters;
 
+use crate::engine::{CpuBaseline, cpu_baseline_of, is_baseline_engine};
+
 /// Default bound of the memory tier: 256 MiB of compiled code.
 pub const DEFAULT_MEMORY_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Default bound of the disk tier: 1 GiB of artifacts.
@@ -45,8 +48,6 @@ pub const DEFAULT_DISK_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 /// At most this many disk failures are kept for [`CompilationCache::close`];
 /// later ones are still logged and counted.
 const MAX_KEPT_ERRORS: usize = 256;
-/// Engines whose fingerprints are remembered (a process normally has one).
-const FINGERPRINT_MEMO_LEN: usize = 8;
 
 /// How a [`CompilationCache`] is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +116,38 @@ impl CacheMode {
             Self::Shared => CompilationCache::global().get_or_compile(engine, bytes),
             Self::Injected(cache) => cache.get_or_compile(engine, bytes),
             Self::Disabled => compile_uncached(engine, bytes),
+        }
+    }
+
+    /// The module of `key` if either tier holds it; never compiles.
+    pub(crate) fn lookup(&self, engine: &Engine, key: &CacheKey) -> Option<Module> {
+        match self {
+            Self::Shared => CompilationCache::global().lookup(engine, key),
+            Self::Injected(cache) => cache.lookup(engine, key),
+            Self::Disabled => None,
+        }
+    }
+
+    /// [`CompilationCache::get_or_compile`] with the key known (the bytes are not hashed).
+    pub(crate) fn get_or_compile_key(
+        &self,
+        engine: &Engine,
+        key: CacheKey,
+        bytes: &[u8],
+    ) -> Result<Module, CacheError> {
+        match self {
+            Self::Shared => CompilationCache::global().get_or_compile_key(engine, key, bytes),
+            Self::Injected(cache) => cache.get_or_compile_key(engine, key, bytes),
+            Self::Disabled => compile_uncached(engine, bytes),
+        }
+    }
+
+    /// Drops `key` from the memory tier (baseline code replaced by optimised code).
+    pub(crate) fn forget(&self, key: &CacheKey) {
+        match self {
+            Self::Shared => CompilationCache::global().forget(key),
+            Self::Injected(cache) => cache.forget(key),
+            Self::Disabled => {}
         }
     }
 }
@@ -205,8 +238,11 @@ pub struct CompilationCache {
     memory: Mutex<MemoryTier>,
     disk: RwLock<Option<Arc<DiskTier>>>,
     in_flight: Mutex<HashMap<CacheKey, Arc<Flight>>>,
-    fingerprints: Mutex<Vec<(Engine, EngineFingerprint)>>,
     counters: Counters,
+    /// Whether `counters.disk_bytes` holds the directory's size (scanned or written).
+    disk_bytes_known: AtomicBool,
+    /// CPU baselines whose artifacts this CPU refused (warned about once each).
+    refused_baselines: Mutex<HashSet<CpuBaseline>>,
     errors: Mutex<Vec<DiskError>>,
     config: CacheConfig,
 }
@@ -235,20 +271,17 @@ impl CompilationCache {
             memory: Mutex::new(MemoryTier::new(config.memory_max_bytes)),
             disk: RwLock::new(None),
             in_flight: Mutex::new(HashMap::new()),
-            fingerprints: Mutex::new(Vec::new()),
             counters: Counters::default(),
+            disk_bytes_known: AtomicBool::new(false),
+            refused_baselines: Mutex::new(HashSet::new()),
             errors: Mutex::new(Vec::new()),
             config,
         };
         if let Some(dir) = cache.config.disk_dir.clone() {
+            // The directory's size is counted when first asked for (`stats`) or after the
+            // first write, not here: opening stays cheap for a process that only reads.
             match DiskTier::open(dir, cache.config.disk_max_bytes) {
-                Ok(tier) => {
-                    match tier.current_bytes() {
-                        Ok(bytes) => cache.counters.disk_bytes.store(bytes, Ordering::Relaxed),
-                        Err(err) => cache.record(err),
-                    }
-                    *cache.disk.write() = Some(Arc::new(tier));
-                }
+                Ok(tier) => *cache.disk.write() = Some(Arc::new(tier)),
                 Err(err) => cache.record(err),
             }
         }
@@ -308,16 +341,7 @@ impl CompilationCache {
 
     /// The fingerprint of `engine`, remembered per engine.
     pub fn fingerprint(&self, engine: &Engine) -> EngineFingerprint {
-        let mut memo = self.fingerprints.lock();
-        if let Some((_, fingerprint)) = memo.iter().find(|(known, _)| Engine::same(known, engine)) {
-            return *fingerprint;
-        }
-        let fingerprint = EngineFingerprint::of(engine);
-        if memo.len() >= FINGERPRINT_MEMO_LEN {
-            memo.remove(0);
-        }
-        memo.push((engine.clone(), fingerprint));
-        fingerprint
+        EngineFingerprint::remembered(engine)
     }
 
     /// The key of `bytes` compiled by `engine`.
@@ -353,6 +377,28 @@ impl CompilationCache {
         self.get_or_compile_key(engine, key, bytes)
     }
 
+    /// The module of `key` compiled by `engine` if the memory tier holds it or the disk
+    /// tier has a usable artifact (then also kept in memory); never compiles. Counts as a
+    /// hit when found and as nothing otherwise.
+    pub fn lookup(&self, engine: &Engine, key: &CacheKey) -> Option<Module> {
+        if let Some(module) = self.memory_hit(key, engine) {
+            return Some(module);
+        }
+        if is_baseline_engine(engine) {
+            return None;
+        }
+        let (module, compile_time) = self.load_from_disk(engine, key)?;
+        Counters::bump(&self.counters.disk_hits);
+        Counters::add_duration(&self.counters.saved_nanos, compile_time);
+        self.remember(*key, module.clone(), compile_time);
+        Some(module)
+    }
+
+    /// Drops `key` from the memory tier (no effect on disk).
+    pub fn forget(&self, key: &CacheKey) {
+        self.memory.lock().remove(key);
+    }
+
     fn memory_hit(&self, key: &CacheKey, engine: &Engine) -> Option<Module> {
         let hit = self.memory.lock().get(key, engine)?;
         Counters::bump(&self.counters.memory_hits);
@@ -360,7 +406,12 @@ impl CompilationCache {
         Some(hit.module)
     }
 
-    fn get_or_compile_key(
+    /// [`get_or_compile`](Self::get_or_compile) with the key already known: `key` must be
+    /// the key of `bytes` compiled by `engine` (see [`CacheKey::from_parts`]).
+    ///
+    /// # Errors
+    /// As [`get_or_compile`](Self::get_or_compile).
+    pub fn get_or_compile_key(
         &self,
         engine: &Engine,
         key: CacheKey,
@@ -410,9 +461,11 @@ impl CompilationCache {
         Ok(module)
     }
 
-    /// Disk, else compile; then remember in memory.
+    /// Disk, else compile; then remember in memory. Baseline (Winch) code never touches
+    /// the disk.
     fn load_uncached(&self, engine: &Engine, key: &CacheKey, bytes: &[u8]) -> LoadOutcome {
-        if let Some((module, compile_time)) = self.load_from_disk(engine, key) {
+        let baseline = is_baseline_engine(engine);
+        if !baseline && let Some((module, compile_time)) = self.load_from_disk(engine, key) {
             Counters::bump(&self.counters.disk_hits);
             Counters::add_duration(&self.counters.saved_nanos, compile_time);
             self.remember(*key, module.clone(), compile_time);
@@ -420,6 +473,9 @@ impl CompilationCache {
         }
         Counters::bump(&self.counters.misses);
         Counters::bump(&self.counters.compilations);
+        if baseline {
+            Counters::bump(&self.counters.baseline_compilations);
+        }
         let started = Instant::now();
         let compiled = Module::new(engine, bytes);
         let compile_time = started.elapsed();
@@ -431,7 +487,9 @@ impl CompilationCache {
                 return Err(compile_error(bytes, &err));
             }
         };
-        self.store_on_disk(key, &module, compile_time);
+        if !baseline {
+            self.store_on_disk(engine, key, &module, compile_time);
+        }
         self.remember(*key, module.clone(), compile_time);
         Ok((module, compile_time))
     }
@@ -444,7 +502,7 @@ impl CompilationCache {
     fn load_from_disk(&self, engine: &Engine, key: &CacheKey) -> Option<(Module, Duration)> {
         let tier = self.disk_tier()?;
         let (path, defect) = match tier.read(key) {
-            DiskRead::Missing => return None,
+            DiskRead::Missing => return self.load_portable(&tier, engine, key),
             DiskRead::Failed(err) => {
                 self.disk_failed(&tier, err);
                 return None;
@@ -483,7 +541,52 @@ impl CompilationCache {
         None
     }
 
-    fn store_on_disk(&self, key: &CacheKey, module: &Module, compile_time: Duration) {
+    /// An artifact of the module compiled for a CPU baseline by another engine (`cache
+    /// warm --cpu-baseline`), if this CPU runs it. A refused one stays on disk (another
+    /// machine may use it) and is reported once per baseline.
+    fn load_portable(
+        &self,
+        tier: &DiskTier,
+        engine: &Engine,
+        key: &CacheKey,
+    ) -> Option<(Module, Duration)> {
+        for (path, artifact) in tier.read_portable(key) {
+            let cpu = artifact.cpu.unwrap_or_default();
+            // SAFETY: as in `load_from_disk`: the file is private to this user, its
+            // header matched the module hash, length and checksum that guardway wrote
+            // after serialising it with the engine whose fingerprint names its
+            // directory. wasmtime then checks that the artifact's target, flags, tunables
+            // and wasm features are compatible with `engine`, and that every CPU feature
+            // it was compiled to use is present on this CPU; it refuses the artifact
+            // otherwise.
+            #[allow(unsafe_code)]
+            let loaded = unsafe { Module::deserialize(engine, artifact.artifact()) };
+            match loaded {
+                Ok(module) => {
+                    Counters::bump(&self.counters.disk_portable_hits);
+                    return Some((module, artifact.compile_time));
+                }
+                Err(err) => {
+                    Counters::bump(&self.counters.disk_portable_refused);
+                    if self.refused_baselines.lock().insert(cpu) {
+                        tracing::warn!(
+                            path = %path.display(),
+                            "cached guard artifacts for CPU baseline {cpu} cannot run on this machine ({err:#}); compiling for this CPU"
+                        );
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn store_on_disk(
+        &self,
+        engine: &Engine,
+        key: &CacheKey,
+        module: &Module,
+        compile_time: Duration,
+    ) {
         let Some(tier) = self.disk_tier() else {
             return;
         };
@@ -501,7 +604,7 @@ impl CompilationCache {
             // It would be evicted at once.
             return;
         }
-        match tier.write(key, &artifact, compile_time) {
+        match tier.write(key, &artifact, compile_time, cpu_baseline_of(engine)) {
             Ok(_) => Counters::bump(&self.counters.disk_writes),
             Err(err) => {
                 self.disk_failed(&tier, err);
@@ -513,6 +616,7 @@ impl CompilationCache {
         self.counters
             .disk_bytes
             .store(report.total_bytes, Ordering::Relaxed);
+        self.disk_bytes_known.store(true, Ordering::Relaxed);
         for err in report.errors {
             self.record(err);
         }
@@ -554,8 +658,23 @@ impl CompilationCache {
         }
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters. The first call on a cache that has written nothing yet
+    /// counts the bytes in its directory.
     pub fn stats(&self) -> CacheStats {
+        if !self.disk_bytes_known.load(Ordering::Relaxed)
+            && let Some(tier) = self.disk_tier()
+        {
+            match tier.current_bytes() {
+                Ok(bytes) => {
+                    self.counters.disk_bytes.store(bytes, Ordering::Relaxed);
+                    self.disk_bytes_known.store(true, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    self.disk_bytes_known.store(true, Ordering::Relaxed);
+                    self.record(err);
+                }
+            }
+        }
         let (entries, bytes) = {
             let memory = self.memory.lock();
             (memory.len(), memory.bytes())

@@ -21,6 +21,9 @@ pub struct CacheStats {
     pub compilations: u64,
     /// Compilations that failed (their error was reported, nothing cached).
     pub compile_failures: u64,
+    /// Of `compilations`, those by the baseline (Winch) engine of tiered compilation (kept
+    /// in memory only).
+    pub baseline_compilations: u64,
     /// Wall time spent compiling.
     pub compile_time: Duration,
     /// Estimated compile time avoided: for every hit, the time the artifact
@@ -41,6 +44,12 @@ pub struct CacheStats {
     /// Recovered disk problems: unusable artifacts (truncated, corrupted,
     /// foreign, older format, insecure) that were ignored and recompiled.
     pub disk_warnings: u64,
+    /// Of `disk_hits`, artifacts compiled for a CPU baseline by another engine
+    /// (`guardway cache warm --cpu-baseline`) that this CPU accepted.
+    pub disk_portable_hits: u64,
+    /// Artifacts compiled for a CPU baseline that this CPU refused (it lacks a feature);
+    /// the module was compiled here instead and the artifact left in place.
+    pub disk_portable_refused: u64,
     /// Disk failures (directory unusable, write or delete failed); each one is
     /// also reported by [`close`](super::CompilationCache::close).
     pub disk_errors: u64,
@@ -54,6 +63,7 @@ pub(crate) struct Counters {
     pub misses: AtomicU64,
     pub compilations: AtomicU64,
     pub compile_failures: AtomicU64,
+    pub baseline_compilations: AtomicU64,
     pub compile_nanos: AtomicU64,
     pub saved_nanos: AtomicU64,
     pub memory_evictions: AtomicU64,
@@ -61,6 +71,8 @@ pub(crate) struct Counters {
     pub disk_bytes: AtomicU64,
     pub disk_writes: AtomicU64,
     pub disk_warnings: AtomicU64,
+    pub disk_portable_hits: AtomicU64,
+    pub disk_portable_refused: AtomicU64,
     pub disk_errors: AtomicU64,
 }
 
@@ -87,6 +99,7 @@ impl Counters {
             misses: load(&self.misses),
             compilations: load(&self.compilations),
             compile_failures: load(&self.compile_failures),
+            baseline_compilations: load(&self.baseline_compilations),
             compile_time: Duration::from_nanos(load(&self.compile_nanos)),
             compile_time_saved: Duration::from_nanos(load(&self.saved_nanos)),
             memory_evictions: load(&self.memory_evictions),
@@ -96,6 +109,8 @@ impl Counters {
             disk_bytes: load(&self.disk_bytes),
             disk_writes: load(&self.disk_writes),
             disk_warnings: load(&self.disk_warnings),
+            disk_portable_hits: load(&self.disk_portable_hits),
+            disk_portable_refused: load(&self.disk_portable_refused),
             disk_errors: load(&self.disk_errors),
         }
     }

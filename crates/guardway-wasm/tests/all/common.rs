@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use guardway_wasm::{
-    Backend, BackendCallError, BoxFuture, Clock, Guard, GuardError, GuardModule, GuardOptions,
+    Backend, BackendCallError, BoxFuture, Clock, Guard, GuardCompiler, GuardError, GuardModule,
+    GuardOptions,
 };
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -22,8 +23,11 @@ pub fn fixture(name: &str) -> Vec<u8> {
     wat::parse_file(fixture_path(&format!("{name}.wat"))).unwrap()
 }
 
+/// Loads fixture `name` on optimised code at once, so that instance counts are exact (no
+/// background compilation retires instances); `tiers.rs` covers baseline code.
 pub fn load(name: &str) -> Result<GuardModule, GuardError> {
-    GuardModule::from_bytes(name, &fixture(name), &GuardOptions::default())
+    let options = GuardOptions::default().with_compiler(GuardCompiler::Cranelift);
+    GuardModule::from_bytes(name, &fixture(name), &options)
 }
 
 pub fn module(name: &str) -> GuardModule {

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use guardway_wasm::{GuardExport, LogRateLimit};
 use parking_lot::Mutex;
@@ -99,4 +100,62 @@ async fn filtered_lines_cost_no_tokens() {
     assert_eq!(guard.stats().log_lines_dropped, 0);
     let text = String::from_utf8(captured.0.lock().clone()).unwrap();
     assert!(!text.contains("checking tool call"), "{text}");
+}
+
+/// The `dropped=N` of every summary line in `text`.
+fn drop_summaries(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter(|l| l.contains("guard log lines dropped by the rate limit"))
+        .map(|l| {
+            let field = l
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix("dropped="))
+                .expect(l);
+            field.parse().expect(l)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dropped_lines_are_summarised_at_most_once_per_interval() {
+    let (captured, _default) = capture(tracing::Level::INFO);
+    let clock = ManualClock::new();
+    let options = options()
+        .with_name("chatty-guard")
+        .with_pool_size(1)
+        .with_clock(clock.clone())
+        .with_log_drop_summary_interval(Duration::from_secs(10))
+        .with_log_rate(LogRateLimit {
+            burst: 10,
+            lines_per_second: 0.001,
+        });
+    let guard = guard_with("chatty", options, None).await;
+    let summaries = || drop_summaries(&String::from_utf8(captured.0.lock().clone()).unwrap());
+    let call = || async { guard.call(GuardExport::LabelResource, b"{}").await.unwrap() };
+
+    // Every call drops lines; five calls within the interval: one summary, at the first.
+    for _ in 0..5 {
+        call().await;
+    }
+    assert_eq!(summaries(), vec![991]);
+    assert_eq!(guard.stats().log_drop_reports, 1);
+
+    // Not yet a whole interval later: still one.
+    clock.advance(Duration::from_secs(9));
+    call().await;
+    assert_eq!(summaries().len(), 1);
+
+    // The interval passed: the next call reports everything dropped since the first.
+    clock.advance(Duration::from_secs(1));
+    call().await;
+    assert_eq!(summaries(), vec![991, 6 * 1001]);
+    assert_eq!(guard.stats().log_drop_reports, 2);
+
+    // Lines dropped since are reported when the guard goes away; none is lost.
+    call().await;
+    let dropped = guard.stats().log_lines_dropped;
+    drop(guard);
+    let reported = summaries();
+    assert_eq!(reported, vec![991, 6 * 1001, 1001]);
+    assert_eq!(reported.iter().sum::<u64>(), dropped);
 }

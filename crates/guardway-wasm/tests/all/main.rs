@@ -9,4 +9,5 @@ mod loading;
 mod logging;
 mod pool;
 mod sample_guard;
+mod tiers;
 mod typed;

@@ -1,11 +1,12 @@
 //! The real sample guard (Rust, built from `guards/sample-guard` for wasm32-wasip1) under the
-//! host: policy, look-ups through `call_backend`, memoisation per instance, typed outputs.
+//! host, on optimised and on baseline code: policy, look-ups through `call_backend`,
+//! memoisation per instance, typed outputs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use guardway_difc::{LabelResourceInput, LabelResponseInput, Operation, ResponseLabels};
-use guardway_wasm::{Backend, Guard, GuardError, GuardModule, GuardOptions};
+use guardway_wasm::{Backend, Guard, GuardCompiler, GuardError, GuardModule, GuardOptions};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -46,9 +47,18 @@ pub fn sample_guard_wasm() -> Option<Vec<u8>> {
     Some(std::fs::read(&path).unwrap())
 }
 
-fn sample_module() -> Option<GuardModule> {
-    let bytes = sample_guard_wasm()?;
-    Some(GuardModule::from_bytes("sample-guard", &bytes, &GuardOptions::default()).unwrap())
+/// The sample guard on each tier: optimised (Cranelift) and baseline (Winch) code.
+fn sample_modules() -> Vec<GuardModule> {
+    let Some(bytes) = sample_guard_wasm() else {
+        return Vec::new();
+    };
+    [GuardCompiler::Cranelift, GuardCompiler::Winch]
+        .into_iter()
+        .map(|compiler| {
+            let options = GuardOptions::default().with_compiler(compiler);
+            GuardModule::from_bytes("sample-guard", &bytes, &options).unwrap()
+        })
+        .collect()
 }
 
 fn text_result(value: &Value) -> Value {
@@ -70,9 +80,12 @@ fn search_backend() -> Arc<MockBackend> {
 
 #[tokio::test]
 async fn sample_guard_labels_a_private_issue_with_one_memoised_look_up() {
-    let Some(module) = sample_module() else {
-        return;
-    };
+    for module in sample_modules() {
+        labels_a_private_issue(module).await;
+    }
+}
+
+async fn labels_a_private_issue(module: GuardModule) {
     assert!(module.has_allocator());
     let backend = search_backend();
     let options = options().with_pool_size(1);
@@ -126,9 +139,12 @@ async fn sample_guard_labels_a_private_issue_with_one_memoised_look_up() {
 
 #[tokio::test]
 async fn sample_guard_rejects_an_invalid_policy() {
-    let Some(module) = sample_module() else {
-        return;
-    };
+    for module in sample_modules() {
+        rejects_an_invalid_policy(module).await;
+    }
+}
+
+async fn rejects_an_invalid_policy(module: GuardModule) {
     let invalid = json!({"allow-only": {"repos": [], "min-integrity": "approved"}});
     let err = Guard::new(module, &invalid, options(), None)
         .await
@@ -138,9 +154,12 @@ async fn sample_guard_rejects_an_invalid_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_guard_serves_parallel_calls() {
-    let Some(module) = sample_module() else {
-        return;
-    };
+    for module in sample_modules() {
+        serves_parallel_calls(module).await;
+    }
+}
+
+async fn serves_parallel_calls(module: GuardModule) {
     let guard = Guard::new(
         module,
         &policy(),

@@ -323,6 +323,35 @@ fn the_disk_bound_evicts_the_least_recently_used_artifact() {
     fresh.close().unwrap();
 }
 
+/// A disk hit marks the artifact used unless it was marked less than a minute ago, so
+/// that a process started again and again does not rewrite the artifact's inode each time.
+#[test]
+fn a_disk_hit_marks_the_artifact_used_at_most_once_a_minute() {
+    let temp = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let path = expected_artifact_path(temp.path(), &engine, &module_bytes(210));
+    load_fresh(temp.path(), &engine, 210);
+    let set_age = |age: u64| {
+        let time = SystemTime::now() - Duration::from_secs(age);
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(time).unwrap();
+        fs::metadata(&path).unwrap().modified().unwrap()
+    };
+    let modified = || fs::metadata(&path).unwrap().modified().unwrap();
+
+    let recent = set_age(30);
+    assert_eq!(load_fresh(temp.path(), &engine, 210).disk_hits, 1);
+    assert_eq!(modified(), recent);
+
+    let old = set_age(120);
+    assert_eq!(load_fresh(temp.path(), &engine, 210).disk_hits, 1);
+    let touched = modified();
+    assert!(
+        touched > old + Duration::from_secs(100),
+        "{touched:?} {old:?}"
+    );
+}
+
 #[test]
 fn files_not_of_the_cache_layout_are_left_alone() {
     let temp = tempfile::tempdir().unwrap();

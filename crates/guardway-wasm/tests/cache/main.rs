@@ -3,3 +3,5 @@
 mod common;
 mod disk;
 mod memory;
+#[cfg(target_arch = "x86_64")]
+mod portable;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use guardway_wasm::{
-    CacheConfig, CacheMode, CompilationCache, DEFAULT_DISK_MAX_BYTES, EngineFingerprint,
-    GuardModule, GuardOptions,
+    CacheConfig, CacheMode, CompilationCache, CpuBaseline, DEFAULT_DISK_MAX_BYTES,
+    EngineFingerprint, GuardCompiler, GuardModule, GuardOptions,
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -44,9 +44,27 @@ pub struct WarmArgs {
     /// deleted beyond it).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_DISK_MAX_BYTES)]
     pub max_bytes: u64,
+    /// CPU features the compiled code may use: `native` (this CPU's), or an x86-64 level
+    /// (`x86-64-v2`, `x86-64-v3`) so that artifacts made while building an image load on
+    /// any machine of that level. A machine lacking a feature compiles the guard itself.
+    #[arg(
+        long,
+        value_name = "native|x86-64-v2|x86-64-v3",
+        default_value = "native",
+        value_parser = parse_cpu_baseline
+    )]
+    pub cpu_baseline: CpuBaseline,
+}
+
+fn parse_cpu_baseline(text: &str) -> Result<CpuBaseline, String> {
+    text.parse()
+        .map_err(|e: guardway_wasm::UnknownName| e.to_string())
 }
 
 pub fn run(command: CacheCommand) -> anyhow::Result<ExitCode> {
+    // These commands compile or fingerprint; they run no guard: no instance pool.
+    let _ =
+        guardway_wasm::configure_instance_allocation(guardway_wasm::InstanceAllocation::OnDemand);
     init_stderr_logging();
     match command {
         CacheCommand::Stats(args) => stats(&resolve_dir(&args)?),
@@ -134,10 +152,10 @@ fn stats(dir: &Path) -> anyhow::Result<ExitCode> {
         human_bytes(usage.bytes())
     );
     for (fingerprint, entry) in &usage.by_fingerprint {
-        let whose = if *fingerprint == current {
-            "this engine"
-        } else {
-            "another engine or version"
+        let whose = match entry.cpu_baseline {
+            _ if *fingerprint == current => "this engine".to_owned(),
+            Some(cpu) if cpu.is_portable() => format!("portable, CPU baseline {cpu}"),
+            _ => "another engine or version".to_owned(),
         };
         println!(
             "  {fingerprint}  {:>5} artifacts  {:>10}  ({whose})",
@@ -188,7 +206,11 @@ fn warm(args: &WarmArgs) -> anyhow::Result<ExitCode> {
         disk_max_bytes: args.max_bytes,
         ..CacheConfig::default()
     }));
-    let options = GuardOptions::default().with_cache(CacheMode::Injected(cache.clone()));
+    // Only optimised code is stored: no tiers here.
+    let options = GuardOptions::default()
+        .with_cache(CacheMode::Injected(cache.clone()))
+        .with_compiler(GuardCompiler::Cranelift)
+        .with_cpu_baseline(args.cpu_baseline);
     let mut progress = Progress::new(files.len());
     let mut results = Vec::new();
     for (index, file) in files.iter().enumerate() {
@@ -227,9 +249,10 @@ fn warm(args: &WarmArgs) -> anyhow::Result<ExitCode> {
     }
     let stored = cache.disk_dir().is_some();
     println!(
-        "{compiled} compiled, {cached} already cached, {failed} failed in {} (cache: {})",
+        "{compiled} compiled, {cached} already cached, {failed} failed in {} (cache: {}, CPU baseline {})",
         human_duration(started.elapsed()),
-        dir.display()
+        dir.display(),
+        args.cpu_baseline
     );
     let mut ok = failed == 0 && stored;
     if !stored {

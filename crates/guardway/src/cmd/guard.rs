@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use guardway_difc::{LabelResourceInput, LabelResponseInput, prepare_label_agent_policy};
-use guardway_wasm::{Guard, GuardModule, GuardOptions};
+use guardway_wasm::{
+    CacheConfig, CodeTier, CompilationCache, GUARD_COMPILER_ENV, Guard, GuardCompiler, GuardModule,
+    GuardOptions,
+};
 use serde_json::Value;
 use wasmtime::ExternType;
 
@@ -22,6 +25,8 @@ pub enum GuardCommand {
     Check {
         /// The guard's `.wasm` file.
         file: PathBuf,
+        #[command(flatten)]
+        compiler: CompilerArgs,
     },
     /// Call one label function of a guard and print its output JSON.
     Call(CallArgs),
@@ -29,6 +34,26 @@ pub enum GuardCommand {
     Test(test::TestArgs),
     /// Measure a guard: load (cold and cached), instantiation, per-call latency, throughput, memory.
     Bench(bench::BenchArgs),
+}
+
+/// `--guard-compiler`, shared by the subcommands that load a guard.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct CompilerArgs {
+    /// Which compiler turns the guard into machine code: `auto` (Winch first, then
+    /// Cranelift in the background: tiered), `cranelift` or `winch`.
+    #[arg(
+        long = "guard-compiler",
+        value_name = "auto|cranelift|winch",
+        env = GUARD_COMPILER_ENV,
+        default_value = "auto",
+        value_parser = parse_compiler
+    )]
+    pub compiler: GuardCompiler,
+}
+
+pub(crate) fn parse_compiler(text: &str) -> Result<GuardCompiler, String> {
+    text.parse()
+        .map_err(|e: guardway_wasm::UnknownName| e.to_string())
 }
 
 /// Arguments of `guardway guard call`.
@@ -57,6 +82,12 @@ pub struct CallArgs {
     /// Time limit of one guard call, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
+    /// Also keep the compiled guard in this disk cache directory, and load it from there
+    /// when it is already compiled (default: compile in memory only).
+    #[arg(long, value_name = "DIR")]
+    wasm_cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    compiler: CompilerArgs,
 }
 
 /// The label function `guard call` runs after `label_agent`.
@@ -71,6 +102,15 @@ pub enum LabelCall {
 }
 
 pub fn run(command: GuardCommand) -> anyhow::Result<ExitCode> {
+    // One-shot commands create a few instances: no instance pool to set up. `bench`
+    // measures the gateway's set-up, the pool included.
+    if !matches!(command, GuardCommand::Bench(_)) {
+        let _ = guardway_wasm::configure_instance_allocation(
+            guardway_wasm::InstanceAllocation::OnDemand,
+        );
+    }
+    // Every subcommand loads a guard: the engine's set-up overlaps with reading it.
+    guardway_wasm::prepare_engine();
     // `guard test` and `guard call --trace` report the guard's own lines themselves.
     let traced = match &command {
         GuardCommand::Test(_) => true,
@@ -83,7 +123,7 @@ pub fn run(command: GuardCommand) -> anyhow::Result<ExitCode> {
         "warn"
     });
     match command {
-        GuardCommand::Check { file } => check(&file),
+        GuardCommand::Check { file, compiler } => check(&file, compiler.compiler),
         GuardCommand::Call(args) => call(args),
         GuardCommand::Test(args) => test::run(args),
         GuardCommand::Bench(args) => bench::run(args),
@@ -116,24 +156,50 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn check(file: &Path) -> anyhow::Result<ExitCode> {
+/// Gives the process-wide compilation cache a disk directory, when one is asked for.
+pub(crate) fn use_disk_cache(dir: Option<&Path>) {
+    if let Some(dir) = dir {
+        // Only fails when the process-wide cache was configured before, which nothing here does.
+        let _ = CompilationCache::configure_global(CacheConfig::with_disk_dir(dir));
+    }
+}
+
+/// Before a one-shot command exits: a guard still on baseline code is moved to optimised
+/// code when a disk cache is in use, so that the next run finds the optimised artifact.
+pub(crate) fn finish_tier_up(module: &GuardModule, disk_cache: bool) {
+    if disk_cache
+        && module.tier() == CodeTier::Baseline
+        && let Err(error) = module.tier_up()
+    {
+        eprintln!("warning: {error}");
+    }
+}
+
+fn check(file: &Path, compiler: GuardCompiler) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     println!("file:      {} ({} bytes)", file.display(), bytes.len());
     let engine = guardway_wasm::engine()?;
-    match wasmtime::Module::validate(engine, &bytes) {
-        Ok(()) => {
-            if let Ok(module) = wasmtime::Module::new(engine, &bytes) {
-                print_module(&module);
-            }
-        }
-        Err(err) => println!("module:    not a valid WebAssembly module ({err:#})"),
-    }
-    let options = GuardOptions::default();
+    let options = GuardOptions::default()
+        .with_compiler(compiler)
+        .with_background_tier_up(false);
     let name = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "guard".to_owned());
-    match GuardModule::from_bytes(&name, &bytes, &options) {
+    let loaded = GuardModule::from_bytes(&name, &bytes, &options);
+    match wasmtime::Module::validate(engine, &bytes) {
+        Ok(()) => match &loaded {
+            Ok(guard) => print_module(&guard.module()),
+            // Not a guard, but a module: its exports and imports say why.
+            Err(_) => {
+                if let Ok(module) = wasmtime::Module::new(engine, &bytes) {
+                    print_module(&module);
+                }
+            }
+        },
+        Err(err) => println!("module:    not a valid WebAssembly module ({err:#})"),
+    }
+    match loaded {
         Ok(module) => {
             println!(
                 "allocator: {}",
@@ -149,6 +215,7 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
                 options.call_timeout.as_millis(),
                 options.max_backend_calls
             );
+            println!("compiler:  {} ({} code)", options.compiler, module.tier());
             println!("valid:     yes");
             Ok(ExitCode::SUCCESS)
         }
@@ -213,15 +280,24 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    use_disk_cache(args.wasm_cache_dir.as_deref());
     let mut options = GuardOptions::default()
-        .with_call_timeout(std::time::Duration::from_millis(args.timeout_ms));
+        .with_call_timeout(std::time::Duration::from_millis(args.timeout_ms))
+        .with_compiler(args.compiler.compiler)
+        .with_background_tier_up(false)
+        .with_pool_size(1);
     if args.trace {
         options = options.with_observer(Arc::new(harness::TraceRecorder::new(true)));
     }
     let module = GuardModule::from_file(&args.file, &options)?;
-    let rt = runtime()?;
+    // One call: one thread is enough, and starts faster than a pool of workers.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let called = module.clone();
     let output = rt.block_on(async move {
-        let guard = Guard::new(module, &policy, options, backend).await?;
+        let guard = Guard::new(called, &policy, options, backend).await?;
         let value = match args.call {
             LabelCall::Agent => serde_json::to_value(agent_json(&guard))?,
             LabelCall::Resource => {
@@ -251,6 +327,7 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(value)
     })?;
     println!("{}", serde_json::to_string_pretty(&output)?);
+    finish_tier_up(&module, args.wasm_cache_dir.is_some());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,4 +3,5 @@
 pub mod cache;
 pub mod config;
 pub mod guard;
+pub mod proxy;
 pub mod serve;

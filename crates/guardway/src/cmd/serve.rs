@@ -36,7 +36,7 @@ pub struct ServeArgs {
     pub listen: Option<String>,
 
     /// One MCP endpoint per backend at /mcp/<server> (the default).
-    #[arg(long, conflicts_with = "unified", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value_t = false, value_name = "BOOL", hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value_t = false, value_name = "BOOL", hide_default_value = true, hide_possible_values = true)]
     pub routed: bool,
 
     /// One MCP endpoint at /mcp with tools named <server>___<tool>.
@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// Bound of the guard compilation cache, in bytes.
     #[arg(long, value_name = "BYTES")]
     pub wasm_cache_max_bytes: Option<u64>,
+
+    /// Compiler of guards: auto (Winch first, Cranelift in the background), cranelift or winch [env: GUARDWAY_GUARD_COMPILER] [default: auto].
+    #[arg(long, value_name = "auto|cranelift|winch", value_parser = crate::cmd::guard::parse_compiler)]
+    pub guard_compiler: Option<guardway_wasm::GuardCompiler>,
 
     /// strict, filter or propagate [env: MCP_GATEWAY_GUARDS_MODE] [default: strict].
     #[arg(long, value_name = "MODE")]
@@ -192,6 +196,16 @@ pub fn environment_with_env_file(
     Ok(env)
 }
 
+/// What the reference gateway says when neither `--config` nor
+/// `--config-stdin` is given (its flag-group check), word for word.
+const MISSING_CONFIG_SOURCE: &str =
+    "at least one of the flags in the group [config config-stdin] is required";
+/// guardway's hint, on the line after [`MISSING_CONFIG_SOURCE`].
+const MISSING_CONFIG_HINT: &str =
+    "hint: give --config <file> (TOML) or --config-stdin (JSON on stdin)";
+/// What the reference gateway says for `--routed` with `--unified`.
+const ROUTED_AND_UNIFIED: &str = "if any flags in the group [routed unified] are set none of the others can be; [routed unified] were all set";
+
 /// Reads the configuration named by the flags: stdin JSON when
 /// `--config-stdin`, else the `--config` file (TOML, or JSON for `.json`).
 fn load_config(args: &ServeArgs, env: &Environment) -> anyhow::Result<ParsedConfig> {
@@ -203,9 +217,7 @@ fn load_config(args: &ServeArgs, env: &Environment) -> anyhow::Result<ParsedConf
         return Ok(parse_json(&text, env)?);
     }
     let Some(path) = &args.config else {
-        anyhow::bail!(
-            "no configuration: give --config <file> (TOML) or --config-stdin (JSON on stdin)"
-        );
+        anyhow::bail!("{MISSING_CONFIG_SOURCE}\n{MISSING_CONFIG_HINT}");
     };
     let is_json = path
         .extension()
@@ -274,6 +286,27 @@ pub fn options_from_args(args: ServeArgs) -> anyhow::Result<ServeOptions> {
     Ok(options)
 }
 
+/// The start-up facts the reference writes to `mcp-gateway.log` only
+/// (category `startup`), in its words. Not on stderr: scripts wait for the
+/// banner's `Starting MCPG` there, which comes once the gateway is ready.
+fn log_startup_facts(options: &ServeOptions, config_source: &str) {
+    let ids: Vec<&str> = options.config.servers.keys().map(String::as_str).collect();
+    for line in [
+        format!(
+            "MCPG Gateway version: guardway {}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!(
+            "Starting MCPG with config: {config_source}, listen: {}, log-dir: {}",
+            options.listen,
+            options.log_dir.display()
+        ),
+        format!("Loaded {} MCP server(s): [{}]", ids.len(), ids.join(" ")),
+    ] {
+        guardway_gateway::logfiles::log_file_line("INFO", "startup", &line);
+    }
+}
+
 /// Configures the process-wide guard compilation cache from the serve
 /// options, before any guard is loaded.
 fn configure_compilation_cache(options: &guardway_gateway::config::ServeOptions) {
@@ -301,6 +334,7 @@ fn configure_compilation_cache(options: &guardway_gateway::config::ServeOptions)
         tracing::warn!("the WASM compilation cache was already configured");
     }
     tracing::info!(
+        target: "guardway::startup",
         "WASM compilation cache directory: {}",
         disk_dir
             .map(|d| d.display().to_string())
@@ -308,9 +342,61 @@ fn configure_compilation_cache(options: &guardway_gateway::config::ServeOptions)
     );
 }
 
+/// The guard compiler: `--guard-compiler`, else `GUARDWAY_GUARD_COMPILER` (the `--env`
+/// file included), else `auto`.
+fn guard_compiler(
+    flag: Option<guardway_wasm::GuardCompiler>,
+    options: &ServeOptions,
+) -> anyhow::Result<guardway_wasm::GuardCompiler> {
+    if let Some(compiler) = flag {
+        return Ok(compiler);
+    }
+    match options.env_var(guardway_wasm::GUARD_COMPILER_ENV) {
+        Some(value) if !value.trim().is_empty() => value
+            .parse()
+            .with_context(|| format!("invalid {}", guardway_wasm::GUARD_COMPILER_ENV)),
+        _ => Ok(guardway_wasm::GuardCompiler::Auto),
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // The reference's flag-group checks, in its order, before anything else
+    // is read, printed as it prints them (no prefix) so that scripts matching
+    // its text keep working.
+    if !args.config_stdin && args.config.is_none() {
+        eprintln!("{MISSING_CONFIG_SOURCE}\n{MISSING_CONFIG_HINT}");
+        return Ok(ExitCode::FAILURE);
+    }
+    if args.routed && args.unified {
+        eprintln!("{ROUTED_AND_UNIFIED}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let config_source = if args.config_stdin {
+        "stdin".to_owned()
+    } else {
+        args.config
+            .as_ref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_default()
+    };
+    let compiler_flag = args.guard_compiler;
     let options = options_from_args(args)?;
+    let compiler = guard_compiler(compiler_flag, &options)?;
+    let wasm_guards = options.wasm_guards_dir.is_some()
+        || options
+            .config
+            .guards
+            .values()
+            .any(|guard| guard.kind.eq_ignore_ascii_case("wasm"));
+    if wasm_guards {
+        // The engine's set-up overlaps with starting the backends.
+        guardway_wasm::prepare_engine();
+    }
+    // Before any guard is loaded: every guard's default options take it.
+    let _ = guardway_wasm::GuardCompiler::set_process_default(compiler);
     guardway_gateway::logfiles::install_global_logging(&options.log_dir, "info");
+    log_startup_facts(&options, &config_source);
+    tracing::debug!("guard compiler: {compiler}");
     for warning in &options.extra.config_warnings {
         tracing::warn!("{warning}");
     }

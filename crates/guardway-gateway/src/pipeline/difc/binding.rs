@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::config::{GatewayConfig, ServerConfig};
 
 use super::call_backend::GuardBackendLink;
+use super::security::SinkVisibility;
 
 /// Where a server's guard comes from, before loading.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +96,8 @@ pub fn raw_policy(
         .and_then(|guard| guard.policy.clone())
 }
 
-fn write_sink_of(policy: &Value) -> Option<&Value> {
+/// The write-sink entry of a policy (`write-sink` or `writesink`, any case).
+pub fn write_sink_of(policy: &Value) -> Option<&Value> {
     policy.as_object().and_then(|map| {
         map.iter()
             .find(|(key, _)| {
@@ -104,6 +106,17 @@ fn write_sink_of(policy: &Value) -> Option<&Value> {
             })
             .map(|(_, value)| value)
     })
+}
+
+/// The `sink-visibility` of a write-sink entry, as written (the key in any
+/// case); empty or `null` is unset, as in the reference.
+pub fn configured_sink_visibility(write_sink: &Value) -> Option<&str> {
+    write_sink
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("sink-visibility"))
+        .and_then(|(_, value)| value.as_str())
+        .filter(|value| !value.is_empty())
 }
 
 /// Where the guard of `server_id` comes from.
@@ -131,21 +144,11 @@ pub fn guard_source(
                     .collect()
             })
             .unwrap_or_default();
-        let visibility = sink
-            .get("sink-visibility")
-            .and_then(Value::as_str)
-            .map(|v| v.trim().to_ascii_lowercase());
-        let exempt = config
-            .gateway
-            .sink_visibility_exempt_servers
-            .iter()
-            .any(|s| s == server_id)
-            || server_id == "safe-outputs"
-            || server_id == "safeoutputs";
-        let public = match visibility.as_deref() {
-            Some(v) => v == "public",
-            None => !exempt,
-        };
+        // As configured; the gateway then settles the effective value
+        // (security-by-default, runtime verification: `security`).
+        let public = configured_sink_visibility(sink)
+            .and_then(SinkVisibility::parse)
+            .is_some_and(|visibility| visibility == SinkVisibility::Public);
         return GuardSource::WriteSink { accept, public };
     }
     let Some(name) = &server.guard else {
@@ -282,5 +285,23 @@ mod tests {
         let bad_users = ["".to_owned()];
         let policy = serde_json::json!({"allow-only": {"repos": "all", "min-integrity": "none"}});
         assert!(label_agent_payload(policy, &[], &bad_users).is_err());
+    }
+
+    #[test]
+    fn configured_sink_visibility_as_the_reference_reads_it() {
+        use serde_json::json;
+        let of = |sink: Value| configured_sink_visibility(&sink).map(str::to_owned);
+        assert_eq!(
+            of(json!({"accept": ["*"], "sink-visibility": "Private"})),
+            Some("Private".to_owned())
+        );
+        assert_eq!(
+            of(json!({"accept": ["*"], "Sink-Visibility": "public"})),
+            Some("public".to_owned())
+        );
+        // Empty, null or absent: unset (then defaulted by the gateway).
+        assert_eq!(of(json!({"accept": ["*"], "sink-visibility": ""})), None);
+        assert_eq!(of(json!({"accept": ["*"], "sink-visibility": null})), None);
+        assert_eq!(of(json!({"accept": ["*"]})), None);
     }
 }

@@ -1,9 +1,10 @@
 //! The DIFC pipeline as the MCP gateway's [`CallInterceptor`]: each
 //! configured server's guard and policy taken from the gateway's
-//! configuration (gateway.md §6.1), guards' `call_backend` over the
-//! server's own MCP connection, and rmcp's tool-call types handed to and
-//! taken from [`DifcPipeline::call`]. A result becomes JSON only when a
-//! guard labels it.
+//! configuration (gateway.md §6.1) and settled by the security-by-default
+//! rules (`security`: force-public-repos, sink-visibility), guards'
+//! `call_backend` over the server's own MCP connection, and rmcp's
+//! tool-call types handed to and taken from [`DifcPipeline::call`]. A
+//! result becomes JSON only when a guard labels it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,10 +19,15 @@ use serde_json::{Value, json};
 
 use crate::backend::Backend;
 use crate::config::{GatewayConfig, ServeOptions};
+use crate::github::{
+    FORCE_PUBLIC_REPOS_VARIABLE, GATEWAY_LOOKUP_TIMEOUT, GitHubEnv, WorkflowVisibility, env_bool,
+};
+use crate::observe::digest::StartupPolicies;
 use crate::observe::metrics::{MetricsRegistry, SnapshotFamily};
 use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall, gateway_error};
 
-use super::binding;
+use super::binding::{self, GuardSource};
+use super::security::{PolicySource, SecurityDefaults, SinkVisibility};
 use super::{
     CallError, DIFC_LOG_TARGET, DifcCall, DifcPipeline, Forwarded, ForwardedResult, GuardLoadError,
     Outcome, ServerSpec, render_cache_stats,
@@ -37,6 +43,9 @@ pub struct GuardPipeline {
     policy_override: Option<Value>,
     require_guards: bool,
     enforce_tool_call_limits: bool,
+    security: SecurityDefaults,
+    /// Per server, the effective policy as `gateway.md` shows it.
+    effective_policies: OnceLock<BTreeMap<String, String>>,
     backends: OnceLock<BTreeMap<String, Arc<Backend>>>,
 }
 
@@ -71,6 +80,15 @@ impl GuardPipeline {
             .wasm_guards_dir
             .clone()
             .filter(|dir| !dir.as_os_str().is_empty());
+        let env = |name: &str| options.env_var(name);
+        let visibility =
+            WorkflowVisibility::new(GitHubEnv::from_lookup(env), GATEWAY_LOOKUP_TIMEOUT);
+        let force_word = options.env_var(FORCE_PUBLIC_REPOS_VARIABLE);
+        let env_force = env_bool(force_word.as_deref());
+        if let Some(word) = force_word.filter(|word| !word.is_empty() && env_force.is_none()) {
+            tracing::debug!(target: DIFC_LOG_TARGET,
+                "GetEnvBool: {FORCE_PUBLIC_REPOS_VARIABLE}={word:?} is not a recognized boolean value, using default=true");
+        }
         GuardPipeline {
             core: DifcPipeline::new(default_mode(options)),
             config: options.config.clone(),
@@ -78,6 +96,8 @@ impl GuardPipeline {
             policy_override: options.extra.guard_policy_override.clone(),
             require_guards: options.require_guards,
             enforce_tool_call_limits: options.enforce_tool_call_limits,
+            security: SecurityDefaults::new(&options.config, env_force, visibility),
+            effective_policies: OnceLock::new(),
             backends: OnceLock::new(),
         }
     }
@@ -108,38 +128,90 @@ impl GuardPipeline {
         self.core.guard_states()
     }
 
-    /// Each configured server's guard, policy and `call_backend` target.
-    fn server_specs(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Vec<ServerSpec> {
-        self.config
-            .servers
-            .iter()
-            .map(|(id, server)| {
-                let raw = binding::raw_policy(&self.config, server, self.policy_override.as_ref());
-                let source = binding::guard_source(
-                    &self.config,
-                    id,
-                    server,
-                    self.guards_dir.as_deref(),
-                    raw.as_ref(),
-                );
-                let mut spec = ServerSpec::new(id.clone(), source)
-                    .trusted_bots(self.config.gateway.trusted_bots.clone())
-                    .enforce_tool_call_limits(self.enforce_tool_call_limits);
-                if let Some(raw) = raw {
-                    spec = spec.policy(raw);
-                }
-                if let Some(backend) = backends.get(id) {
-                    spec = spec.call_backend(Arc::new(McpCallBackend {
-                        backend: backend.clone(),
-                    }));
-                }
-                spec
-            })
-            .collect()
+    /// Each configured server's guard, effective policy and `call_backend`
+    /// target, in id order, with the reference's lines. Per server, as the
+    /// reference: its configured policy is logged, a write-sink guard's
+    /// visibility is settled, then (when the workflow repository is public
+    /// and the feature is on) the policy is narrowed to public
+    /// repositories. The effective policies are kept for `gateway.md`.
+    async fn server_specs(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Vec<ServerSpec> {
+        self.security.check_exempt_list(&self.config);
+        let mut specs = Vec::with_capacity(self.config.servers.len());
+        let mut shown = BTreeMap::new();
+        for (id, server) in &self.config.servers {
+            let raw = binding::raw_policy(&self.config, server, self.policy_override.as_ref());
+            let mut source = binding::guard_source(
+                &self.config,
+                id,
+                server,
+                self.guards_dir.as_deref(),
+                raw.as_ref(),
+            );
+            log_guard_policy(id, server.guard_policies.as_ref());
+            let mut sink_visibility = None;
+            if let GuardSource::WriteSink { accept, public } = &mut source {
+                let configured = raw
+                    .as_ref()
+                    .and_then(binding::write_sink_of)
+                    .and_then(binding::configured_sink_visibility);
+                let settled = self.security.sink_visibility(id, configured).await;
+                *public = settled.as_deref().and_then(SinkVisibility::parse)
+                    == Some(SinkVisibility::Public);
+                log_write_sink_guard(id, accept.len(), settled.as_deref());
+                sink_visibility = Some(settled);
+            }
+            let policy = if self.security.force_public_repos().await {
+                let origin = if self.policy_override.is_some() {
+                    PolicySource::Global
+                } else if server.guard_policies.is_some() {
+                    PolicySource::Server
+                } else {
+                    PolicySource::Unset
+                };
+                self.security.force_server_scope(id, origin, raw)
+            } else {
+                raw
+            };
+            if let Some(text) = shown_policy(policy.as_ref(), sink_visibility) {
+                shown.insert(id.clone(), text);
+            }
+            let mut spec = ServerSpec::new(id.clone(), source)
+                .trusted_bots(self.config.gateway.trusted_bots.clone())
+                .enforce_tool_call_limits(self.enforce_tool_call_limits);
+            if let Some(policy) = policy {
+                spec = spec.policy(policy);
+            }
+            if let Some(backend) = backends.get(id) {
+                spec = spec.call_backend(Arc::new(McpCallBackend {
+                    backend: backend.clone(),
+                }));
+            }
+            specs.push(spec);
+        }
+        let _ = self.effective_policies.set(shown);
+        specs
     }
 
     async fn load_guards(&self, backends: &BTreeMap<String, Arc<Backend>>) -> Result<(), String> {
-        let failures = self.core.bind_servers(self.server_specs(backends)).await;
+        let specs = self.server_specs(backends).await;
+        // As the reference: DIFC is on when a server has a guard or a
+        // policy (force-public-repos gives every server one).
+        let enforcing = self.policy_override.is_some()
+            || specs.iter().any(ServerSpec::is_guarded)
+            || self
+                .config
+                .servers
+                .values()
+                .any(|s| s.guard_policies.is_some())
+            || (!specs.is_empty() && self.security.force_public_repos().await);
+        let failures = self.core.bind_servers(specs).await;
+        if enforcing {
+            tracing::info!(target: STARTUP_LOG_TARGET,
+                "Guards enforcement enabled with mode: {}", self.core.default_mode());
+        } else {
+            tracing::info!(target: STARTUP_LOG_TARGET,
+                "Guards enforcement disabled (sessions auto-created for standard MCP client compatibility)");
+        }
         let _ = self.backends.set(backends.clone());
         if self.require_guards && !failures.is_empty() {
             return Err(GuardLoadError { failures }.to_string());
@@ -196,6 +268,50 @@ impl GuardPipeline {
     }
 }
 
+/// Target of the start-up lines the reference writes under `startup`.
+const STARTUP_LOG_TARGET: &str = "guardway::startup";
+
+/// The reference's line about a server's configured policy, before any
+/// override (`[difc] [<id>] …` in `mcp-gateway.log`, through the
+/// `server_id` field): its own `guard-policies` (JSON, keys sorted as the
+/// reference's encoder writes them), or that it has none.
+fn log_guard_policy(id: &str, own_policies: Option<&Value>) {
+    match own_policies.filter(|p| p.as_object().is_none_or(|map| !map.is_empty())) {
+        Some(policies) => tracing::info!(target: DIFC_LOG_TARGET, server_id = %id,
+            "Guard policy: {}", sorted_json(policies)),
+        None => tracing::info!(target: DIFC_LOG_TARGET, server_id = %id, "No guard policy was set"),
+    }
+}
+
+/// The reference's line for a write-sink guard: its accept patterns and the
+/// `sink-visibility` it enforces once settled (empty when unset).
+fn log_write_sink_guard(id: &str, accept: usize, visibility: Option<&str>) {
+    tracing::info!(target: DIFC_LOG_TARGET, server_id = %id,
+        "Created write-sink guard with {accept} accept patterns, sink-visibility={:?}",
+        visibility.unwrap_or_default());
+}
+
+/// Compact JSON with every object's keys sorted.
+fn sorted_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
 /// The backend call of an MCP tool call: a complete result is labelled, a
 /// task handle (or any other answer) passes unlabelled.
 async fn forward(
@@ -246,6 +362,41 @@ impl CallInterceptor for GuardPipeline {
     fn reflect(&self) -> Option<Value> {
         Some(self.core.reflect())
     }
+
+    fn startup_policies(&self) -> StartupPolicies {
+        StartupPolicies {
+            workflow_repository: Some(self.security.workflow_repository_summary()),
+            force_public_repos: Some(self.security.force_public_repos_summary()),
+            policies: self.effective_policies.get().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// A policy as `gateway.md` shows it: compact JSON; a write-sink entry with
+/// the visibility its guard enforces (`sink_visibility`: `Some(None)` =
+/// unset).
+fn shown_policy(policy: Option<&Value>, sink_visibility: Option<Option<String>>) -> Option<String> {
+    let mut policy = policy?.clone();
+    if let Some(visibility) = sink_visibility
+        && let Some(Value::Object(sink)) = policy.as_object_mut().and_then(|map| {
+            map.iter_mut()
+                .find(|(key, _)| {
+                    let key = key.to_ascii_lowercase();
+                    key == "write-sink" || key == "writesink"
+                })
+                .map(|(_, value)| value)
+        })
+    {
+        match visibility {
+            Some(visibility) => {
+                sink.insert("sink-visibility".into(), Value::String(visibility));
+            }
+            None => {
+                sink.remove("sink-visibility");
+            }
+        }
+    }
+    Some(policy.to_string())
 }
 
 /// `env.call_backend` of a server's guard: the gateway's handle of that

@@ -16,6 +16,7 @@ mod call_backend;
 mod limits;
 mod mcp;
 mod report;
+mod security;
 mod servers;
 #[cfg(test)]
 mod tests;
@@ -28,8 +29,8 @@ use std::time::Instant;
 use guardway_difc::{
     AgentRegistry, ClientView, DEFAULT_AGENT_ID, EnforcementMode, FilterOutcome, LabelPair,
     LabelResourceInput, LabelResponseInput, LabelView, LabeledItem, Operation, ResourceLabels,
-    coarse_check, filter_items, labels_response, noop_resource_labels, taint_source, taints_agent,
-    violation_text, write_sink_resource_labels,
+    ResponseLabels, coarse_check, filter_items, labels_response, noop_resource_labels,
+    taint_source, taints_agent, violation_text, write_sink_resource_labels,
 };
 use guardway_wasm::{Guard, GuardOptions};
 use parking_lot::Mutex;
@@ -42,6 +43,7 @@ pub use call_backend::GuardBackendLink;
 pub use limits::{CallCounters, ToolCallLimits, split_tool_call_limits};
 pub use mcp::GuardPipeline;
 pub use report::render_cache_stats;
+pub use security::{SinkVisibility, is_safe_outputs};
 pub use servers::{DifcPipelineBuilder, GuardLoadError, ServerSpec};
 
 use servers::ServerGuard;
@@ -117,6 +119,15 @@ pub enum Forwarded<R, P> {
     /// An outcome the pipeline hands back unlabelled and untainted (an MCP
     /// task handle, an HTTP error status): allowed as it is.
     Unlabelled(P),
+}
+
+/// The coarse check's verdict on a call that is forwarded (see
+/// [`DifcPipeline::call_with_verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoarseVerdict {
+    /// The agent may access the resource as labelled before the call. A
+    /// read forwarded with `false` is filtered item by item afterwards.
+    pub allowed: bool,
 }
 
 /// Items of a labelled result: how many there were, how many were removed.
@@ -263,6 +274,10 @@ pub struct FilteredItems<'a> {
     pub result: &'a Value,
     /// The labelled items, in the result's order.
     pub items: &'a [LabeledItem],
+    /// Where the items are in `result` when the guard gave path labels:
+    /// the JSON Pointer of their array (`""`: the root, or the root object
+    /// as one item). `None` when the guard returned the items themselves.
+    pub items_path: Option<&'a str>,
     /// Which items are accessible and which were removed, and why.
     pub outcome: &'a FilterOutcome,
     pub mode: EnforcementMode,
@@ -346,6 +361,28 @@ impl DifcPipeline {
             .unwrap_or_default()
     }
 
+    /// `label_agent` for (`session`, `server_id`) now, as the session's
+    /// first call would run it: the agent `agent_id` gets the guard's
+    /// labels (so `/reflect` shows it before any call). Returns the
+    /// session's mode. Nothing is counted or logged as a call.
+    ///
+    /// # Errors
+    /// The server is unknown, or its guard is unavailable or refused the
+    /// policy (the text a call would be refused with).
+    pub async fn open_session(
+        &self,
+        server_id: &str,
+        session: &str,
+        agent_id: &str,
+    ) -> Result<EnforcementMode, String> {
+        let Some(server) = self.servers.get().and_then(|s| s.get(server_id)).cloned() else {
+            return Err(format!("no guard is bound to server \"{server_id}\""));
+        };
+        self.session_labeler(&server, server_id, session, agent_id)
+            .await
+            .map(|(_, mode)| mode)
+    }
+
     /// Runs one call through the pipeline: `label_agent` for the session
     /// (once per session and policy), the session's tool-call limit,
     /// `label_resource` and the coarse check; then `forward` (only when the
@@ -364,6 +401,27 @@ impl DifcPipeline {
     where
         R: ForwardedResult,
         F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Forwarded<R, P>, E>>,
+    {
+        self.call_with_verdict(call, |_| forward()).await
+    }
+
+    /// [`DifcPipeline::call`] whose forward step is told the coarse check's
+    /// verdict: a read the check denied is still forwarded (its items are
+    /// filtered), and a caller whose answer may not be labellable (a proxy
+    /// handing back a binary body) decides from the verdict what to do
+    /// with it.
+    ///
+    /// # Errors
+    /// As [`DifcPipeline::call`].
+    pub async fn call_with_verdict<R, P, E, F, Fut>(
+        &self,
+        call: DifcCall<'_>,
+        forward: F,
+    ) -> Result<Outcome<R, P>, CallError<E>>
+    where
+        R: ForwardedResult,
+        F: FnOnce(CoarseVerdict) -> Fut,
         Fut: Future<Output = Result<Forwarded<R, P>, E>>,
     {
         let DifcCall {
@@ -439,7 +497,10 @@ impl DifcPipeline {
                 message,
             }));
         }
-        let result = match forward().await.map_err(CallError::Forward)? {
+        let verdict = CoarseVerdict {
+            allowed: check.evaluation.is_allowed(),
+        };
+        let result = match forward(verdict).await.map_err(CallError::Forward)? {
             Forwarded::Result(result) => result,
             Forwarded::Unlabelled(outcome) => {
                 decision.log("allow", "", None);
@@ -605,6 +666,10 @@ impl DifcPipeline {
         let labels = guard.label_response(&input).await;
         self.observe_guard(server_id, "label_response", started);
         let labels = labels.map_err(response_labeling_failed)?;
+        let items_path = match &labels {
+            ResponseLabels::Paths(paths) => Some(paths.items_path.clone()),
+            _ => None,
+        };
         let items = labels
             .into_items(&input.tool_result)
             .map_err(response_labeling_failed)?;
@@ -643,6 +708,7 @@ impl DifcPipeline {
         let view = R::filtered(&FilteredItems {
             result: &input.tool_result,
             items: &items,
+            items_path: items_path.as_deref(),
             outcome: &outcome,
             mode,
             tool,

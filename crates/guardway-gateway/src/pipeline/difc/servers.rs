@@ -36,6 +36,13 @@ enum GuardSpec {
     Module { name: String, module: GuardModule },
 }
 
+impl ServerSpec {
+    /// Whether the server has a guard other than the noop guard.
+    pub(super) fn is_guarded(&self) -> bool {
+        !matches!(self.guard, GuardSpec::Source(GuardSource::Noop))
+    }
+}
+
 impl std::fmt::Debug for ServerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let guard = match &self.guard {
@@ -304,6 +311,18 @@ impl DifcPipeline {
             }
             (loaded, _) => loaded,
         };
+        // The reference's line (`[difc] [<id>] Registered guard '<name>'` in
+        // mcp-gateway.log, through the `server_id` field); a guard that
+        // failed to load is not registered.
+        let registered = match &loaded {
+            BoundGuard::Noop => Some("noop"),
+            BoundGuard::WriteSink { .. } => Some("write-sink"),
+            BoundGuard::Wasm { name, .. } => Some(name.as_str()),
+            BoundGuard::Failed { .. } => None,
+        };
+        if let Some(name) = registered {
+            tracing::info!(target: DIFC_LOG_TARGET, server_id = %id, "Registered guard '{name}'");
+        }
         let mut failure = None;
         match &loaded {
             BoundGuard::Failed { name, reason } => {

@@ -300,3 +300,59 @@ async fn a_server_without_a_guard_is_refused_and_a_missing_guard_fails_the_build
             .starts_with("guards failed to load: server \"github\": guard \"github\": cannot read /no/such/guard.wasm")
     );
 }
+
+/// A result whose filtered form says where the items were.
+#[derive(Debug)]
+struct ItemsPathProbe(Value);
+
+impl ForwardedResult for ItemsPathProbe {
+    fn into_json(self) -> Result<(Value, Option<Self>), String> {
+        Ok((self.0, None))
+    }
+
+    fn from_json(value: Value) -> Result<Self, String> {
+        Ok(ItemsPathProbe(value))
+    }
+
+    fn filtered(items: &FilteredItems<'_>) -> Result<Self, ViewError> {
+        Ok(ItemsPathProbe(json!(items.items_path)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forward_step_gets_the_verdict_and_the_view_the_items_path() {
+    let pipeline = pipeline(Arc::new(PublicRepos::default())).await;
+    // A search is labelled with the repository's baseline before the call:
+    // the approved agent's check denies it, and it is forwarded anyway.
+    let search = DifcCall {
+        tool: "search_issues",
+        ..list_issues(json!({"query": "repo:octo-org/api is:issue"}))
+    };
+    let envelope = json!({"total_count": 1, "items": [issue(1, "alice", "OWNER")]});
+    let outcome = pipeline
+        .call_with_verdict(search, |verdict| async move {
+            assert!(!verdict.allowed);
+            Ok::<_, String>(Forwarded::<ItemsPathProbe, ()>::Result(ItemsPathProbe(
+                envelope,
+            )))
+        })
+        .await
+        .unwrap();
+    let Outcome::Result { result, .. } = outcome else {
+        panic!("not a result");
+    };
+    assert_eq!(result.0, json!("/items"));
+    // The authenticated user is public and trusted: allowed before the call.
+    let me = DifcCall {
+        tool: "get_me",
+        ..list_issues(json!({}))
+    };
+    let outcome = pipeline
+        .call_with_verdict(me, |verdict| async move {
+            assert!(verdict.allowed);
+            Ok::<_, String>(Forwarded::<Value, u16>::Unlabelled(304))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Unlabelled(304)));
+}

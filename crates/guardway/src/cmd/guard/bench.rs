@@ -1,17 +1,19 @@
-//! `guardway guard bench`: measures one guard end to end — module load (cold and cached),
-//! instantiation, per-call latency of each label function, throughput at 1..N threads,
-//! host overhead (a built-in no-op guard) and resident memory per instance.
+//! `guardway guard bench`: measures one guard end to end — the first decision (cold with
+//! tiered and Cranelift-only compilation, a new process with a warm disk cache, a new guard
+//! from the memory cache), module load (cold and cached), instantiation, per-call latency
+//! of each label function, throughput at 1..N threads, host overhead (a built-in no-op
+//! guard) and resident memory per instance.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use guardway_difc::{LabelResourceInput, LabelResponseInput};
 use guardway_wasm::{
-    Backend, BackendCallError, BoxFuture, CacheMode, CompilationCache, DEFAULT_MEMORY_MAX_BYTES,
-    Guard, GuardExport, GuardModule, GuardOptions,
+    Backend, BackendCallError, BoxFuture, CacheConfig, CacheMode, CodeTier, CompilationCache,
+    DEFAULT_MEMORY_MAX_BYTES, Guard, GuardCompiler, GuardExport, GuardModule, GuardOptions,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -42,6 +44,17 @@ pub struct BenchArgs {
     /// Print one JSON document instead of tables.
     #[arg(long)]
     json: bool,
+    /// New processes started for the warm-disk first decision (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    processes: usize,
+    /// Cold first decisions timed per compiler (each compiles the guard from scratch).
+    #[arg(long, default_value_t = 5)]
+    cold_samples: usize,
+    /// The compiler of the code measured by the latency, throughput and memory sections
+    /// (`auto` measures the optimised code it ends on). The first-decision section measures
+    /// tiered and Cranelift-only compilation whatever this says.
+    #[command(flatten)]
+    compiler: super::CompilerArgs,
 }
 
 /// Most threads accepted by `--threads`.
@@ -59,6 +72,10 @@ const MAX_SAMPLES: usize = 200_000;
 const OVERHEAD_INPUT_BYTES: usize = 1024;
 /// Issues in the default `label_response` input.
 const DEFAULT_LIST_ITEMS: usize = 30;
+/// Most cold samples accepted by `--cold-samples`.
+const MAX_COLD_SAMPLES: usize = 100;
+/// Most new processes accepted by `--processes`.
+const MAX_PROCESSES: usize = 1000;
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_args(&args)?;
@@ -82,6 +99,9 @@ struct Settings {
     response_is_default: bool,
     threads: usize,
     duration: Duration,
+    processes: usize,
+    cold_samples: usize,
+    compiler: GuardCompiler,
 }
 
 impl Settings {
@@ -98,6 +118,18 @@ impl Settings {
         let threads = args.threads.unwrap_or(cores);
         if threads == 0 || threads > MAX_THREADS {
             bail!("--threads must be between 1 and {MAX_THREADS}, got {threads}");
+        }
+        if args.cold_samples == 0 || args.cold_samples > MAX_COLD_SAMPLES {
+            bail!(
+                "--cold-samples must be between 1 and {MAX_COLD_SAMPLES}, got {}",
+                args.cold_samples
+            );
+        }
+        if args.processes > MAX_PROCESSES {
+            bail!(
+                "--processes must be at most {MAX_PROCESSES}, got {}",
+                args.processes
+            );
         }
         let policy = policy_arg(&args.policy)?;
         let resource_input: LabelResourceInput =
@@ -130,13 +162,19 @@ impl Settings {
             response_is_default,
             threads,
             duration: Duration::from_secs_f64(args.duration),
+            processes: args.processes,
+            cold_samples: args.cold_samples,
+            compiler: args.compiler.compiler,
         })
     }
 
+    /// Options of the measured code; the optimised compilation is started explicitly.
     fn options(&self, pool_size: usize) -> GuardOptions {
         GuardOptions::default()
             .with_name(self.name.clone())
             .with_pool_size(pool_size)
+            .with_compiler(self.compiler)
+            .with_background_tier_up(false)
     }
 }
 
@@ -149,6 +187,7 @@ struct Report {
     guard: GuardInfo,
     machine: MachineInfo,
     settings: SettingsInfo,
+    first_decision: FirstDecisionReport,
     load: LoadReport,
     instantiation: InstantiationReport,
     latency: LatencyReport,
@@ -182,6 +221,59 @@ struct SettingsInfo {
     response_input_bytes: usize,
     response_input: &'static str,
     backend: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct FirstDecisionReport {
+    /// What one cold sample is.
+    cold_method: &'static str,
+    /// Tiered compilation (`auto`): baseline code decides while Cranelift compiles.
+    cold_tiered: ColdRuns,
+    /// Cranelift only.
+    cold_cranelift: ColdRuns,
+    /// Cranelift-only p50 / tiered p50.
+    cold_tiered_speedup: f64,
+    /// From the start of a tiered sample until the optimised code took over (p50).
+    tiered_optimised_after_ms: f64,
+    warm_disk_new_process: Option<ProcessRuns>,
+    /// `GuardModule::from_file` of a module in the memory cache plus `Guard::new` (one
+    /// instance + label_agent).
+    memory_warm_new_guard: Summary,
+    memory_warm_method: &'static str,
+}
+
+/// Cold first decisions, in milliseconds.
+#[derive(Debug, Serialize)]
+struct ColdRuns {
+    compiler: &'static str,
+    samples: usize,
+    p50_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+}
+
+impl ColdRuns {
+    fn of(compiler: GuardCompiler, samples: &[Duration]) -> ColdRuns {
+        let summary = Summary::of(samples);
+        ColdRuns {
+            compiler: compiler.as_str(),
+            samples: summary.samples,
+            p50_ms: round3(summary.p50_us / 1e3),
+            min_ms: round3(summary.min_us / 1e3),
+            max_ms: round3(summary.max_us / 1e3),
+        }
+    }
+}
+
+/// New `guardway` processes run to their first decision, in milliseconds.
+#[derive(Debug, Serialize)]
+struct ProcessRuns {
+    command: String,
+    processes: usize,
+    p50_ms: f64,
+    mean_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -325,8 +417,9 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
     let options = settings.options(1);
     let memory_cap = options.memory_limit;
 
-    let (load, module) = measure_load(settings)?;
     let backend: Arc<dyn Backend> = Arc::new(CannedBackend);
+    let first_decision = measure_first_decision(settings, &backend).await?;
+    let (load, module) = measure_load(settings)?;
 
     // Memory and instantiation first, while no other instance has touched the pool slots.
     let (memory, instantiation) = measure_instances(settings, &module, &backend).await?;
@@ -348,7 +441,13 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
 
     let resource_input_bytes = serde_json::to_vec(&settings.resource_input)?.len();
     let response_input_bytes = serde_json::to_vec(&settings.response_input)?.len();
-    let targets = targets(&instantiation, &host_overhead, &throughput, &memory);
+    let targets = targets(
+        &first_decision,
+        &instantiation,
+        &host_overhead,
+        &throughput,
+        &memory,
+    );
     Ok(Report {
         guard: GuardInfo {
             file: settings.file.display().to_string(),
@@ -375,6 +474,7 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
             },
             backend: "in-process: answers search_repositories with a public repository",
         },
+        first_decision,
         load,
         instantiation,
         latency,
@@ -383,6 +483,198 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
         memory,
         targets,
     })
+}
+
+/// One cold first decision: compile with `compiler` (no cache), one ready instance, one
+/// `label_resource`. Returns the time to the decision and, for tiered compilation, the time
+/// until the optimised code took over (waited for, so that the next sample starts alone).
+async fn cold_first_decision(
+    settings: &Settings,
+    backend: &Arc<dyn Backend>,
+    compiler: GuardCompiler,
+) -> anyhow::Result<(Duration, Option<Duration>)> {
+    let options = GuardOptions::default()
+        .with_name(settings.name.clone())
+        .with_pool_size(1)
+        .with_cache(CacheMode::Disabled)
+        .with_compiler(compiler);
+    let start = Instant::now();
+    let module = GuardModule::from_bytes(&settings.name, &settings.bytes, &options)?;
+    let guard = Guard::new(
+        module.clone(),
+        &settings.policy,
+        options,
+        Some(Arc::clone(backend)),
+    )
+    .await
+    .context("the guard refused the policy")?;
+    guard
+        .label_resource(&settings.resource_input)
+        .await
+        .context("label_resource failed on --input")?;
+    let decided = start.elapsed();
+    let optimised = match module.tier() {
+        CodeTier::Optimised => None,
+        CodeTier::Baseline => {
+            module.optimised().await?;
+            Some(start.elapsed())
+        }
+    };
+    Ok((decided, optimised))
+}
+
+async fn measure_first_decision(
+    settings: &Settings,
+    backend: &Arc<dyn Backend>,
+) -> anyhow::Result<FirstDecisionReport> {
+    // Both engines exist before the clock starts: their creation is a once-per-process
+    // cost, measured by the new-process run.
+    guardway_wasm::engine()?;
+    guardway_wasm::baseline_engine()?;
+    let mut tiered = Vec::with_capacity(settings.cold_samples);
+    let mut optimised_after = Vec::with_capacity(settings.cold_samples);
+    let mut cranelift = Vec::with_capacity(settings.cold_samples);
+    for _ in 0..settings.cold_samples {
+        let (decided, optimised) =
+            cold_first_decision(settings, backend, GuardCompiler::Auto).await?;
+        tiered.push(decided);
+        optimised_after.extend(optimised);
+        let (decided, _) = cold_first_decision(settings, backend, GuardCompiler::Cranelift).await?;
+        cranelift.push(decided);
+    }
+    let cold_tiered = ColdRuns::of(GuardCompiler::Auto, &tiered);
+    let cold_cranelift = ColdRuns::of(GuardCompiler::Cranelift, &cranelift);
+    let cold_tiered_speedup = if cold_tiered.p50_ms > 0.0 {
+        round3(cold_cranelift.p50_ms / cold_tiered.p50_ms)
+    } else {
+        0.0
+    };
+    let warm_disk_new_process = if settings.processes > 0 {
+        Some(measure_new_processes(settings)?)
+    } else {
+        None
+    };
+    let memory_warm_new_guard = measure_memory_warm_guard(settings, backend).await?;
+    Ok(FirstDecisionReport {
+        cold_method: "no cache: GuardModule::from_bytes + Guard::new (one instance + label_agent) + one label_resource, engines already created",
+        cold_tiered,
+        cold_cranelift,
+        cold_tiered_speedup,
+        tiered_optimised_after_ms: round3(Summary::of(&optimised_after).p50_us / 1e3),
+        warm_disk_new_process,
+        memory_warm_new_guard,
+        memory_warm_method: "GuardModule::from_file (module in an in-memory cache, file hash remembered) + Guard::new (one instance + label_agent)",
+    })
+}
+
+/// Starts `guardway guard call … --call label_resource --wasm-cache-dir DIR` again and
+/// again with the optimised artifact already on disk, and times each whole process, from
+/// spawn to exit.
+fn measure_new_processes(settings: &Settings) -> anyhow::Result<ProcessRuns> {
+    let dir = tempfile::tempdir().context("cannot create a temporary cache directory")?;
+    let cache = Arc::new(CompilationCache::new(CacheConfig::with_disk_dir(
+        dir.path(),
+    )));
+    let options = GuardOptions::default()
+        .with_cache(CacheMode::Injected(Arc::clone(&cache)))
+        .with_compiler(GuardCompiler::Cranelift);
+    GuardModule::from_bytes(&settings.name, &settings.bytes, &options)?;
+    if cache.disk_dir().is_none() || cache.stats().disk_writes != 1 {
+        bail!(
+            "cannot fill the temporary disk cache {}",
+            dir.path().display()
+        );
+    }
+    let exe = std::env::current_exe().context("cannot find the guardway executable")?;
+    let policy = serde_json::to_string(&settings.policy)?;
+    let input = serde_json::to_string(&settings.resource_input)?;
+    let backend = serde_json::to_string(&json!({
+        "search_repositories": CannedBackend::answer(&settings.resource_input.tool_args),
+    }))?;
+    let args = |cache_dir: &Path| -> Vec<String> {
+        vec![
+            "guard".into(),
+            "call".into(),
+            settings.file.display().to_string(),
+            "--policy".into(),
+            policy.clone(),
+            "--call".into(),
+            "label_resource".into(),
+            "--input".into(),
+            input.clone(),
+            "--backend".into(),
+            backend.clone(),
+            "--wasm-cache-dir".into(),
+            cache_dir.display().to_string(),
+        ]
+    };
+    let run = || -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let output = Command::new(&exe)
+            .args(args(dir.path()))
+            .env_remove("RUST_LOG")
+            .env_remove(guardway_wasm::GUARD_COMPILER_ENV)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot start guardway guard call")?;
+        let took = start.elapsed();
+        if !output.status.success() {
+            bail!(
+                "guardway guard call failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(took)
+    };
+    // The first run brings the executable and the artifact into the page cache.
+    run()?;
+    let mut samples = Vec::with_capacity(settings.processes);
+    for _ in 0..settings.processes {
+        samples.push(run()?);
+    }
+    if cache.stats().disk_writes != 1 || guardway_wasm::disk_usage(dir.path())?.artifacts() != 1 {
+        bail!("the new processes compiled the guard instead of loading it from disk");
+    }
+    let summary = Summary::of(&samples);
+    Ok(ProcessRuns {
+        command: format!(
+            "{} guard call GUARD --call label_resource --wasm-cache-dir DIR (artifact on disk)",
+            exe.display()
+        ),
+        processes: summary.samples,
+        p50_ms: round3(summary.p50_us / 1e3),
+        mean_ms: round3(summary.mean_us / 1e3),
+        min_ms: round3(summary.min_us / 1e3),
+        max_ms: round3(summary.max_us / 1e3),
+    })
+}
+
+/// A new guard of a module the memory cache holds, loaded from its file as the gateway
+/// would: no compilation, no hashing (the file's hash is remembered), one ready instance.
+async fn measure_memory_warm_guard(
+    settings: &Settings,
+    backend: &Arc<dyn Backend>,
+) -> anyhow::Result<Summary> {
+    let cache = Arc::new(CompilationCache::in_memory(DEFAULT_MEMORY_MAX_BYTES));
+    let options = GuardOptions::default()
+        .with_name(settings.name.clone())
+        .with_pool_size(1)
+        .with_cache(CacheMode::Injected(Arc::clone(&cache)))
+        .with_compiler(GuardCompiler::Cranelift);
+    GuardModule::from_file(&settings.file, &options)?;
+    sample_calls(settings.duration / 2, || async {
+        let module = GuardModule::from_file(&settings.file, &options)?;
+        Guard::new(
+            module,
+            &settings.policy,
+            options.clone(),
+            Some(Arc::clone(backend)),
+        )
+        .await
+        .map(|_| ())
+        .context("the guard refused the policy")
+    })
+    .await
 }
 
 fn measure_load(settings: &Settings) -> anyhow::Result<(LoadReport, GuardModule)> {
@@ -395,8 +687,12 @@ fn measure_load(settings: &Settings) -> anyhow::Result<(LoadReport, GuardModule)
     let cached_options = settings
         .options(1)
         .with_cache(CacheMode::Injected(Arc::clone(&cache)));
-    // The first load through the cache compiles and fills it.
+    // The first load through the cache compiles and fills it; with `auto` the optimised
+    // code is then compiled too, and measured.
     let module = GuardModule::from_bytes(&settings.name, &settings.bytes, &cached_options)?;
+    if settings.compiler == GuardCompiler::Auto {
+        module.tier_up()?;
+    }
     let mut samples = Vec::with_capacity(CACHED_LOADS);
     for _ in 0..CACHED_LOADS {
         let start = Instant::now();
@@ -694,11 +990,36 @@ fn run_threads(
 }
 
 fn targets(
+    first: &FirstDecisionReport,
     instantiation: &InstantiationReport,
     overhead: &HostOverheadReport,
     throughput: &ThroughputReport,
     memory: &MemoryReport,
 ) -> Vec<TargetReport> {
+    let new_process = first.warm_disk_new_process.as_ref().map(|p| p.p50_ms);
+    let first_decision = [
+        TargetReport {
+            name: "cold_first_decision_tiered_speedup",
+            target: ">= 3 (Cranelift-only p50 / tiered p50)".to_owned(),
+            measured: Some(first.cold_tiered_speedup),
+            unit: "x",
+            met: Some(first.cold_tiered_speedup >= 3.0),
+        },
+        TargetReport {
+            name: "warm_disk_new_process_first_decision_p50_ms",
+            target: "< 5 (whole process, artifact on disk)".to_owned(),
+            measured: new_process,
+            unit: "ms",
+            met: new_process.map(|ms| ms < 5.0),
+        },
+        TargetReport {
+            name: "memory_warm_new_guard_p50_us",
+            target: "< 100 (from_file from the memory cache + Guard::new)".to_owned(),
+            measured: Some(first.memory_warm_new_guard.p50_us),
+            unit: "us",
+            met: Some(first.memory_warm_new_guard.p50_us < 100.0),
+        },
+    ];
     let speedup = throughput
         .levels
         .iter()
@@ -706,43 +1027,46 @@ fn targets(
         .map(|l| l.speedup);
     let cap_tenth = memory.memory_cap_bytes as f64 / 10.0;
     let per_instance = memory.per_extra_instance_bytes.map(|b| b as f64);
-    vec![
-        TargetReport {
-            name: "throughput_speedup_2_threads",
-            target: ">= 1.8".to_owned(),
-            measured: speedup,
-            unit: "x",
-            met: speedup.map(|s| s >= 1.8),
-        },
-        TargetReport {
-            name: "warm_instantiation_p50_us",
-            target: "<= 50 (ready instance of this guard, label_agent included)".to_owned(),
-            measured: Some(instantiation.extra_instance.p50_us),
-            unit: "us",
-            met: Some(instantiation.extra_instance.p50_us <= 50.0),
-        },
-        TargetReport {
-            name: "warm_instantiation_noop_p50_us",
-            target: "<= 50 (instance + trivial label_agent)".to_owned(),
-            measured: Some(overhead.instantiation.p50_us),
-            unit: "us",
-            met: Some(overhead.instantiation.p50_us <= 50.0),
-        },
-        TargetReport {
-            name: "host_overhead_per_call_1kib_p50_us",
-            target: "<= 2".to_owned(),
-            measured: Some(overhead.call.p50_us),
-            unit: "us",
-            met: Some(overhead.call.p50_us <= 2.0),
-        },
-        TargetReport {
-            name: "rss_per_extra_idle_instance_bytes",
-            target: format!("<= {} (a tenth of the memory cap)", cap_tenth as u64),
-            measured: per_instance,
-            unit: "bytes",
-            met: per_instance.map(|b| b <= cap_tenth),
-        },
-    ]
+    first_decision
+        .into_iter()
+        .chain([
+            TargetReport {
+                name: "throughput_speedup_2_threads",
+                target: ">= 1.8".to_owned(),
+                measured: speedup,
+                unit: "x",
+                met: speedup.map(|s| s >= 1.8),
+            },
+            TargetReport {
+                name: "warm_instantiation_p50_us",
+                target: "<= 50 (ready instance of this guard, label_agent included)".to_owned(),
+                measured: Some(instantiation.extra_instance.p50_us),
+                unit: "us",
+                met: Some(instantiation.extra_instance.p50_us <= 50.0),
+            },
+            TargetReport {
+                name: "warm_instantiation_noop_p50_us",
+                target: "<= 50 (instance + trivial label_agent)".to_owned(),
+                measured: Some(overhead.instantiation.p50_us),
+                unit: "us",
+                met: Some(overhead.instantiation.p50_us <= 50.0),
+            },
+            TargetReport {
+                name: "host_overhead_per_call_1kib_p50_us",
+                target: "<= 2".to_owned(),
+                measured: Some(overhead.call.p50_us),
+                unit: "us",
+                met: Some(overhead.call.p50_us <= 2.0),
+            },
+            TargetReport {
+                name: "rss_per_extra_idle_instance_bytes",
+                target: format!("<= {} (a tenth of the memory cap)", cap_tenth as u64),
+                measured: per_instance,
+                unit: "bytes",
+                met: per_instance.map(|b| b <= cap_tenth),
+            },
+        ])
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -821,12 +1145,32 @@ impl Backend for CannedBackend {
                 });
             }
             let query = args.get("query").and_then(Value::as_str).unwrap_or("");
-            let full_name = query.trim_start_matches("repo:");
-            let page = json!({"total_count": 1, "incomplete_results": false,
-                "items": [{"full_name": full_name, "private": false, "visibility": "public"}]});
-            Ok(json!({"content": [{"type": "text", "text": page.to_string()}], "isError": false}))
+            Ok(repository_page(query.trim_start_matches("repo:")))
         })
     }
+}
+
+impl CannedBackend {
+    /// The answer to the look-up of the repository named by `tool_args` (`owner`/`repo`),
+    /// for `guard call --backend`, which answers one result per tool.
+    fn answer(tool_args: &Value) -> Value {
+        let owner = tool_args
+            .get("owner")
+            .and_then(Value::as_str)
+            .unwrap_or("octo-org");
+        let repo = tool_args
+            .get("repo")
+            .and_then(Value::as_str)
+            .unwrap_or("api");
+        repository_page(&format!("{owner}/{repo}"))
+    }
+}
+
+/// A `search_repositories` result naming one public repository.
+fn repository_page(full_name: &str) -> Value {
+    let page = json!({"total_count": 1, "incomplete_results": false,
+        "items": [{"full_name": full_name, "private": false, "visibility": "public"}]});
+    json!({"content": [{"type": "text", "text": page.to_string()}], "isError": false})
 }
 
 /// A guard that reads nothing and answers constants, with a bump allocator: what remains of
@@ -901,6 +1245,30 @@ fn print_tables(r: &Report) {
             .load_average
             .map(|l| format!(", load average {:.2} {:.2} {:.2}", l[0], l[1], l[2]))
             .unwrap_or_default()
+    );
+    println!();
+    let first = &r.first_decision;
+    println!("first decision (module + ready instance + one label_resource)");
+    for cold in [&first.cold_tiered, &first.cold_cranelift] {
+        println!(
+            "  cold, {:<9} p50 / min / max  {:>9.3} ms / {:.3} ms / {:.3} ms  ({} samples)",
+            cold.compiler, cold.p50_ms, cold.min_ms, cold.max_ms, cold.samples
+        );
+    }
+    println!(
+        "  tiered speed-up                 {:>12.2}x  (optimised code took over after {:.1} ms)",
+        first.cold_tiered_speedup, first.tiered_optimised_after_ms
+    );
+    match &first.warm_disk_new_process {
+        Some(p) => println!(
+            "  new process, warm disk p50/min  {:>9.3} ms / {:.3} ms  ({} processes)",
+            p.p50_ms, p.min_ms, p.processes
+        ),
+        None => println!("  new process, warm disk         skipped (--processes 0)"),
+    }
+    println!(
+        "  new guard, memory-warm p50/p99  {:>9.3} us / {:.3} us",
+        first.memory_warm_new_guard.p50_us, first.memory_warm_new_guard.p99_us
     );
     println!();
     println!("module load");

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use guardway_difc::{LabelResourceInput, LabelResponseInput};
-use guardway_wasm::{Backend, CacheConfig, CompilationCache, GuardModule, GuardOptions};
+use guardway_wasm::{
+    Backend, CodeTier, CompilationCache, GuardCompiler, GuardModule, GuardOptions,
+};
 use serde_json::{Map, Value, json};
 
 use super::LabelCall;
@@ -49,6 +51,8 @@ pub struct TestArgs {
     /// Also keep the compiled guard in this disk cache directory (default: memory only).
     #[arg(long)]
     wasm_cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    compiler: super::CompilerArgs,
 }
 
 /// What a case expects.
@@ -115,18 +119,21 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_MALFORMED));
     }
 
-    if let Some(dir) = &args.wasm_cache_dir {
-        // Only fails when the process-wide cache was configured before, which nothing here does.
-        let _ = CompilationCache::configure_global(CacheConfig::with_disk_dir(dir));
-    }
+    super::use_disk_cache(args.wasm_cache_dir.as_deref());
     let cache = CompilationCache::global();
     let before = cache.stats();
-    let options = GuardOptions::default().with_call_timeout(Duration::from_millis(args.timeout_ms));
+    // No background compilation: every case runs on the code the guard was loaded with
+    // (with `auto` on a cache miss, the baseline code).
+    let options = GuardOptions::default()
+        .with_call_timeout(Duration::from_millis(args.timeout_ms))
+        .with_compiler(args.compiler.compiler)
+        .with_background_tier_up(false);
     let load_started = Instant::now();
     let module = GuardModule::from_file(&args.guard, &options)
         .with_context(|| format!("cannot load the guard {}", args.guard.display()))?;
     let load_time = load_started.elapsed();
     let after = cache.stats();
+    let tier = module.tier();
 
     let jobs = args
         .jobs
@@ -144,6 +151,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let run_started = Instant::now();
     let results = rt.block_on(run_cases(&module, &options, &cases, jobs));
     let run_time = run_started.elapsed();
+    super::finish_tier_up(&module, args.wasm_cache_dir.is_some());
 
     let mut results: Vec<CaseResult> = results;
     if args.update {
@@ -167,6 +175,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         disk_hits: after.disk_hits - before.disk_hits,
         run: run_time,
         jobs,
+        compiler: args.compiler.compiler,
+        tier,
     };
     if args.json {
         print_json(&cases, &results, passed, failed, updated, &timing)?;
@@ -189,6 +199,9 @@ struct Timing {
     disk_hits: u64,
     run: Duration,
     jobs: usize,
+    compiler: GuardCompiler,
+    /// The code every case ran on.
+    tier: CodeTier,
 }
 
 /// Runs every case, at most `jobs` at once, each on its own fresh instance.
@@ -371,9 +384,11 @@ fn print_text(
         timing.run.as_secs_f64() * 1e3 / results.len() as f64
     };
     println!(
-        "guard loaded in {:.1} ms ({} compilation(s)); {} case(s) in {:.1} ms on {} thread(s) ({:.2} ms per case)",
+        "guard loaded in {:.1} ms ({} compilation(s), compiler {}, {} code); {} case(s) in {:.1} ms on {} thread(s) ({:.2} ms per case)",
         timing.load.as_secs_f64() * 1e3,
         timing.compilations,
+        timing.compiler,
+        timing.tier,
         results.len(),
         timing.run.as_secs_f64() * 1e3,
         timing.jobs,
@@ -426,6 +441,8 @@ fn print_json(
         },
         "run_ms": timing.run.as_secs_f64() * 1e3,
         "threads": timing.jobs,
+        "compiler": timing.compiler.as_str(),
+        "code_tier": timing.tier.as_str(),
         "cases": entries,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
