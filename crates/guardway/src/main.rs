@@ -3,6 +3,8 @@
 //! With no subcommand it serves, accepting the reference gateway's flags at the
 //! root (`guardway --config x.toml` is `guardway serve --config x.toml`).
 
+#[macro_use]
+mod output;
 mod cmd;
 mod logging;
 

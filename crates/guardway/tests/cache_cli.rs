@@ -278,3 +278,22 @@ fn warm_for_a_cpu_baseline_writes_a_portable_artifact_that_this_machine_loads() 
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn a_reader_that_closed_standard_output_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    // The read end is gone before the process starts: its first write fails
+    // with a broken pipe (SIGPIPE is ignored in Rust programs).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = guardway()
+        .args(["cache", "stats", "--dir"])
+        .arg(dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}

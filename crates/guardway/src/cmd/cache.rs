@@ -138,15 +138,15 @@ fn current_fingerprint() -> anyhow::Result<EngineFingerprint> {
 
 fn stats(dir: &Path) -> anyhow::Result<ExitCode> {
     let current = current_fingerprint()?;
-    println!("directory: {}", dir.display());
-    println!("engine fingerprint: {current}");
+    outln!("directory: {}", dir.display());
+    outln!("engine fingerprint: {current}");
     if !dir.exists() {
-        println!("artifacts: 0 (the directory does not exist)");
+        outln!("artifacts: 0 (the directory does not exist)");
         return Ok(ExitCode::SUCCESS);
     }
     let usage = guardway_wasm::disk_usage(dir)
         .with_context(|| format!("cannot read the cache directory {}", dir.display()))?;
-    println!(
+    outln!(
         "artifacts: {} ({})",
         usage.artifacts(),
         human_bytes(usage.bytes())
@@ -157,14 +157,14 @@ fn stats(dir: &Path) -> anyhow::Result<ExitCode> {
             Some(cpu) if cpu.is_portable() => format!("portable, CPU baseline {cpu}"),
             _ => "another engine or version".to_owned(),
         };
-        println!(
+        outln!(
             "  {fingerprint}  {:>5} artifacts  {:>10}  ({whose})",
             entry.artifacts,
             human_bytes(entry.bytes)
         );
     }
     if usage.temp_files > 0 {
-        println!(
+        outln!(
             "temporary files: {} ({})",
             usage.temp_files,
             human_bytes(usage.temp_bytes)
@@ -175,7 +175,7 @@ fn stats(dir: &Path) -> anyhow::Result<ExitCode> {
 
 fn clear(dir: &Path) -> anyhow::Result<ExitCode> {
     let report = guardway_wasm::clear_disk_cache(dir);
-    println!(
+    outln!(
         "removed {} files ({}) from {}",
         report.removed_files,
         human_bytes(report.removed_bytes),
@@ -232,15 +232,15 @@ fn warm(args: &WarmArgs) -> anyhow::Result<ExitCode> {
         match outcome {
             WarmOutcome::Compiled(took) => {
                 compiled += 1;
-                println!("compiled  {shown}  ({})", human_duration(*took));
+                outln!("compiled  {shown}  ({})", human_duration(*took));
             }
             WarmOutcome::Cached => {
                 cached += 1;
-                println!("cached    {shown}");
+                outln!("cached    {shown}");
             }
             WarmOutcome::Failed(message) => {
                 failed += 1;
-                println!(
+                outln!(
                     "failed    {shown}{}{message}",
                     if shown.is_empty() { "" } else { ": " }
                 );
@@ -248,7 +248,7 @@ fn warm(args: &WarmArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let stored = cache.disk_dir().is_some();
-    println!(
+    outln!(
         "{compiled} compiled, {cached} already cached, {failed} failed in {} (cache: {}, CPU baseline {})",
         human_duration(started.elapsed()),
         dir.display(),

@@ -43,8 +43,8 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             for warning in &parsed.warnings {
                 eprintln!("warning: {warning}");
             }
-            print!("{}", summary(&parsed));
-            println!("ok");
+            out!("{}", summary(&parsed));
+            outln!("ok");
             Ok(ExitCode::SUCCESS)
         }
     }

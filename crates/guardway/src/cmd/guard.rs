@@ -177,7 +177,7 @@ pub(crate) fn finish_tier_up(module: &GuardModule, disk_cache: bool) {
 
 fn check(file: &Path, compiler: GuardCompiler) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    println!("file:      {} ({} bytes)", file.display(), bytes.len());
+    outln!("file:      {} ({} bytes)", file.display(), bytes.len());
     let engine = guardway_wasm::engine()?;
     let options = GuardOptions::default()
         .with_compiler(compiler)
@@ -197,11 +197,11 @@ fn check(file: &Path, compiler: GuardCompiler) -> anyhow::Result<ExitCode> {
                 }
             }
         },
-        Err(err) => println!("module:    not a valid WebAssembly module ({err:#})"),
+        Err(err) => outln!("module:    not a valid WebAssembly module ({err:#})"),
     }
     match loaded {
         Ok(module) => {
-            println!(
+            outln!(
                 "allocator: {}",
                 if module.has_allocator() {
                     "alloc/dealloc exported (buffers from the guard's allocator)"
@@ -209,31 +209,31 @@ fn check(file: &Path, compiler: GuardCompiler) -> anyhow::Result<ExitCode> {
                     "missing (the host places buffers at the end of memory)"
                 }
             );
-            println!(
+            outln!(
                 "limits:    memory cap {} MiB per instance, {} ms per call, {} backend calls per call",
                 options.memory_limit / guardway_wasm::MIB,
                 options.call_timeout.as_millis(),
                 options.max_backend_calls
             );
-            println!("compiler:  {} ({} code)", options.compiler, module.tier());
-            println!("valid:     yes");
+            outln!("compiler:  {} ({} code)", options.compiler, module.tier());
+            outln!("valid:     yes");
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            println!("valid:     no: {err}");
+            outln!("valid:     no: {err}");
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
 fn print_module(module: &wasmtime::Module) {
-    println!("exports:");
+    outln!("exports:");
     for export in module.exports() {
-        println!("  {:<16} {}", export.name(), describe(&export.ty()));
+        outln!("  {:<16} {}", export.name(), describe(&export.ty()));
     }
-    println!("imports:");
+    outln!("imports:");
     for import in module.imports() {
-        println!(
+        outln!(
             "  {:<40} {}",
             format!("{}.{}", import.module(), import.name()),
             describe(&import.ty())
@@ -326,7 +326,7 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         };
         anyhow::Ok(value)
     })?;
-    println!("{}", serde_json::to_string_pretty(&output)?);
+    outln!("{}", serde_json::to_string_pretty(&output)?);
     finish_tier_up(&module, args.wasm_cache_dir.is_some());
     Ok(ExitCode::SUCCESS)
 }

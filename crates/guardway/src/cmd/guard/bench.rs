@@ -81,7 +81,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_args(&args)?;
     let report = runtime()?.block_on(measure(&settings))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_tables(&report);
     }
@@ -1235,7 +1235,7 @@ fn load_average() -> Option<[f64; 3]> {
 // ---------------------------------------------------------------------------------------
 
 fn print_tables(r: &Report) {
-    println!(
+    outln!(
         "guard {} ({}, {} bytes); {} cores{}",
         r.guard.name,
         r.guard.file,
@@ -1246,50 +1246,60 @@ fn print_tables(r: &Report) {
             .map(|l| format!(", load average {:.2} {:.2} {:.2}", l[0], l[1], l[2]))
             .unwrap_or_default()
     );
-    println!();
+    outln!();
     let first = &r.first_decision;
-    println!("first decision (module + ready instance + one label_resource)");
+    outln!("first decision (module + ready instance + one label_resource)");
     for cold in [&first.cold_tiered, &first.cold_cranelift] {
-        println!(
+        outln!(
             "  cold, {:<9} p50 / min / max  {:>9.3} ms / {:.3} ms / {:.3} ms  ({} samples)",
-            cold.compiler, cold.p50_ms, cold.min_ms, cold.max_ms, cold.samples
+            cold.compiler,
+            cold.p50_ms,
+            cold.min_ms,
+            cold.max_ms,
+            cold.samples
         );
     }
-    println!(
+    outln!(
         "  tiered speed-up                 {:>12.2}x  (optimised code took over after {:.1} ms)",
-        first.cold_tiered_speedup, first.tiered_optimised_after_ms
+        first.cold_tiered_speedup,
+        first.tiered_optimised_after_ms
     );
     match &first.warm_disk_new_process {
-        Some(p) => println!(
+        Some(p) => outln!(
             "  new process, warm disk p50/min  {:>9.3} ms / {:.3} ms  ({} processes)",
-            p.p50_ms, p.min_ms, p.processes
+            p.p50_ms,
+            p.min_ms,
+            p.processes
         ),
-        None => println!("  new process, warm disk         skipped (--processes 0)"),
+        None => outln!("  new process, warm disk         skipped (--processes 0)"),
     }
-    println!(
+    outln!(
         "  new guard, memory-warm p50/p99  {:>9.3} us / {:.3} us",
-        first.memory_warm_new_guard.p50_us, first.memory_warm_new_guard.p99_us
+        first.memory_warm_new_guard.p50_us,
+        first.memory_warm_new_guard.p99_us
     );
-    println!();
-    println!("module load");
-    println!(
+    outln!();
+    outln!("module load");
+    outln!(
         "  cold (compile, no cache)        {:>12.3} ms",
         r.load.cold_ms
     );
-    println!(
+    outln!(
         "  cached (memory hit) p50 / p99   {:>12.3} us / {:.3} us  ({:.0}x faster than cold)",
-        r.load.cached.p50_us, r.load.cached.p99_us, r.load.cold_over_cached
+        r.load.cached.p50_us,
+        r.load.cached.p99_us,
+        r.load.cold_over_cached
     );
-    println!();
-    println!("instantiation (instance + label_agent)");
-    println!(
+    outln!();
+    outln!("instantiation (instance + label_agent)");
+    outln!(
         "  first Guard::new                {:>12.3} us",
         r.instantiation.first_guard_us
     );
     summary_row("  extra instance", &r.instantiation.extra_instance);
     summary_row("  no-op guard instance", &r.host_overhead.instantiation);
-    println!();
-    println!("per-call latency                       samples      mean       p50       p99   (us)");
+    outln!();
+    outln!("per-call latency                       samples      mean       p50       p99   (us)");
     for (name, call) in [
         ("label_agent", &r.latency.label_agent),
         ("label_resource", &r.latency.label_resource),
@@ -1304,40 +1314,44 @@ fn print_tables(r: &Report) {
         &format!("  host overhead ({} B in)", r.host_overhead.input_bytes),
         &r.host_overhead.call,
     );
-    println!();
-    println!(
+    outln!();
+    outln!(
         "throughput of {} (one Guard, pool {})",
-        r.throughput.function, r.throughput.pool_size
+        r.throughput.function,
+        r.throughput.pool_size
     );
-    println!("  threads       calls     calls/s   speed-up");
+    outln!("  threads       calls     calls/s   speed-up");
     for level in &r.throughput.levels {
-        println!(
+        outln!(
             "  {:>7} {:>11} {:>11.0} {:>9.2}x",
-            level.threads, level.calls, level.calls_per_s, level.speedup
+            level.threads,
+            level.calls,
+            level.calls_per_s,
+            level.speedup
         );
     }
-    println!();
-    println!("resident memory ({})", r.memory.method);
-    println!(
+    outln!();
+    outln!("resident memory ({})", r.memory.method);
+    outln!(
         "  baseline                        {:>12}",
         bytes_cell(r.memory.baseline_rss_bytes)
     );
     for level in &r.memory.levels {
-        println!(
+        outln!(
             "  {:>3} instance(s)                 {:>12}",
             level.instances,
             bytes_cell(level.rss_bytes)
         );
     }
-    println!(
+    outln!(
         "  per extra instance              {:>12}   (memory cap {})",
         bytes_cell(r.memory.per_extra_instance_bytes),
         bytes_cell(Some(r.memory.memory_cap_bytes as u64))
     );
-    println!();
-    println!("targets");
+    outln!();
+    outln!("targets");
     for t in &r.targets {
-        println!(
+        outln!(
             "  {:<36} {:>14} {:<5} target {:<50} {}",
             t.name,
             t.measured
@@ -1355,9 +1369,12 @@ fn print_tables(r: &Report) {
 }
 
 fn summary_row(label: &str, s: &Summary) {
-    println!(
+    outln!(
         "{label:<38} {:>7} {:>9.2} {:>9.2} {:>9.2}",
-        s.samples, s.mean_us, s.p50_us, s.p99_us
+        s.samples,
+        s.mean_us,
+        s.p50_us,
+        s.p99_us
     );
 }
 

@@ -344,9 +344,9 @@ fn print_text(
 ) {
     for (case, result) in cases.iter().zip(results) {
         match result.status {
-            Status::Passed => println!("ok       {}", case.name),
-            Status::Updated => println!("updated  {}  ({})", case.name, case.file.display()),
-            Status::Failed(_) => println!("FAILED   {}  ({})", case.name, case.file.display()),
+            Status::Passed => outln!("ok       {}", case.name),
+            Status::Updated => outln!("updated  {}  ({})", case.name, case.file.display()),
+            Status::Failed(_) => outln!("FAILED   {}  ({})", case.name, case.file.display()),
         }
     }
     let failures: Vec<_> = cases
@@ -358,32 +358,32 @@ fn print_text(
         })
         .collect();
     if !failures.is_empty() {
-        println!("\nfailures:");
+        outln!("\nfailures:");
         for (case, result, problems) in failures {
-            println!("\nFAILED {}  ({})", case.name, case.file.display());
+            outln!("\nFAILED {}  ({})", case.name, case.file.display());
             for problem in problems {
-                println!("    {problem}");
+                outln!("    {problem}");
             }
             if trace {
-                println!("  trace:");
+                outln!("  trace:");
                 for event in &result.trace {
-                    println!("    {}", event.describe());
+                    outln!("    {}", event.describe());
                 }
             }
         }
     }
-    println!();
+    outln!();
     if updated > 0 {
-        println!("{passed} passed, {failed} failed ({updated} updated)");
+        outln!("{passed} passed, {failed} failed ({updated} updated)");
     } else {
-        println!("{passed} passed, {failed} failed");
+        outln!("{passed} passed, {failed} failed");
     }
     let per_case = if results.is_empty() {
         0.0
     } else {
         timing.run.as_secs_f64() * 1e3 / results.len() as f64
     };
-    println!(
+    outln!(
         "guard loaded in {:.1} ms ({} compilation(s), compiler {}, {} code); {} case(s) in {:.1} ms on {} thread(s) ({:.2} ms per case)",
         timing.load.as_secs_f64() * 1e3,
         timing.compilations,
@@ -445,7 +445,7 @@ fn print_json(
         "code_tier": timing.tier.as_str(),
         "cases": entries,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    outln!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 
