@@ -12,14 +12,15 @@ use rmcp::ServiceExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::http::HttpState;
+use crate::agent::server::{AgentSession, GatewayCore, SessionScope};
 use crate::backend::Backend;
-use crate::config::{RoutingMode, ServeOptions};
+use crate::backend::relay::NotificationRelay;
+use crate::config::{RoutingMode, ServeOptions, ServerTransport};
 use crate::error::GatewayError;
-use crate::http::HttpState;
-use crate::logfiles::{LogFiles, startup_digest};
+use crate::observe::digest::{DigestServer, StartupDigest};
+use crate::observe::logfiles::LogFiles;
 use crate::pipeline::{CallInterceptor, PassThrough};
-use crate::relay::NotificationRelay;
-use crate::server::{AgentSession, GatewayCore, SessionScope};
 
 /// Period of the relaunch monitor for backends whose launch failed.
 const MONITOR_PERIOD: Duration = Duration::from_secs(30);
@@ -89,8 +90,56 @@ fn build_core(
         relay,
         interceptor,
         in_flight: Default::default(),
-        postprocess: crate::postprocess::ResultPostProcessor::new(settings),
+        postprocess: crate::pipeline::postprocess::ResultPostProcessor::new(settings),
     })
+}
+
+/// The start-up digest of a gateway whose backends were launched and whose
+/// interceptor was prepared; `listen` is `None` for `serve --stdio`.
+fn startup_digest(
+    options: &ServeOptions,
+    core: &GatewayCore,
+    listen: Option<std::net::SocketAddr>,
+) -> StartupDigest {
+    let (mode, listen) = match (listen, options.mode) {
+        (None, _) => ("stdio (unified)", "stdin/stdout".to_owned()),
+        (Some(addr), RoutingMode::Routed) => ("routed", addr.to_string()),
+        (Some(addr), RoutingMode::Unified) => ("unified", addr.to_string()),
+    };
+    let servers = core
+        .backends
+        .iter()
+        .map(|(id, backend)| {
+            let health = backend.health();
+            let transport = match &backend.config().transport {
+                ServerTransport::Stdio { command, .. } => format!("stdio `{command}`"),
+                ServerTransport::Http { url, .. } => format!("http `{url}`"),
+            };
+            DigestServer {
+                id: id.clone(),
+                transport,
+                status: health.status.as_str().to_owned(),
+                tools: backend.tools().len(),
+                error: health.last_error,
+            }
+        })
+        .collect();
+    let cache = if options.no_wasm_cache {
+        "disabled".to_owned()
+    } else {
+        match &options.wasm_cache_dir {
+            Some(dir) => format!("`{}`", dir.display()),
+            None => "memory only".to_owned(),
+        }
+    };
+    StartupDigest {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        mode: mode.to_owned(),
+        listen,
+        servers,
+        guards: core.interceptor.guard_states(),
+        cache,
+    }
 }
 
 /// Writes `tools.json` with every backend's allowed tools.
@@ -185,12 +234,12 @@ impl Gateway {
         interceptor: Arc<dyn CallInterceptor>,
     ) -> Result<RunningGateway, GatewayError> {
         let tls_config = match &options.extra.tls {
-            Some(tls) => Some(crate::tls::server_config(tls)?),
+            Some(tls) => Some(crate::agent::tls::server_config(tls)?),
             None => None,
         };
         let api_key = match &options.config.gateway.api_key {
             Some(key) => key.clone(),
-            None => crate::auth::generate_api_key()
+            None => crate::agent::auth::generate_api_key()
                 .map_err(|message| GatewayError::KeyGeneration { message })?,
         };
         let log_files = LogFiles::open(&options.log_dir);
@@ -223,17 +272,17 @@ impl Gateway {
                 .hmac_secret
                 .as_deref()
                 .filter(|secret| !secret.is_empty())
-                .map(|secret| Arc::new(crate::hmac::HmacVerifier::new(secret.as_bytes()))),
+                .map(|secret| Arc::new(crate::agent::hmac::HmacVerifier::new(secret.as_bytes()))),
         };
         let close_requested = CancellationToken::new();
-        let close_routes = crate::compat::close_router(crate::compat::CloseState {
+        let close_routes = crate::agent::compat::close_router(crate::agent::compat::CloseState {
             api_key: state.api_key.clone(),
             closed: Arc::new(AtomicBool::new(false)),
             shutting_down: shutting_down.clone(),
             close_requested: close_requested.clone(),
             servers: core.backends.len(),
         });
-        let router = crate::http::router(
+        let router = crate::agent::http::router(
             state,
             options.mode,
             options.session_timeout,
@@ -245,14 +294,16 @@ impl Gateway {
         let tls = tls_config.is_some();
         let server_task = match tls_config {
             None => tokio::spawn(async move {
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| set_nodelay(tcp));
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    crate::agent::set_nodelay(tcp)
+                });
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await
             }),
             Some(config) => {
                 let listener =
-                    crate::tls::TlsListener::new(listener, config).map_err(|source| {
+                    crate::agent::tls::TlsListener::new(listener, config).map_err(|source| {
                         GatewayError::Bind {
                             addr: options.listen,
                             source,
@@ -407,11 +458,11 @@ async fn shutdown_signal() {
 /// When the gateway cannot start or stdout cannot be written.
 pub async fn serve(options: ServeOptions) -> Result<(), GatewayError> {
     // A no-op when the caller installed logging already.
-    crate::logfiles::install_global_logging(&options.log_dir, "info");
+    crate::observe::logfiles::install_global_logging(&options.log_dir, "info");
     if options.stdio {
         return serve_stdio(options).await;
     }
-    let interceptor = Arc::new(crate::guards::GuardPipeline::new(&options));
+    let interceptor = Arc::new(crate::pipeline::difc::GuardPipeline::new(&options));
     let running = Gateway::start_with_interceptor(options, interceptor).await?;
     let document = serde_json::to_string_pretty(&running.startup_document()).map_err(|e| {
         GatewayError::StartupDocument {
@@ -457,7 +508,7 @@ impl Gateway {
         W: tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let log_files = LogFiles::open(&options.log_dir);
-        let interceptor = Arc::new(crate::guards::GuardPipeline::new(&options));
+        let interceptor = Arc::new(crate::pipeline::difc::GuardPipeline::new(&options));
         let core = build_core(&options, interceptor, &log_files);
         launch_all(&core, options.config.sequential_launch).await;
         prepare_interceptor(&core).await?;
@@ -481,14 +532,5 @@ impl Gateway {
         futures::future::join_all(core.backends.values().map(|b| b.stop())).await;
         log_files.flush();
         result
-    }
-}
-
-/// Sets TCP_NODELAY on an accepted agent connection (plain or TLS).
-/// Answers leave in pieces (headers, then SSE events): without it the
-/// second piece waits for the agent's delayed ACK, up to 40 ms.
-pub(crate) fn set_nodelay(stream: &tokio::net::TcpStream) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
 }

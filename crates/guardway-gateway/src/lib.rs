@@ -1,42 +1,55 @@
-//! The MCP gateway: configuration, backends, sessions, routed and unified
-//! modes, the tool-call hook guards plug into, auth (API key, HMAC, TLS),
-//! health, the DIFC snapshot.
+//! The MCP gateway. An agent's `tools/call` crosses the crate one way, one
+//! folder per stage, and no folder imports one above it
+//! (tests/gateway/layering.rs checks it):
 //!
-//! Entry points: [`serve`] (what `guardway serve` runs) and
-//! [`Gateway::start`] (an in-process gateway for tests and embedding).
+//! ```text
+//! agent ──▶ pipeline ──▶ backend ──▶ backend MCP server
+//!   └───────────┴────────────┴──▶ observe, config
+//! ```
+//!
+//! - `agent/`: where a request enters: the HTTP surface (routed and
+//!   unified MCP endpoints, `/health`, `/metrics`, `/reflect`), API key,
+//!   HMAC, the TLS listener, sessions, the direct call path and the rmcp
+//!   server handler.
+//! - [`pipeline`]: what happens to the call: the interceptor around it,
+//!   the DIFC guard pipeline ([`pipeline::difc`], transport-neutral, with
+//!   its MCP adapter [`GuardPipeline`]) and the post-processing of results.
+//! - `backend/`: where it leaves: stdio and HTTP connections, their
+//!   lifecycle and circuit breaker, and the relay of their notifications
+//!   back to agents.
+//! - [`observe`] (log files, metrics, the start-up digest) and [`config`]
+//!   are leaves, reached through handles passed down.
+//! - `gateway.rs` starts and stops the whole, wiring the stages together.
+//!
+//! Entry points: [`serve`] (what `guardway serve` runs),
+//! [`Gateway::start`] (an in-process gateway for tests and embedding) and
+//! [`DifcPipeline`] (the same DIFC pipeline for another transport).
 
-mod auth;
+mod agent;
 mod backend;
-mod breaker;
-mod catalog;
-mod compat;
 pub mod config;
-mod direct;
 mod error;
 mod gateway;
-pub mod guards;
-pub mod hmac;
-mod http;
-pub mod logfiles;
-pub mod metrics;
-mod pipeline;
-pub mod postprocess;
-mod relay;
-mod server;
-mod sessions;
-mod tls;
+pub mod observe;
+pub mod pipeline;
 
-pub use auth::{constant_time_eq, generate_api_key};
+pub use agent::auth::{constant_time_eq, generate_api_key};
+pub use agent::catalog::{UNIFIED_SEPARATOR, normalize_input_schema, unified_name};
+pub use agent::compat::{AUTO_INIT_CLIENT_NAME, SUPPORTED_PROTOCOL_VERSIONS};
+pub use agent::http::{MAX_REQUEST_BODY_BYTES, SPEC_VERSION};
+pub use agent::tls::TlsError;
+pub use agent::{hmac, tls};
+pub use backend::breaker::{Admission, BreakerState, CircuitBreaker, detect_rate_limit};
+pub use backend::error::BackendError;
 pub use backend::{
     Backend, BackendHealth, BackendStatus, HttpTransportKind, install_crypto_provider,
 };
-pub use breaker::{Admission, BreakerState, CircuitBreaker, detect_rate_limit};
-pub use catalog::{UNIFIED_SEPARATOR, normalize_input_schema, unified_name};
-pub use compat::{AUTO_INIT_CLIENT_NAME, SUPPORTED_PROTOCOL_VERSIONS};
-pub use error::{BackendError, GatewayError};
+pub use error::GatewayError;
 pub use gateway::{Gateway, RunningGateway, serve};
-pub use guards::GuardPipeline;
-pub use http::{MAX_REQUEST_BODY_BYTES, SPEC_VERSION};
-pub use pipeline::{BackendInvoker, CallInterceptor, PassThrough, ToolCall};
-pub use server::gateway_error;
-pub use tls::TlsError;
+pub use pipeline::difc::{DifcPipeline, GuardPipeline};
+pub use pipeline::{BackendInvoker, CallInterceptor, PassThrough, ToolCall, gateway_error};
+
+// The paths these modules had before they moved into a stage's folder.
+pub use observe::{logfiles, metrics};
+pub use pipeline::difc as guards;
+pub use pipeline::postprocess;

@@ -46,7 +46,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexS
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::oneshot;
 
-use crate::relay::ProgressSink;
+use crate::backend::relay::ProgressSink;
 
 /// The first request id (and progress token) of the lane.
 pub(crate) const LANE_FIRST_ID: i64 = 1 << 30;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::postprocess::JqFilter;
+use super::jq::JqFilter;
 
 /// Default per-stdio-launch timeout (`startupTimeout`).
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,6 +131,15 @@ pub struct ServerConfig {
     pub auth: Option<ServerAuth>,
     /// TOML `working_directory` (accepted, no effect; kept for diagnostics).
     pub working_directory: Option<String>,
+}
+
+/// Whether `tool` passes a server's allow-list (its `tools`; `None` or `*`
+/// = all).
+pub fn tool_allowed(allow_list: Option<&[String]>, tool: &str) -> bool {
+    match allow_list {
+        None => true,
+        Some(list) => list.iter().any(|t| t == "*" || t == tool),
+    }
 }
 
 impl Default for ServerConfig {
@@ -339,5 +348,19 @@ impl Default for OtlpOptions {
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
             sample_rate: 1.0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list() {
+        assert!(tool_allowed(None, "x"));
+        assert!(tool_allowed(Some(&["*".into()]), "x"));
+        assert!(tool_allowed(Some(&["x".into()]), "x"));
+        assert!(!tool_allowed(Some(&["y".into()]), "x"));
+        assert!(!tool_allowed(Some(&[]), "x"));
     }
 }

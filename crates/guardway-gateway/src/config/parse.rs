@@ -999,7 +999,7 @@ impl<'e> Validator<'e> {
                     self.issue(at.clone(), "tool name must not be blank");
                     continue;
                 }
-                match crate::postprocess::JqFilter::compile(expression) {
+                match super::jq::JqFilter::compile(expression) {
                     Ok(filter) => {
                         server.tool_response_filters.insert(tool.clone(), filter);
                     }

@@ -23,6 +23,7 @@ mod guarded;
 mod hmac_signing;
 mod http_backends;
 mod http_surface;
+mod layering;
 mod lifecycle;
 mod postprocess;
 mod python_client;

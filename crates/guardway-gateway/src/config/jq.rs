@@ -1,15 +1,13 @@
 //! jq expressions of `tool_response_filters` (gateway.md §6.2 step 8):
-//! compiling them once with jaq (the configuration check uses the same
-//! compiler), running one on a JSON value with exactly one output, and
-//! applying one to a tool result.
+//! compiling them once with jaq, when the configuration is checked, and
+//! running one on a JSON value with exactly one output. Applying one to a
+//! tool result is `crate::pipeline::postprocess`'s (`JqFilter::apply`).
 
 use std::sync::Arc;
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Ctx, Native, Vars};
 use jaq_json::Val;
-use rmcp::model::{CallToolResult, ContentBlock};
-use serde::Deserialize;
 use serde_json::Value;
 
 type Data = jaq_core::data::JustLut<Val>;
@@ -212,41 +210,6 @@ impl JqFilter {
         let input: Val = serde_json::from_str(text).ok()?;
         Some(self.run(input))
     }
-
-    /// The result with the filter applied (gateway.md §6.2 step 8): to the
-    /// JSON of the first content item when it is text holding JSON (the
-    /// item's text is replaced by the compact output, other items kept),
-    /// else to the JSON of the whole result (whose output must then be a
-    /// tool result; `isError` and `_meta` are kept from the original).
-    ///
-    /// # Errors
-    /// As [`JqFilter::run`], or when the output of a whole-result filter is
-    /// not a tool result.
-    pub fn apply(&self, mut result: CallToolResult) -> Result<CallToolResult, JqRunError> {
-        if let Some(ContentBlock::Text(first)) = result.content.first_mut()
-            && let Some(output) = self.run_on_json_text(&first.text)
-        {
-            first.text = output?.to_string();
-            return Ok(result);
-        }
-        let whole = serde_json::to_value(&result).map_err(|e| JqRunError::NotJson {
-            message: e.to_string(),
-        })?;
-        let input = Val::deserialize(whole).map_err(|e| JqRunError::NotJson {
-            message: e.to_string(),
-        })?;
-        let output = self.run(input)?;
-        let mut filtered: CallToolResult =
-            serde_json::from_value(output).map_err(|e| JqRunError::NotAToolResult {
-                message: e.to_string(),
-            })?;
-        filtered.is_error = result.is_error;
-        filtered.meta = result.meta.take();
-        if filtered.result_type.is_none() {
-            filtered.result_type = result.result_type.take();
-        }
-        Ok(filtered)
-    }
 }
 
 /// A jq exception as an error; `halt` never exits the process here.
@@ -359,32 +322,6 @@ mod tests {
             run("{(1|tostring): 1} | to_entries | from_entries", json!(null)),
             Ok(json!({"1": 1}))
         );
-    }
-
-    #[test]
-    fn first_text_item_is_filtered_and_other_items_kept() {
-        let filter = JqFilter::compile("map(.id)").unwrap();
-        let result = CallToolResult::success(vec![
-            ContentBlock::text(r#"[{"id":1},{"id":2}]"#),
-            ContentBlock::text("[Filtered] 1 item"),
-        ]);
-        let out = filter.apply(result).unwrap();
-        assert_eq!(out.content[0].as_text().unwrap().text, "[1,2]");
-        assert_eq!(out.content[1].as_text().unwrap().text, "[Filtered] 1 item");
-    }
-
-    #[test]
-    fn non_json_text_filters_the_whole_result() {
-        let filter = JqFilter::compile(".content |= map(.text |= ascii_upcase)").unwrap();
-        let result = CallToolResult::success(vec![ContentBlock::text("not json")]);
-        let out = filter.apply(result).unwrap();
-        assert_eq!(out.content[0].as_text().unwrap().text, "NOT JSON");
-        let bad = JqFilter::compile("42").unwrap();
-        let result = CallToolResult::success(vec![ContentBlock::text("not json")]);
-        assert!(matches!(
-            bad.apply(result),
-            Err(JqRunError::NotAToolResult { .. })
-        ));
     }
 
     #[test]

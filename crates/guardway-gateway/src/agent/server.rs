@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
@@ -19,11 +19,12 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use crate::agent::catalog::{present_prompt, present_tool, split_unified_name};
 use crate::backend::Backend;
-use crate::catalog::{present_prompt, present_tool, split_unified_name, tool_allowed};
-use crate::error::BackendError;
-use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall};
-use crate::relay::{AgentProgress, AgentScope, NotificationRelay};
+use crate::backend::error::BackendError;
+use crate::backend::relay::{AgentProgress, AgentScope, NotificationRelay};
+use crate::config::tool_allowed;
+use crate::pipeline::{BackendInvoker, CallInterceptor, ToolCall, gateway_error};
 
 /// State shared by every agent session of one gateway. Thread-safe; held in
 /// an `Arc`.
@@ -34,7 +35,7 @@ pub struct GatewayCore {
     /// `tools/call` requests being served right now.
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// jq response filters and payload spill after the interceptor.
-    pub postprocess: crate::postprocess::ResultPostProcessor,
+    pub postprocess: crate::pipeline::postprocess::ResultPostProcessor,
 }
 
 impl GatewayCore {
@@ -81,11 +82,6 @@ pub struct AgentSession {
     scope: SessionScope,
 }
 
-/// A gateway-side failure as the agent sees it: JSON-RPC code 0, the text.
-pub fn gateway_error(message: impl Into<String>) -> ErrorData {
-    ErrorData::new(ErrorCode(0), message.into(), None)
-}
-
 fn backend_error(error: BackendError) -> ErrorData {
     gateway_error(error.to_string())
 }
@@ -99,7 +95,10 @@ struct SessionInvoker<'a> {
     /// Selects the agent's own process of a stdio backend.
     agent_id: Option<String>,
     meta: Option<rmcp::model::RequestMetaObject>,
-    progress: Option<(crate::relay::AgentProgress, rmcp::model::ProgressToken)>,
+    progress: Option<(
+        crate::backend::relay::AgentProgress,
+        rmcp::model::ProgressToken,
+    )>,
     cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -130,7 +129,10 @@ pub(crate) struct AgentCall {
     pub agent_id: Option<String>,
     pub session_id: Option<String>,
     pub meta: rmcp::model::RequestMetaObject,
-    pub progress: Option<(crate::relay::AgentProgress, rmcp::model::ProgressToken)>,
+    pub progress: Option<(
+        crate::backend::relay::AgentProgress,
+        rmcp::model::ProgressToken,
+    )>,
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -138,7 +140,7 @@ pub(crate) struct AgentCall {
 /// allowed-tools list, the interceptor (the DIFC pipeline when guards are
 /// configured) around the backend call, the tool timeout and the
 /// post-processing of the result. Used by the rmcp handler and by the direct
-/// path of the HTTP endpoint (`crate::direct`).
+/// path of the HTTP endpoint (`crate::agent::direct`).
 pub(crate) async fn serve_tool_call(
     core: &GatewayCore,
     scope: &SessionScope,
@@ -237,7 +239,7 @@ impl AgentSession {
         context
             .extensions
             .get::<http::request::Parts>()
-            .and_then(|parts| crate::auth::agent_id(&parts.headers))
+            .and_then(|parts| crate::agent::auth::agent_id(&parts.headers))
     }
 
     fn session_id(context: &RequestContext<RoleServer>) -> Option<String> {

@@ -116,7 +116,8 @@ pub async fn mcp_compat(
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, crate::http::MAX_REQUEST_BODY_BYTES).await else {
+    let Ok(bytes) = axum::body::to_bytes(body, crate::agent::http::MAX_REQUEST_BODY_BYTES).await
+    else {
         return plain(StatusCode::BAD_REQUEST, "Bad Request: unreadable body");
     };
     let is_tool_call = serde_json::from_slice::<Value>(&bytes)
@@ -246,7 +247,7 @@ pub struct CloseState {
 }
 
 async fn close(State(state): State<CloseState>, headers: HeaderMap) -> Response {
-    if let Err(rejection) = crate::auth::check_authorization(&headers, &state.api_key) {
+    if let Err(rejection) = crate::agent::auth::check_authorization(&headers, &state.api_key) {
         let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
         return (
             status,

@@ -1,7 +1,8 @@
 //! Which guard serves each backend (gateway.md §6.1) and with which policy
 //! (difc.md §5.1): the guards-dir convention, built-in write-sink, the
-//! configured `guard = name`, noop. A guard that fails to load leaves its
-//! server bound to a `Failed` guard, which refuses every call.
+//! configured `guard = name`, noop; and the `label_agent` payload of a
+//! policy. A guard that fails to load leaves its server bound to a `Failed`
+//! guard, which refuses every call.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -206,16 +207,29 @@ pub fn load(source: GuardSource, options: &GuardOptions) -> BoundGuard {
     }
 }
 
-/// Validates a policy for `label_agent`, with the gateway's trusted bots
-/// injected as top-level `trusted-bots`.
-pub fn label_agent_payload(policy: Value, trusted_bots: &[String]) -> Result<Value, String> {
+/// Validates a policy for `label_agent`, with trusted bots injected as
+/// top-level `trusted-bots` and trusted users as `trusted-users` inside
+/// `allow-only` (when the policy has that key; both replace what the policy
+/// says, and nothing is injected for an empty list).
+pub fn label_agent_payload(
+    policy: Value,
+    trusted_bots: &[String],
+    trusted_users: &[String],
+) -> Result<Value, String> {
     let policy = guardway_difc::parse_policy_value(policy).map_err(|e| e.to_string())?;
-    let policy = match (policy, trusted_bots.is_empty()) {
-        (Value::Object(mut map), false) => {
-            map.insert("trusted-bots".into(), serde_json::json!(trusted_bots));
+    let policy = match policy {
+        Value::Object(mut map) if !trusted_bots.is_empty() || !trusted_users.is_empty() => {
+            if !trusted_bots.is_empty() {
+                map.insert("trusted-bots".into(), serde_json::json!(trusted_bots));
+            }
+            if !trusted_users.is_empty()
+                && let Some(Value::Object(allow_only)) = map.get_mut("allow-only")
+            {
+                allow_only.insert("trusted-users".into(), serde_json::json!(trusted_users));
+            }
             Value::Object(map)
         }
-        (policy, _) => policy,
+        policy => policy,
     };
     guardway_difc::prepare_label_agent_policy(policy).map_err(|e| e.to_string())
 }
@@ -243,11 +257,30 @@ mod tests {
     fn payload_gets_trusted_bots_and_is_validated() {
         let policy =
             serde_json::json!({"allow-only": {"repos": ["acme/*"], "min-integrity": "approved"}});
-        let payload = label_agent_payload(policy.clone(), &["bot[bot]".to_owned()]).unwrap();
+        let payload = label_agent_payload(policy.clone(), &["bot[bot]".to_owned()], &[]).unwrap();
         assert_eq!(payload["trusted-bots"], serde_json::json!(["bot[bot]"]));
-        assert_eq!(label_agent_payload(policy.clone(), &[]).unwrap(), policy);
+        assert_eq!(
+            label_agent_payload(policy.clone(), &[], &[]).unwrap(),
+            policy
+        );
         let bad =
             serde_json::json!({"allow-only": {"repos": ["Acme/x"], "min-integrity": "approved"}});
-        assert!(label_agent_payload(bad, &[]).is_err());
+        assert!(label_agent_payload(bad, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn trusted_users_go_inside_allow_only() {
+        let policy = serde_json::json!({"allow-only": {"repos": ["acme/*"],
+            "min-integrity": "approved", "trusted-users": ["old"]}});
+        let users = ["alice".to_owned(), "bob".to_owned()];
+        let payload = label_agent_payload(policy, &[], &users).unwrap();
+        assert_eq!(
+            payload["allow-only"]["trusted-users"],
+            serde_json::json!(["alice", "bob"])
+        );
+        assert!(payload.get("trusted-bots").is_none());
+        let bad_users = ["".to_owned()];
+        let policy = serde_json::json!({"allow-only": {"repos": "all", "min-integrity": "none"}});
+        assert!(label_agent_payload(policy, &[], &bad_users).is_err());
     }
 }

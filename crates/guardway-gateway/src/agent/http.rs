@@ -17,10 +17,10 @@ use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::direct::McpEndpoint;
+use crate::agent::server::{AgentSession, GatewayCore, SessionScope};
+use crate::agent::sessions::ExpiringSessionManager;
 use crate::config::RoutingMode;
-use crate::direct::McpEndpoint;
-use crate::server::{AgentSession, GatewayCore, SessionScope};
-use crate::sessions::ExpiringSessionManager;
 
 /// Largest accepted MCP request body; larger ones get 413.
 pub const MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -35,7 +35,7 @@ pub struct HttpState {
     pub api_key: Arc<str>,
     pub shutting_down: Arc<AtomicBool>,
     /// Signed-request check of the MCP routes (`--hmac-secret`).
-    pub hmac: Option<Arc<crate::hmac::HmacVerifier>>,
+    pub hmac: Option<Arc<crate::agent::hmac::HmacVerifier>>,
 }
 
 fn json_error(status: StatusCode, error: &str, message: Option<&str>) -> Response {
@@ -47,7 +47,9 @@ fn json_error(status: StatusCode, error: &str, message: Option<&str>) -> Respons
 }
 
 async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next) -> Response {
-    if let Err(rejection) = crate::auth::check_authorization(request.headers(), &state.api_key) {
+    if let Err(rejection) =
+        crate::agent::auth::check_authorization(request.headers(), &state.api_key)
+    {
         let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
         return json_error(status, rejection.error, Some(rejection.message));
     }
@@ -68,8 +70,8 @@ async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next)
     // A new session needs an agent id that can name a directory.
     if request.method() == http::Method::POST
         && !request.headers().contains_key("mcp-session-id")
-        && !crate::auth::agent_id(request.headers())
-            .is_some_and(|id| crate::auth::is_safe_agent_id(&id))
+        && !crate::agent::auth::agent_id(request.headers())
+            .is_some_and(|id| crate::agent::auth::is_safe_agent_id(&id))
     {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -89,7 +91,7 @@ async fn mcp_guard(State(state): State<HttpState>, request: Request, next: Next)
 /// Verifies the request's HMAC headers against its path and body; the body
 /// is read (bounded) and put back.
 async fn check_hmac(
-    verifier: &crate::hmac::HmacVerifier,
+    verifier: &crate::agent::hmac::HmacVerifier,
     request: Request,
 ) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
@@ -198,7 +200,7 @@ async fn check_jsonrpc_body(request: Request) -> Result<Request, Response> {
             let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
             request
                 .extensions_mut()
-                .insert(crate::direct::ParsedMessage(message));
+                .insert(crate::agent::direct::ParsedMessage(message));
             return Ok(request);
         }
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -286,7 +288,9 @@ async fn reflect(State(state): State<HttpState>) -> Response {
     if let Some(map) = document.as_object_mut() {
         map.insert(
             "timestamp".into(),
-            json!(crate::logfiles::utc_timestamp(std::time::SystemTime::now())),
+            json!(crate::observe::logfiles::utc_timestamp(
+                std::time::SystemTime::now()
+            )),
         );
     }
     axum::Json(document).into_response()
@@ -322,7 +326,7 @@ pub fn router(
             .nest_service(path, service)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(endpoint),
-                crate::sessions::session_answers,
+                crate::agent::sessions::session_answers,
             ))
     };
     let mut mcp = Router::new();
@@ -362,8 +366,8 @@ pub fn router(
         }
     }
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(
-        crate::compat::CompatState { loopback_listener },
-        crate::compat::mcp_compat,
+        crate::agent::compat::CompatState { loopback_listener },
+        crate::agent::compat::mcp_compat,
     ));
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(
         state.clone(),

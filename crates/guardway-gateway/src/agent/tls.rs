@@ -167,7 +167,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        crate::gateway::set_nodelay(&stream);
+        crate::agent::set_nodelay(&stream);
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {

@@ -92,7 +92,7 @@ impl std::fmt::Debug for NotificationRelay {
 
 /// Where an agent's progress goes: its rmcp peer (a call served by rmcp's
 /// session), or the SSE answer of a call served on the direct path
-/// (`crate::direct`), whose body sends what it receives before the result.
+/// (`crate::agent::direct`), whose body sends what it receives before the result.
 #[derive(Clone)]
 pub enum AgentProgress {
     Peer(Peer<RoleServer>),

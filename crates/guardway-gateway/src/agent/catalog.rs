@@ -1,6 +1,7 @@
 //! How backend tools and prompts are presented to agents (gateway.md §4):
 //! unified names `<server>___<tool>`, `[<server>] ` description prefixes,
-//! input-schema normalisation and the allowed-tools list.
+//! input-schema normalisation. (The allowed-tools list is
+//! `crate::config::tool_allowed`.)
 
 use std::sync::Arc;
 
@@ -83,14 +84,6 @@ pub fn present_prompt(server: &str, prompt: &Prompt, unified: bool) -> Prompt {
     shown
 }
 
-/// Whether `tool` passes the server's allow-list (`None` or `*` = all).
-pub fn tool_allowed(allow_list: Option<&[String]>, tool: &str) -> bool {
-    match allow_list {
-        None => true,
-        Some(list) => list.iter().any(|t| t == "*" || t == tool),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,15 +124,6 @@ mod tests {
         assert_eq!(split_unified_name("zz___echo", known), None);
         assert_eq!(split_unified_name("a___", known), None);
         assert_eq!(split_unified_name("echo", known), None);
-    }
-
-    #[test]
-    fn allow_list() {
-        assert!(tool_allowed(None, "x"));
-        assert!(tool_allowed(Some(&["*".into()]), "x"));
-        assert!(tool_allowed(Some(&["x".into()]), "x"));
-        assert!(!tool_allowed(Some(&["y".into()]), "x"));
-        assert!(!tool_allowed(Some(&[]), "x"));
     }
 
     #[test]

@@ -1,14 +1,19 @@
-//! The hook around every `tools/call`: a `CallInterceptor` sees the call
+//! What happens to a `tools/call` between the agent and the backend. The
+//! hook around every call is here: a `CallInterceptor` sees the call
 //! (server, tool, agent, arguments) and decides whether and how the backend
-//! is invoked and what comes back. Guards plug in here; the default passes
-//! the call straight through.
+//! is invoked and what comes back. Guards plug in here (`difc`); the
+//! default passes the call straight through. `postprocess` shapes the
+//! result afterwards (jq filters, payload spill).
+
+pub mod difc;
+pub mod postprocess;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rmcp::ErrorData;
-use rmcp::model::{CallToolRequestParams, CallToolResponse};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorCode};
 
 use crate::backend::Backend;
 
@@ -74,6 +79,11 @@ pub trait CallInterceptor: Send + Sync + 'static {
     fn reflect(&self) -> Option<serde_json::Value> {
         None
     }
+}
+
+/// A gateway-side failure as the agent sees it: JSON-RPC code 0, the text.
+pub fn gateway_error(message: impl Into<String>) -> ErrorData {
+    ErrorData::new(ErrorCode(0), message.into(), None)
 }
 
 /// Forwards every call unchanged.

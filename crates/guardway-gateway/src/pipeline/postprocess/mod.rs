@@ -18,7 +18,7 @@ use std::time::Duration;
 use rmcp::ErrorData;
 use rmcp::model::{CallToolResponse, CallToolResult};
 
-pub use jq::{JqCompileError, JqFilter, JqRunError};
+pub use crate::config::{JqCompileError, JqFilter, JqRunError};
 pub use spill::{
     DEFAULT_SESSION_SEGMENT, PAYLOAD_FILE_NAME, PAYLOAD_INSTRUCTIONS, PAYLOAD_PREVIEW_BYTES,
     SpillError, SpillFailure, SpillOutcome, SpillSettings, may_exceed, payload_preview,
@@ -151,7 +151,7 @@ impl ResultPostProcessor {
             }
             Err(join) => {
                 tracing::error!(server, error = %join, "payload spill task failed");
-                Err(crate::server::gateway_error(format!(
+                Err(crate::pipeline::gateway_error(format!(
                     "the result of this call could not be processed: {join}"
                 )))
             }

@@ -22,7 +22,7 @@ use rmcp::transport::streamable_http_server::session::local::{
 use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId};
 use tokio::time::Instant;
 
-use crate::direct::{McpEndpoint, ParsedMessage, Route};
+use crate::agent::direct::{McpEndpoint, ParsedMessage, Route};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -30,7 +30,7 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// without a client message. Expired sessions are closed lazily: when a
 /// request names them and whenever a new session is created. The idle clock
 /// is kept here, not by rmcp's session worker (which has none), because
-/// direct tool calls (`crate::direct`) never pass through the worker.
+/// direct tool calls (`crate::agent::direct`) never pass through the worker.
 ///
 /// Thread-safe; shared as `Arc` between the transport and the middleware.
 #[derive(Debug)]
@@ -191,7 +191,7 @@ pub fn session_not_found() -> Response {
 
 /// In front of one MCP endpoint's transport: a request naming a session
 /// that is unknown or expired gets 404 `session not found`; a plain
-/// `tools/call` on a live session is served directly (`crate::direct`); a
+/// `tools/call` on a live session is served directly (`crate::agent::direct`); a
 /// successful `DELETE` answers 204 (rmcp answers 202).
 pub async fn session_answers(
     State(endpoint): State<Arc<McpEndpoint>>,

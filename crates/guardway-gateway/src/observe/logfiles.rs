@@ -22,6 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+pub use super::digest::{DigestServer, StartupDigest};
+
 /// Name of the main log file.
 pub const MAIN_LOG_FILE: &str = "mcp-gateway.log";
 /// Name of the JSON-lines file of backend messages.
@@ -580,146 +582,6 @@ fn digest_line(level: &str, category: &str, message: &str) -> String {
         "- `{}` **{level}** [{category}] {message}\n",
         utc_timestamp(SystemTime::now())
     )
-}
-
-/// A table cell: redacted, one line, `|` escaped.
-fn cell(text: &str) -> String {
-    redact(text).replace(['\n', '\r'], " ").replace('|', "\\|")
-}
-
-/// One backend in the start-up digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DigestServer {
-    pub id: String,
-    /// `stdio` or `http`, with the command or URL.
-    pub transport: String,
-    /// `running`, `stopped` or `error`.
-    pub status: String,
-    /// Tools the backend listed.
-    pub tools: usize,
-    /// The last launch error, if any.
-    pub error: Option<String>,
-}
-
-/// What `gateway.md` says about start-up. Plain data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StartupDigest {
-    pub version: String,
-    /// `routed`, `unified` or `stdio`.
-    pub mode: String,
-    /// The bound address, or `stdin/stdout`.
-    pub listen: String,
-    pub servers: Vec<DigestServer>,
-    /// Per server, its guard's state as `/health` shows it.
-    pub guards: BTreeMap<String, Value>,
-    /// The guard compilation cache: a directory, `memory only` or `disabled`.
-    pub cache: String,
-}
-
-impl StartupDigest {
-    /// The start-up part of `gateway.md`.
-    pub fn render(&self) -> String {
-        let mut out = String::from("# MCP Gateway\n\n");
-        out.push_str(&format!(
-            "Started at `{}`.\n\n",
-            utc_timestamp(SystemTime::now())
-        ));
-        out.push_str("| | |\n|---|---|\n");
-        out.push_str(&format!("| Version | guardway {} |\n", cell(&self.version)));
-        out.push_str(&format!("| Mode | {} |\n", cell(&self.mode)));
-        out.push_str(&format!("| Listening on | {} |\n", cell(&self.listen)));
-        out.push_str(&format!(
-            "| Guard compilation cache | {} |\n",
-            cell(&self.cache)
-        ));
-        let running = self
-            .servers
-            .iter()
-            .filter(|s| s.status == "running")
-            .count();
-        out.push_str(&format!(
-            "\n## Servers ({running} of {} running)\n\n",
-            self.servers.len()
-        ));
-        out.push_str("| Server | Transport | Status | Tools | Error |\n|---|---|---|---|---|\n");
-        for server in &self.servers {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                cell(&server.id),
-                cell(&server.transport),
-                cell(&server.status),
-                server.tools,
-                cell(server.error.as_deref().unwrap_or(""))
-            ));
-        }
-        out.push_str("\n## Guards\n\n");
-        if self.guards.is_empty() {
-            out.push_str("No guards.\n");
-        } else {
-            out.push_str("| Server | Guard | Type | State | Reason |\n|---|---|---|---|---|\n");
-            for (server, state) in &self.guards {
-                let field = |name: &str| state.get(name).and_then(Value::as_str).unwrap_or("");
-                out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} |\n",
-                    cell(server),
-                    cell(field("name")),
-                    cell(field("type")),
-                    cell(field("state")),
-                    cell(field("reason"))
-                ));
-            }
-        }
-        out
-    }
-}
-
-/// The start-up digest of a gateway whose backends were launched and whose
-/// interceptor was prepared; `listen` is `None` for `serve --stdio`.
-pub(crate) fn startup_digest(
-    options: &crate::config::ServeOptions,
-    core: &crate::server::GatewayCore,
-    listen: Option<std::net::SocketAddr>,
-) -> StartupDigest {
-    use crate::config::{RoutingMode, ServerTransport};
-    let (mode, listen) = match (listen, options.mode) {
-        (None, _) => ("stdio (unified)", "stdin/stdout".to_owned()),
-        (Some(addr), RoutingMode::Routed) => ("routed", addr.to_string()),
-        (Some(addr), RoutingMode::Unified) => ("unified", addr.to_string()),
-    };
-    let servers = core
-        .backends
-        .iter()
-        .map(|(id, backend)| {
-            let health = backend.health();
-            let transport = match &backend.config().transport {
-                ServerTransport::Stdio { command, .. } => format!("stdio `{command}`"),
-                ServerTransport::Http { url, .. } => format!("http `{url}`"),
-            };
-            DigestServer {
-                id: id.clone(),
-                transport,
-                status: health.status.as_str().to_owned(),
-                tools: backend.tools().len(),
-                error: health.last_error,
-            }
-        })
-        .collect();
-    let cache = if options.no_wasm_cache {
-        "disabled".to_owned()
-    } else {
-        match &options.wasm_cache_dir {
-            Some(dir) => format!("`{}`", dir.display()),
-            None => "memory only".to_owned(),
-        }
-    };
-    StartupDigest {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        mode: mode.to_owned(),
-        listen,
-        servers,
-        guards: core.interceptor.guard_states(),
-        cache,
-    }
 }
 
 fn format_line(at: SystemTime, level: &str, category: &str, message: &str) -> String {

@@ -34,9 +34,9 @@ use rmcp::model::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::relay::AgentProgress;
-use crate::server::{AgentCall, GatewayCore, SessionScope, serve_tool_call};
-use crate::sessions::ExpiringSessionManager;
+use crate::agent::server::{AgentCall, GatewayCore, SessionScope, serve_tool_call};
+use crate::agent::sessions::ExpiringSessionManager;
+use crate::backend::relay::AgentProgress;
 
 /// The parsed JSON-RPC message of a POST, left in the request's extensions
 /// by the body check so that it is not parsed again here.
@@ -111,7 +111,7 @@ impl McpEndpoint {
                 let ClientRequest::CallToolRequest(call) = request else {
                     return Route::Pass;
                 };
-                let agent_id = crate::auth::agent_id(headers);
+                let agent_id = crate::agent::auth::agent_id(headers);
                 Route::Answered(
                     self.clone()
                         .serve(session.to_owned(), agent_id, id, call.params, meta)
@@ -271,7 +271,7 @@ fn answer_message(
     match outcome {
         // Nobody asked for a task: a task handle is not an answer.
         Ok(CallToolResponse::Task(_)) => ServerJsonRpcMessage::error(
-            crate::server::gateway_error("the backend answered with a task nobody asked for"),
+            crate::pipeline::gateway_error("the backend answered with a task nobody asked for"),
             Some(id),
         ),
         Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), id),

@@ -13,6 +13,12 @@
 //! calling task, answered by the link's reader) and so skips rmcp's service
 //! loop on the hot path.
 //!
+//! Around the connection: `breaker` (the per-backend circuit breaker),
+//! `relay` (the backend's notifications and progress on their way back to
+//! agents) and `error` (how a backend call fails, as the agent sees it).
+//! `<id>.log` and `rpc-messages.jsonl` are written through the
+//! `crate::observe::logfiles::LogFiles` handle the gateway attaches.
+//!
 //! Connections (gateway.md §5.2): the start-up connection serves discovery
 //! and calls without an agent id; a stdio backend gets one more process per
 //! agent id, started on its first call and closed after
@@ -40,20 +46,23 @@ use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
-use crate::breaker::{Admission, CircuitBreaker, detect_rate_limit};
 use crate::config::{ServerConfig, ServerTransport};
-use crate::error::BackendError;
-use crate::relay::{NotificationRelay, ProgressOrderingTransport};
 
+pub mod breaker;
+pub mod error;
 mod http_client;
 mod http_connect;
 mod http_transport;
 mod oidc;
+pub mod relay;
 mod stdio_link;
 
+use breaker::{Admission, CircuitBreaker, detect_rate_limit};
+use error::BackendError;
 pub use http_client::install_crypto_provider;
 pub use http_connect::HttpTransportKind;
 use oidc::OidcTokenSource;
+use relay::{NotificationRelay, ProgressOrderingTransport};
 use stdio_link::StdioLink;
 
 /// Health of a backend as `/health` reports it.
@@ -228,7 +237,7 @@ pub struct Backend {
     breaker: Mutex<CircuitBreaker>,
     catalog_stale: Arc<tokio::sync::Notify>,
     /// Where `<id>.log` lines and `rpc-messages.jsonl` records go.
-    log_files: std::sync::OnceLock<Arc<crate::logfiles::LogFiles>>,
+    log_files: std::sync::OnceLock<Arc<crate::observe::logfiles::LogFiles>>,
     /// Per-agent processes of a stdio backend, by agent id. The lock also
     /// serialises their launches.
     agents: tokio::sync::Mutex<HashMap<String, AgentProcess>>,
@@ -424,7 +433,7 @@ impl Backend {
 
     /// Sends this backend's child stderr to `<id>.log` and its messages to
     /// `rpc-messages.jsonl` of `files`. Only the first call has an effect.
-    pub fn attach_log_files(&self, files: Arc<crate::logfiles::LogFiles>) {
+    pub fn attach_log_files(&self, files: Arc<crate::observe::logfiles::LogFiles>) {
         let _ = self.log_files.set(files);
     }
 
@@ -617,7 +626,7 @@ impl Backend {
     /// writer, off the request's path.
     fn log_rpc(
         &self,
-        direction: crate::logfiles::RpcDirection,
+        direction: crate::observe::logfiles::RpcDirection,
         method: &str,
         error: Option<String>,
         payload: impl FnOnce() -> Option<serde_json::Value> + Send + 'static,
@@ -639,12 +648,15 @@ impl Backend {
         match outcome {
             Ok(result) => {
                 let result = result.clone();
-                self.log_rpc(crate::logfiles::RpcDirection::In, method, None, move || {
-                    to_json(&result)
-                });
+                self.log_rpc(
+                    crate::observe::logfiles::RpcDirection::In,
+                    method,
+                    None,
+                    move || to_json(&result),
+                );
             }
             Err(error) => self.log_rpc(
-                crate::logfiles::RpcDirection::In,
+                crate::observe::logfiles::RpcDirection::In,
                 method,
                 Some(error.to_string()),
                 || None,
@@ -667,7 +679,7 @@ impl Backend {
             .read()
             .tools
             .iter()
-            .filter(|t| crate::catalog::tool_allowed(allow, &t.name))
+            .filter(|t| crate::config::tool_allowed(allow, &t.name))
             .cloned()
             .collect()
     }
@@ -877,7 +889,7 @@ impl Backend {
                                     &format!("[stderr] {line}"),
                                 );
                             }
-                            tracing::info!(target: crate::logfiles::STDERR_TARGET, server = %server, "[stderr] {line}");
+                            tracing::info!(target: crate::observe::logfiles::STDERR_TARGET, server = %server, "[stderr] {line}");
                         }
                     });
                 }
@@ -1007,7 +1019,7 @@ impl Backend {
         if self.log_files.get().is_some() {
             let logged = request.clone();
             self.log_rpc(
-                crate::logfiles::RpcDirection::Out,
+                crate::observe::logfiles::RpcDirection::Out,
                 method,
                 None,
                 move || {
@@ -1062,7 +1074,7 @@ impl Backend {
         &self,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(crate::relay::AgentProgress, ProgressToken)>,
+        progress: Option<(relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         self.call_tool_as(None, params, meta, progress, cancel)
@@ -1075,13 +1087,13 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(crate::relay::AgentProgress, ProgressToken)>,
+        progress: Option<(relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         if self.log_files.get().is_some() {
             let logged = params.clone();
             self.log_rpc(
-                crate::logfiles::RpcDirection::Out,
+                crate::observe::logfiles::RpcDirection::Out,
                 "tools/call",
                 None,
                 move || serde_json::to_value(&logged).ok(),
@@ -1106,7 +1118,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(crate::relay::AgentProgress, ProgressToken)>,
+        progress: Option<(relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         let launches = self.health.lock().launches;
@@ -1134,7 +1146,7 @@ impl Backend {
         agent: Option<&str>,
         params: CallToolRequestParams,
         meta: Option<RequestMetaObject>,
-        progress: Option<(crate::relay::AgentProgress, ProgressToken)>,
+        progress: Option<(relay::AgentProgress, ProgressToken)>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResponse, BackendError> {
         const METHOD: &str = "tools/call";
@@ -1318,7 +1330,7 @@ const AGENT_GONE: &str = "the agent went away";
 /// interrupted by the answer, so no notification is half sent.
 async fn relay_progress_until<T>(
     answer: impl Future<Output = T>,
-    route: &mut Option<&mut crate::relay::ProgressRoute<'_>>,
+    route: &mut Option<&mut relay::ProgressRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Option<T> {
     tokio::pin!(answer);
@@ -1348,7 +1360,7 @@ async fn call_on_peer(
     peer: &Peer<RoleClient>,
     mut request: ClientRequest,
     meta: Option<RequestMetaObject>,
-    mut route: Option<&mut crate::relay::ProgressRoute<'_>>,
+    mut route: Option<&mut relay::ProgressRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
     timeout: Duration,
 ) -> Called {
@@ -1393,7 +1405,7 @@ async fn call_on_peer(
 async fn call_on_lane(
     lane: &Arc<StdioLink>,
     request: ClientRequest,
-    mut route: Option<&mut crate::relay::ProgressRoute<'_>>,
+    mut route: Option<&mut relay::ProgressRoute<'_>>,
     cancel: &tokio_util::sync::CancellationToken,
     timeout: Duration,
 ) -> Called {
