@@ -177,8 +177,15 @@ fn internal_request(
     let mut request = builder
         .body(Body::from(message.to_string()))
         .map_err(|e| format!("cannot build the internal request: {e}"))?;
-    // Connection info and other extensions the transport may look at.
+    // Connection info and other extensions the transport may look at; not
+    // the agent's parsed message, which is the `tools/call` itself: on the
+    // internal `notifications/initialized` it would take the direct path and
+    // run the call (an extra run, or one dropped mid-launch of the agent's
+    // backend process when it outlasts the direct path's first second).
     request.extensions_mut().clone_from(&parts.extensions);
+    request
+        .extensions_mut()
+        .remove::<crate::agent::direct::ParsedMessage>();
     Ok(request)
 }
 
