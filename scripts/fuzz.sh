@@ -8,6 +8,9 @@
 #   FUZZ_SECONDS=60                   time per target (default 60)
 #   FUZZ_JOBS=1                       libFuzzer processes per target
 #
+# The http target runs the Python echo backend from .venv (created by
+# scripts/setup-test-env.sh).
+#
 # Needs the nightly toolchain; without it, fuzzing is skipped (exit 0). A
 # crash, a failed check or a hang fails the run (exit 1); every finding is
 # listed with the command that reproduces it.
@@ -18,7 +21,7 @@ seconds="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-1}"
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "== fuzzing skipped: the nightly toolchain is not installed (cargo-fuzz needs it)"
+    echo "== fuzzing skipped: no nightly (cargo-fuzz needs the nightly toolchain)"
     exit 0
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then

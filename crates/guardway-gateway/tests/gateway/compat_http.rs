@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 async fn gateway() -> RunningGateway {
     let mut options = common::echo_alpha_options();
-    options.log_dir = std::env::temp_dir().join("guardway-compat-http-logs");
+    options.log_dir = common::test_log_dir();
     Gateway::start(options).await.unwrap()
 }
 
