@@ -205,7 +205,48 @@ def disk_cache_seeds():
     write("disk_cache", b"\x02\x00GWCWASM\x00\x01\x00\x00\x00")
 
 
+def http_request(method, path, flags, headers=b"", suffix=b"", body=b""):
+    return bytes([method, path, flags]) + headers + SEP + suffix + SEP + body
+
+
+def http_seeds():
+    # Methods: 0 POST, 1 GET, 2 DELETE; paths: 0 /mcp/echo, 3 /mcp,
+    # 4 /health, 5 /metrics, 6 /reflect, 7 /close; flags: 0 right key,
+    # 1 wrong key, 2 none, +4 the open session, +8 the MCP headers.
+    def rpc(method, params=None, id_=1):
+        message = {"jsonrpc": "2.0", "method": method}
+        if id_ is not None:
+            message["id"] = id_
+        if params is not None:
+            message["params"] = params
+        return json.dumps(message).encode()
+
+    init = rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                              "clientInfo": {"name": "seed", "version": "0"}})
+    write("http", http_request(0, 0, 8, body=init))
+    write("http", http_request(0, 0, 9, body=init))
+    write("http", http_request(0, 0, 10, body=b"x" * 300))
+    write("http", http_request(0, 0, 12, body=rpc("tools/list")))
+    write("http", http_request(0, 0, 12, body=rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, 7)))
+    write("http", http_request(0, 0, 12, body=rpc("tools/call", {"name": "add", "arguments": {"a": 1, "b": "x"}}, "s")))
+    write("http", http_request(0, 0, 12, body=rpc("notifications/initialized", id_=None)))
+    write("http", http_request(0, 0, 12, body=b"[" + rpc("ping") + b"," + rpc("tools/list", id_=2) + b"]"))
+    write("http", http_request(0, 0, 12, headers=b"content-type: text/plain", body=rpc("ping")))
+    write("http", http_request(0, 0, 12, headers=b"mcp-protocol-version: 1999-01-01", body=rpc("ping")))
+    write("http", http_request(0, 0, 8, headers=b"x-agent-id: ../etc", body=init))
+    write("http", http_request(0, 0, 8, headers=b"mcp-session-id: nope", body=rpc("ping")))
+    write("http", http_request(1, 0, 4, headers=b"accept: text/event-stream"))
+    write("http", http_request(2, 0, 4))
+    write("http", http_request(1, 4, 2))
+    write("http", http_request(1, 5, 2))
+    write("http", http_request(1, 6, 2))
+    write("http", http_request(0, 7, 1))
+    write("http", http_request(0, 3, 8, body=init))
+    write("http", http_request(1, 0, 0, suffix=b"?a=%zz&b"))
+
+
 if __name__ == "__main__":
+    http_seeds()
     config_seeds()
     difc_seeds()
     guard_abi_seeds()
