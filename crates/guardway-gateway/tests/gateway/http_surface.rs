@@ -520,3 +520,32 @@ async fn refusals_are_answered_while_the_body_is_still_arriving() {
     assert_still_serving(&url).await;
     gw.shutdown().await;
 }
+
+/// A client that sends `Expect: 100-continue` and waits is refused at once,
+/// without being asked for its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_waiting_for_100_continue_is_not_asked_for_its_body() {
+    let gw = gateway().await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.local_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /mcp/alpha HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: wrong-key\r\n\
+         Accept: {ACCEPT}\r\nContent-Type: application/json\r\n\
+         Content-Length: 2097152\r\nExpect: 100-continue\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tcp.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the connection is closed after the answer")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
