@@ -188,4 +188,29 @@ mod tests {
             assert_eq!(to_reference_json(&value), expected);
         }
     }
+
+    /// A number read from a tool result is written back with the same
+    /// digits: parsing is exact (serde_json's `float_roundtrip`; without it
+    /// the first case came back one unit in the last place off, as
+    /// `1.111111111110112e+25`).
+    #[test]
+    fn parsed_numbers_keep_their_digits() {
+        for text in [
+            "1.1111111111101119e+25",
+            "11111111111101119000000000",
+            "0.30000000000000004",
+            "2.2250738585072014e-308",
+            "9007199254740993.5",
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let number = value.as_f64().unwrap();
+            let again: Value = serde_json::from_str(&to_reference_json(&value)).unwrap();
+            assert_eq!(
+                again.as_f64().unwrap().to_bits(),
+                number.to_bits(),
+                "{text}"
+            );
+            assert_eq!(number, text.parse::<f64>().unwrap(), "{text}");
+        }
+    }
 }

@@ -214,6 +214,137 @@ fn spawn_monitor(core: Arc<GatewayCore>, ct: CancellationToken) {
     });
 }
 
+/// Everything a serving gateway is made of except its listener.
+struct Assembled {
+    core: Arc<GatewayCore>,
+    api_key: String,
+    router: axum::Router,
+    shutting_down: Arc<AtomicBool>,
+    sessions_ct: CancellationToken,
+    monitor_ct: CancellationToken,
+    close_requested: CancellationToken,
+    log_files: Arc<LogFiles>,
+}
+
+/// Launches the backends, prepares the interceptor and builds the router
+/// (MCP routes, `/health`, `/metrics`, `/reflect`, `/close`).
+async fn assemble(
+    options: &ServeOptions,
+    interceptor: Arc<dyn CallInterceptor>,
+) -> Result<Assembled, GatewayError> {
+    let api_key = match &options.config.gateway.api_key {
+        Some(key) => key.clone(),
+        None => crate::agent::auth::generate_api_key()
+            .map_err(|message| GatewayError::KeyGeneration { message })?,
+    };
+    let log_files = LogFiles::open(&options.log_dir);
+    let core = build_core(options, interceptor, &log_files);
+    launch_all(&core, options.config.sequential_launch).await;
+    prepare_interceptor(&core).await?;
+    write_tools_file(&core, &log_files);
+    let monitor_ct = CancellationToken::new();
+    spawn_monitor(core.clone(), monitor_ct.clone());
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let sessions_ct = CancellationToken::new();
+    let state = HttpState {
+        core: core.clone(),
+        api_key: Arc::from(api_key.as_str()),
+        shutting_down: shutting_down.clone(),
+        hmac: options
+            .extra
+            .hmac_secret
+            .as_deref()
+            .filter(|secret| !secret.is_empty())
+            .map(|secret| Arc::new(crate::agent::hmac::HmacVerifier::new(secret.as_bytes()))),
+    };
+    let close_requested = CancellationToken::new();
+    let close_routes = crate::agent::compat::close_router(crate::agent::compat::CloseState {
+        api_key: state.api_key.clone(),
+        closed: Arc::new(AtomicBool::new(false)),
+        shutting_down: shutting_down.clone(),
+        close_requested: close_requested.clone(),
+        servers: core.backends.len(),
+    });
+    let router = crate::agent::http::router(
+        state,
+        options.mode,
+        options.session_timeout,
+        options.listen.ip().is_loopback(),
+        sessions_ct.clone(),
+    )
+    .merge(close_routes)
+    .layer(axum::middleware::from_fn(
+        crate::agent::http::answer_after_body,
+    ));
+    Ok(Assembled {
+        core,
+        api_key,
+        router,
+        shutting_down,
+        sessions_ct,
+        monitor_ct,
+        close_requested,
+        log_files,
+    })
+}
+
+/// A gateway without a listener: its router answers requests handed to it
+/// in-process (the HTTP fuzz target drives it this way). Backends run as
+/// for a serving gateway; call `shutdown` to stop them.
+pub struct InProcessGateway {
+    router: axum::Router,
+    api_key: String,
+    core: Arc<GatewayCore>,
+    sessions_ct: CancellationToken,
+    monitor_ct: CancellationToken,
+    log_files: Arc<LogFiles>,
+}
+
+impl std::fmt::Debug for InProcessGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessGateway").finish_non_exhaustive()
+    }
+}
+
+impl InProcessGateway {
+    /// The router serving every endpoint of the HTTP surface.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// The key agents must send as `Authorization`.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// Ends the sessions and stops the backends.
+    pub async fn shutdown(self) {
+        self.monitor_ct.cancel();
+        self.sessions_ct.cancel();
+        futures::future::join_all(self.core.backends.values().map(|b| b.stop())).await;
+        self.log_files.flush();
+    }
+}
+
+impl Gateway {
+    /// Like [`Gateway::start`] without binding a listener: the returned
+    /// gateway's router answers requests handed to it directly.
+    ///
+    /// # Errors
+    /// As [`Gateway::start`], except that nothing is bound.
+    pub async fn in_process(options: ServeOptions) -> Result<InProcessGateway, GatewayError> {
+        let assembled = assemble(&options, Arc::new(PassThrough)).await?;
+        Ok(InProcessGateway {
+            router: assembled.router,
+            api_key: assembled.api_key,
+            core: assembled.core,
+            sessions_ct: assembled.sessions_ct,
+            monitor_ct: assembled.monitor_ct,
+            log_files: assembled.log_files,
+        })
+    }
+}
+
 impl Gateway {
     /// Launches the backends, binds the listener and serves HTTP, with
     /// every `tools/call` passed straight through.
@@ -238,19 +369,16 @@ impl Gateway {
             Some(tls) => Some(crate::agent::tls::server_config(tls)?),
             None => None,
         };
-        let api_key = match &options.config.gateway.api_key {
-            Some(key) => key.clone(),
-            None => crate::agent::auth::generate_api_key()
-                .map_err(|message| GatewayError::KeyGeneration { message })?,
-        };
-        let log_files = LogFiles::open(&options.log_dir);
-        let core = build_core(&options, interceptor, &log_files);
-        launch_all(&core, options.config.sequential_launch).await;
-        prepare_interceptor(&core).await?;
-        write_tools_file(&core, &log_files);
-        let monitor_ct = CancellationToken::new();
-        spawn_monitor(core.clone(), monitor_ct.clone());
-
+        let Assembled {
+            core,
+            api_key,
+            router,
+            shutting_down,
+            sessions_ct,
+            monitor_ct,
+            close_requested,
+            log_files,
+        } = assemble(&options, interceptor).await?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|source| GatewayError::Bind {
@@ -261,36 +389,7 @@ impl Gateway {
             addr: options.listen,
             source,
         })?;
-        let shutting_down = Arc::new(AtomicBool::new(false));
-        let sessions_ct = CancellationToken::new();
         let stop_server = CancellationToken::new();
-        let state = HttpState {
-            core: core.clone(),
-            api_key: Arc::from(api_key.as_str()),
-            shutting_down: shutting_down.clone(),
-            hmac: options
-                .extra
-                .hmac_secret
-                .as_deref()
-                .filter(|secret| !secret.is_empty())
-                .map(|secret| Arc::new(crate::agent::hmac::HmacVerifier::new(secret.as_bytes()))),
-        };
-        let close_requested = CancellationToken::new();
-        let close_routes = crate::agent::compat::close_router(crate::agent::compat::CloseState {
-            api_key: state.api_key.clone(),
-            closed: Arc::new(AtomicBool::new(false)),
-            shutting_down: shutting_down.clone(),
-            close_requested: close_requested.clone(),
-            servers: core.backends.len(),
-        });
-        let router = crate::agent::http::router(
-            state,
-            options.mode,
-            options.session_timeout,
-            options.listen.ip().is_loopback(),
-            sessions_ct.clone(),
-        )
-        .merge(close_routes);
         let stop = stop_server.clone();
         let tls = tls_config.is_some();
         let server_task = match tls_config {

@@ -49,7 +49,7 @@ pub use backend::{
     Backend, BackendHealth, BackendStatus, HttpTransportKind, install_crypto_provider,
 };
 pub use error::GatewayError;
-pub use gateway::{Gateway, RunningGateway, serve};
+pub use gateway::{Gateway, InProcessGateway, RunningGateway, serve};
 pub use pipeline::difc::{DifcPipeline, GuardPipeline};
 pub use pipeline::{BackendInvoker, CallInterceptor, PassThrough, ToolCall, gateway_error};
 

@@ -300,6 +300,75 @@ async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "not_found", Some("no such endpoint"))
 }
 
+/// How long [`answer_after_body`] waits for the next piece of an unread body.
+const DRAIN_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest [`answer_after_body`] spends draining one body.
+const DRAIN_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Outermost layer of the HTTP surface: whatever part of a request's body
+/// the handler left unread (a 401, 400, 404 or 503 answered from the
+/// headers alone) is read and dropped, up to [`MAX_DRAINED_BODY_BYTES`],
+/// before the answer goes out. Closing a connection with unread data on it
+/// makes the kernel reset it, and the reset destroys the answer the client
+/// has not read yet; drained, the client reads its status. A body too large
+/// or too slow to drain gets the answer with `Connection: close`, and so
+/// does a refused request whose client still waits for `100 Continue`.
+pub async fn answer_after_body(request: Request, next: Next) -> Response {
+    use futures::StreamExt;
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let expects_continue = request
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (parts, body) = request.into_parts();
+    let shared = Arc::new(parking_lot::Mutex::new(body.into_data_stream()));
+    let reader = shared.clone();
+    let read = Arc::new(AtomicBool::new(false));
+    let read_flag = read.clone();
+    let body = axum::body::Body::from_stream(futures::stream::poll_fn(move |cx| {
+        read_flag.store(true, Ordering::Relaxed);
+        reader.lock().poll_next_unpin(cx)
+    }));
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    // A client waiting for `100 Continue` has sent nothing yet: answered
+    // without reading, it reads the answer and never sends the body.
+    let untouched = expects_continue && !read.load(Ordering::Relaxed);
+    let drainable = !untouched && declared.is_none_or(|len| len <= MAX_DRAINED_BODY_BYTES as u64);
+    let drained = drainable && {
+        let drain = async {
+            let mut seen = 0usize;
+            loop {
+                let next = futures::future::poll_fn(|cx| shared.lock().poll_next_unpin(cx));
+                match tokio::time::timeout(DRAIN_IDLE_TIMEOUT, next).await {
+                    Ok(None) => return true,
+                    Ok(Some(Ok(chunk))) => {
+                        seen += chunk.len();
+                        if seen > MAX_DRAINED_BODY_BYTES {
+                            return false;
+                        }
+                    }
+                    Ok(Some(Err(_))) | Err(_) => return false,
+                }
+            }
+        };
+        tokio::time::timeout(DRAIN_TOTAL_TIMEOUT, drain)
+            .await
+            .unwrap_or(false)
+    };
+    if !drained {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 /// Builds the router. `sessions_ct` ends every MCP session when cancelled.
 pub fn router(
     state: HttpState,

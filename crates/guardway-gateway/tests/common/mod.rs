@@ -182,7 +182,7 @@ pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> Se
         listen: "127.0.0.1:0".parse().unwrap(),
         mode,
         stdio: false,
-        log_dir: std::env::temp_dir(),
+        log_dir: test_log_dir(),
         shutdown_timeout: Duration::from_secs(5),
         session_timeout: Duration::from_secs(3600),
         guards_mode: None,
@@ -199,6 +199,36 @@ pub fn options(servers: BTreeMap<String, ServerConfig>, mode: RoutingMode) -> Se
             ..Default::default()
         },
     }
+}
+
+/// A fresh log directory for one test gateway:
+/// `<tmp>/guardway-test-logs/<pid>/<n>`. The first call of a test process
+/// removes the directories of earlier test processes that have ended, so
+/// log files do not pile up from run to run.
+pub fn test_log_dir() -> PathBuf {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let run = RUN.get_or_init(|| {
+        let parent = std::env::temp_dir().join("guardway-test-logs");
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            for entry in entries.flatten() {
+                let ended = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| name.parse::<u32>().ok())
+                    .is_some_and(|pid| !PathBuf::from(format!("/proc/{pid}")).exists());
+                if ended && cfg!(target_os = "linux") {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        parent.join(std::process::id().to_string())
+    });
+    let dir = run.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
+    std::fs::create_dir_all(&dir).expect("a test log directory");
+    dir
 }
 
 /// Logs of the gateway under test go to the test output (`RUST_LOG`).

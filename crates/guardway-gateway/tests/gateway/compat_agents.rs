@@ -31,6 +31,21 @@ def pid_calls() -> str:
 mcp.run()
 "#;
 
+const COUNTING_SERVER: &str = r#"
+from mcp.server.fastmcp import FastMCP
+
+mcp = FastMCP("counting")
+calls = 0
+
+@mcp.tool(description="How many times this tool ran in this process.")
+def calls_so_far() -> str:
+    global calls
+    calls += 1
+    return str(calls)
+
+mcp.run()
+"#;
+
 /// One session-less `tools/call pid` (auto-initialised) as `agent`.
 async fn pid_as(url: &str, agent: &str) -> u32 {
     call_as(url, agent, "pid").await
@@ -39,6 +54,12 @@ async fn pid_as(url: &str, agent: &str) -> u32 {
 /// One session-less `tools/call` of `tool` (auto-initialised) as `agent`:
 /// its text, parsed.
 async fn call_as(url: &str, agent: &str, tool: &str) -> u32 {
+    tool_text_as(url, agent, tool).await.parse().unwrap()
+}
+
+/// The text of one session-less `tools/call` of `tool` (auto-initialised)
+/// as `agent`.
+async fn tool_text_as(url: &str, agent: &str, tool: &str) -> String {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                       "params": {"name": tool, "arguments": {}}});
     let resp = reqwest::Client::new()
@@ -61,8 +82,42 @@ async fn call_as(url: &str, agent: &str, tool: &str) -> u32 {
     answer["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text in {answer}"))
-        .parse()
-        .unwrap()
+        .to_owned()
+}
+
+/// A session-less `tools/call` runs the tool once, in one process: the
+/// session the gateway opens for it is initialised without running the call
+/// (which used to run once more while the session was being initialised,
+/// and, when the backend process took more than a second to start, was
+/// dropped mid-launch, so that the call launched the agent's process twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_less_call_runs_the_tool_once() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("counting_server.py");
+    std::fs::write(&script, COUNTING_SERVER).unwrap();
+    let backend = common::stdio_server(
+        common::python().to_string_lossy().into_owned(),
+        vec![script.to_string_lossy().into_owned()],
+    );
+    let mut options = common::options(
+        BTreeMap::from([("counting".to_owned(), backend)]),
+        RoutingMode::Routed,
+    );
+    options.log_dir = dir.path().join("logs");
+    let gw = Gateway::start(options).await.unwrap();
+    let url = format!("http://{}/mcp/counting", gw.local_addr());
+    let backend = gw.backend("counting").unwrap().clone();
+    for expected in ["1", "2", "3"] {
+        assert_eq!(
+            tool_text_as(&url, "agent-c", "calls_so_far").await,
+            expected
+        );
+    }
+    assert_eq!(tool_text_as(&url, "agent-d", "calls_so_far").await, "1");
+    let health = backend.health();
+    assert_eq!((health.launches, health.agent_launches), (1, 2));
+    gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -450,3 +450,102 @@ async fn idle_sessions_expire_after_the_session_timeout() {
     assert_eq!(tools_list(&url, &fresh).send().await.unwrap().status(), 200);
     gw.shutdown().await;
 }
+
+/// Sends `head` and then a `len`-byte body in 64 KiB pieces with a pause
+/// between them (a client still sending), like an ordinary HTTP client
+/// that reads the answer only once its request is out, and returns what it
+/// could read back. A write or read failure (a reset) is returned as such.
+async fn slow_post(
+    addr: std::net::SocketAddr,
+    head: &str,
+    len: usize,
+) -> Result<String, std::io::Error> {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.write_all(head.as_bytes()).await?;
+    let piece = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        let n = piece.len().min(len - sent);
+        tcp.write_all(&piece[..n]).await?;
+        sent += n;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// A request refused from its headers alone (no key, a wrong key, an unsafe
+/// agent id, an unknown endpoint) while its 2 MB body
+/// is still arriving: the client reads the status instead of a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_answered_while_the_body_is_still_arriving() {
+    let gw = gateway().await;
+    let len = 2 * 1024 * 1024;
+    let cases = [
+        ("/mcp/alpha", String::new(), "401"),
+        (
+            "/mcp/alpha",
+            "Authorization: wrong-key\r\n".to_owned(),
+            "401",
+        ),
+        (
+            "/mcp/alpha",
+            format!("Authorization: {}\r\nX-Agent-Id: ..\r\n", common::API_KEY),
+            "400",
+        ),
+        // Read in full, then refused: not JSON.
+        (
+            "/mcp/alpha",
+            format!("Authorization: {}\r\n", common::API_KEY),
+            "400",
+        ),
+        ("/nowhere", String::new(), "404"),
+        ("/close", "Authorization: wrong-key\r\n".to_owned(), "401"),
+    ];
+    for (path, extra, status) in cases {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Accept: {ACCEPT}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        let answer = slow_post(gw.local_addr(), &head, len).await;
+        let answer = answer.unwrap_or_else(|e| panic!("{path} {extra:?}: {e}"));
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path} {extra:?}: {answer}"
+        );
+    }
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
+
+/// A client that sends `Expect: 100-continue` and waits is refused at once,
+/// without being asked for its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_waiting_for_100_continue_is_not_asked_for_its_body() {
+    let gw = gateway().await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.local_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /mcp/alpha HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: wrong-key\r\n\
+         Accept: {ACCEPT}\r\nContent-Type: application/json\r\n\
+         Content-Length: 2097152\r\nExpect: 100-continue\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tcp.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the connection is closed after the answer")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let url = format!("http://{}/mcp/alpha", gw.local_addr());
+    assert_still_serving(&url).await;
+    gw.shutdown().await;
+}
