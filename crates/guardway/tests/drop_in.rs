@@ -17,17 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::repo_root;
+
 const KEY: &str = "drop-in-key";
 /// Longest wait for a gateway to start or stop (its Python backends start
 /// in about a second; the machine may be busy).
 const PATIENCE: Duration = Duration::from_secs(90);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 const SETUP_HINT: &str = "run scripts/setup-test-env.sh from the repository root";
 

@@ -1,34 +1,13 @@
 //! `guardway guard bench` run as a real process on the real sample guard: the JSON report
 //! (every section present and plausible) and the errors for bad input.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The sample guard, built with `scripts/build-guards.sh` when missing.
-fn sample_guard() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let root = repo_root();
-        let wasm = root.join("guards/sample-guard/target/wasm32-wasip1/release/sample_guard.wasm");
-        if !wasm.exists() {
-            let status = Command::new("bash")
-                .arg(root.join("scripts/build-guards.sh"))
-                .current_dir(&root)
-                .status()
-                .expect("run scripts/build-guards.sh");
-            assert!(status.success(), "scripts/build-guards.sh failed");
-        }
-        assert!(wasm.exists(), "{} was not built", wasm.display());
-        wasm
-    })
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::sample_guard;
 
 const POLICY: &str = r#"{"allow-only": {"repos": ["octo-org/*"], "min-integrity": "none"}}"#;
 const INPUT: &str = r#"{"tool_name": "issue_read", "tool_args": {"method": "get", "owner": "octo-org", "repo": "api", "issue_number": 42}}"#;

@@ -6,36 +6,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Builds the guards with `scripts/build-guards.sh` once when `wasm` is missing.
-fn built(wasm: PathBuf) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    if !wasm.exists() {
-        BUILT.get_or_init(|| {
-            let root = repo_root();
-            let status = Command::new("bash")
-                .arg(root.join("scripts/build-guards.sh"))
-                .current_dir(&root)
-                .stdout(std::process::Stdio::null())
-                .status()
-                .expect("run scripts/build-guards.sh");
-            assert!(status.success(), "scripts/build-guards.sh failed");
-        });
-    }
-    assert!(wasm.exists(), "{} was not built", wasm.display());
-    wasm
-}
-
-fn sample_guard() -> PathBuf {
-    built(repo_root().join("guards/sample-guard/target/wasm32-wasip1/release/sample_guard.wasm"))
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{built_guard, repo_root, sample_guard};
 
 fn sample_cases() -> PathBuf {
     repo_root().join("guards/sample-guard/tests/cases")
@@ -562,8 +538,7 @@ fn cases_of_a_guard_written_against_the_raw_abi_run_the_same_way() {
     // No guardway-guest: raw exports, its own allocator, host imports declared by hand,
     // -1 instead of -2 for a short buffer — as guards built for the reference gateway are.
     let root = repo_root();
-    let guard =
-        built(root.join("guards/raw-abi-guard/target/wasm32-wasip1/release/raw_abi_guard.wasm"));
+    let guard = built_guard("raw-abi-guard", "raw_abi_guard.wasm");
     let cases = root.join("guards/raw-abi-guard/tests/cases");
     let report = guard_test_json(&guard, &cases, &[]);
     assert_eq!(report["failed"], 0);

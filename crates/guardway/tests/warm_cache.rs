@@ -11,52 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The repository root (two levels above this crate).
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// Builds the demo backend and returns its path, next to the guardway binary.
-fn demo_backend() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "guardway-demo",
-            "--bin",
-            "guardway-demo-backend",
-        ])
-        .current_dir(repo_root())
-        .status()
-        .unwrap();
-    assert!(status.success(), "building guardway-demo-backend failed");
-    let binary = Path::new(env!("CARGO_BIN_EXE_guardway"))
-        .parent()
-        .unwrap()
-        .join("guardway-demo-backend");
-    assert!(binary.exists(), "{} missing", binary.display());
-    binary
-}
-
-/// Builds the sample guard with scripts/build-guards.sh when missing.
-fn sample_guard() -> PathBuf {
-    let wasm =
-        repo_root().join("guards/sample-guard/target/wasm32-wasip1/release/sample_guard.wasm");
-    if !wasm.exists() {
-        let status = Command::new("bash")
-            .arg(repo_root().join("scripts/build-guards.sh"))
-            .current_dir(repo_root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/build-guards.sh failed");
-    }
-    assert!(wasm.exists(), "{} missing", wasm.display());
-    wasm
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{demo_backend, sample_guard};
 
 /// A spawned `guardway serve`, terminated (then killed) when dropped.
 struct ServeProcess {

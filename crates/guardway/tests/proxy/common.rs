@@ -6,39 +6,12 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A guard of `guards/<dir>`, built with `scripts/build-guards.sh` when
-/// missing.
-fn built_guard(dir: &str, file: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    let wasm = repo_root().join(format!("guards/{dir}/target/wasm32-wasip1/release/{file}"));
-    if !wasm.exists() {
-        BUILT.get_or_init(|| {
-            let status = Command::new("bash")
-                .arg(repo_root().join("scripts/build-guards.sh"))
-                .current_dir(repo_root())
-                .stdout(Stdio::null())
-                .status()
-                .expect("run scripts/build-guards.sh");
-            assert!(status.success(), "scripts/build-guards.sh failed");
-        });
-    }
-    assert!(wasm.exists(), "{} was not built", wasm.display());
-    wasm
-}
-
-/// The sample guard.
-pub fn sample_guard() -> PathBuf {
-    built_guard("sample-guard", "sample_guard.wasm")
-}
+pub use crate::support::{built_guard, repo_root, sample_guard};
 
 /// The guard written against the raw ABI (`guards/raw-abi-guard`): it
 /// labels every tool but the issue reads as a write with empty labels.

@@ -4,6 +4,8 @@
 //! Every test checks results item by item and what reached the mock.
 
 mod common;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod cli;
 mod failures;

@@ -7,10 +7,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+pub use crate::support::{demo_backend, repo_root, sample_guard};
 
 /// The agent key of every configuration here.
 pub const KEY: &str = "visibility-test-key";
@@ -18,14 +20,6 @@ pub const KEY: &str = "visibility-test-key";
 pub const REPOSITORY: &str = "test-owner/test-repo";
 /// The token the tests hand to guardway.
 pub const TOKEN: &str = "mock-token-for-testing";
-
-/// The repository root (two levels above this crate).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// `$GUARDWAY_PYTHON`, else `.venv/bin/python` (scripts/setup-test-env.sh).
 pub fn python() -> PathBuf {
@@ -38,55 +32,6 @@ pub fn python() -> PathBuf {
         python.display()
     );
     python
-}
-
-/// Builds (once) the demo backend, next to the guardway binary.
-pub fn demo_backend() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status = Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "-q",
-                    "-p",
-                    "guardway-demo",
-                    "--bin",
-                    "guardway-demo-backend",
-                ])
-                .current_dir(repo_root())
-                .status()
-                .unwrap();
-            assert!(status.success(), "building guardway-demo-backend failed");
-            let binary = Path::new(env!("CARGO_BIN_EXE_guardway"))
-                .parent()
-                .unwrap()
-                .join("guardway-demo-backend");
-            assert!(binary.exists(), "{} missing", binary.display());
-            binary
-        })
-        .clone()
-}
-
-/// The sample guard, built with scripts/build-guards.sh when missing.
-pub fn sample_guard() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let wasm = repo_root()
-                .join("guards/sample-guard/target/wasm32-wasip1/release/sample_guard.wasm");
-            if !wasm.exists() {
-                let status = Command::new("bash")
-                    .arg(repo_root().join("scripts/build-guards.sh"))
-                    .current_dir(repo_root())
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "scripts/build-guards.sh failed");
-            }
-            assert!(wasm.exists(), "{} missing", wasm.display());
-            wasm
-        })
-        .clone()
 }
 
 /// A compilation cache shared by the tests, so the sample guard is compiled

@@ -7,6 +7,8 @@
 //! and the number of look-ups the mock saw.
 
 mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 
 use harness::{
     Answer, Config, Gateway, KEY, MockGitHub, REPOSITORY, TOKEN, assert_allowed, assert_denied,
