@@ -17,8 +17,8 @@ use std::sync::{Arc, OnceLock};
 
 use guardway_fuzz::{Bytes, runtime};
 use guardway_wasm::{
-    ARTIFACT_HEADER_LEN, CacheConfig, CacheMode, CompilationCache, FreshInstance, GuardExport,
-    GuardModule, GuardOptions,
+    ARTIFACT_HEADER_LEN, CacheConfig, CacheMode, CompilationCache, FreshInstance, GuardCompiler,
+    GuardExport, GuardModule, GuardOptions,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -152,7 +152,12 @@ fuzz_target!(|data: &[u8]| {
     let cache = Arc::new(CompilationCache::new(CacheConfig::with_disk_dir(
         &fixture.root,
     )));
-    let options = GuardOptions::default().with_cache(CacheMode::Injected(cache.clone()));
+    // Optimised code only: the disk tier holds Cranelift artifacts, and a
+    // miss compiles and writes one back before the load returns (tiered
+    // loading would answer from baseline code and write it later).
+    let options = GuardOptions::default()
+        .with_cache(CacheMode::Injected(cache.clone()))
+        .with_compiler(GuardCompiler::Cranelift);
     let module = GuardModule::from_bytes("echo", &fixture.wasm, &options)
         .expect("a disk problem is never an error");
     let stats = cache.stats();
