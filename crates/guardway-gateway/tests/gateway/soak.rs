@@ -84,6 +84,19 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
+/// What this process's descriptors point at (`readlink /proc/self/fd/N`).
+fn fd_targets() -> Vec<String> {
+    let mut targets: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .collect();
+    targets.sort();
+    targets
+}
+
 /// Resident memory of this process in kB (`VmRSS`).
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -488,6 +501,7 @@ async fn soak_guarded_sessions_under_faults() {
     );
     let children_before = children();
     let fds_before = open_fds();
+    let fd_targets_before = fd_targets();
     let rss_start = rss_kb();
 
     let servers = BTreeMap::from([
@@ -696,6 +710,8 @@ async fn soak_guarded_sessions_under_faults() {
         &["github", "create_issue", "coarse"],
     );
 
+    // The pipeline (guards, log files) ends with the gateway.
+    drop(pipeline);
     gateway.shutdown().await;
     let children_gone = eventually(Duration::from_secs(10), || {
         children().is_subset(&children_before)
@@ -764,6 +780,7 @@ async fn soak_guarded_sessions_under_faults() {
     assert!(children_gone, "child processes left after shutdown");
     assert!(
         fds_back,
-        "file descriptors leaked: {fds_before} -> {fds_after}"
+        "file descriptors leaked: {fds_before} -> {fds_after}: {fd_targets_before:?} -> {:?}",
+        fd_targets()
     );
 }
