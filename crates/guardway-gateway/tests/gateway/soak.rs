@@ -431,7 +431,12 @@ async fn run_agent(mut agent: Agent, ops: u64, seed: u64, expected: Arc<Expected
             Answer::Ok(_) => tally.ok += 1,
             Answer::Err(text) => {
                 tally.errors += 1;
-                let kind: String = text.chars().take(48).collect();
+                // Up to the first figure (retry delays differ call to call).
+                let kind: String = text
+                    .chars()
+                    .take(48)
+                    .take_while(|c| !c.is_ascii_digit())
+                    .collect();
                 *tally
                     .error_kinds
                     .entry(format!("{route}/{name}: {kind}"))
