@@ -414,10 +414,8 @@ async fn run_agent(mut agent: Agent, ops: u64, seed: u64, expected: Arc<Expected
                         .push(format!("{what}: sent {sent:?}, got {text:?}"));
                 }
             }
-            (Answer::Ok(text), "echo", "sleep") => {
-                if text != "slept" {
-                    tally.violations.push(format!("{what}: got {text:?}"));
-                }
+            (Answer::Ok(text), "echo", "sleep") if text != "slept" => {
+                tally.violations.push(format!("{what}: got {text:?}"));
             }
             (Answer::Ok(text), "trapper" | "looper", _) => {
                 tally.violations.push(format!(
