@@ -129,7 +129,7 @@ enum Answer {
     Err(String),
 }
 
-/// What went wrong with a request that was not abandoned on purpose.
+/// The counts of one agent's run (and, summed, of the whole run).
 #[derive(Debug, Default)]
 struct Tally {
     requests: u64,
@@ -150,6 +150,7 @@ struct Tally {
     violations: Vec<String>,
 }
 
+/// One agent: a session on every route, ids unique across agents.
 struct Agent {
     index: u64,
     client: reqwest::Client,
@@ -299,8 +300,7 @@ fn issue_number(text: &str) -> Option<u64> {
     inner["number"].as_u64()
 }
 
-/// The issue numbers of a list answer (its first text item), and whether
-/// the answer says items were filtered out.
+/// The issue numbers of a list answer (its first text item).
 fn issue_numbers(text: &str) -> Option<BTreeSet<u64>> {
     let v: Value = serde_json::Deserializer::from_str(text)
         .into_iter()
@@ -472,6 +472,7 @@ fn wasm_guard(path: &std::path::Path) -> GuardConfig {
     }
 }
 
+/// Backend kills injected, by backend.
 #[derive(Default)]
 struct Faults {
     demo_killed: AtomicU64,
