@@ -30,6 +30,7 @@ mod postprocess;
 mod python_client;
 mod reflect;
 mod relay;
+mod soak;
 mod stdio_agent;
 mod stdio_lane;
 mod tls_listener;
