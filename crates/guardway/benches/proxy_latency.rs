@@ -16,6 +16,8 @@
 #[path = "../tests/proxy/common.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
