@@ -167,9 +167,9 @@ fuzz_target!(|data: &[u8]| {
                 outcome.accessible.iter().map(|&i| &items[i].data).collect();
             assert_eq!(returned.len(), expected.len());
             for (returned, expected) in returned.iter().zip(expected) {
-                assert_eq!(
-                    returned, expected,
-                    "the client sees exactly the accessible items"
+                assert!(
+                    same_json(returned, expected),
+                    "the client sees exactly the accessible items: {returned} != {expected}"
                 );
             }
             assert!(
@@ -199,3 +199,22 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+/// Equal JSON values, numbers compared by value: the client's text writes
+/// numbers as the reference gateway does (plain notation below 1e21), so a
+/// float such as 2.222222222222222e17 comes back as the integer
+/// 222222222222222200, the same number.
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, x)| y.get(key).is_some_and(|y| same_json(x, y)))
+        }
+        _ => a == b,
+    }
+}
