@@ -204,24 +204,7 @@ async fn backend_acknowledging_a_notification_with_empty_sse_is_healthy() {
         "{answer}"
     );
     let url = format!("http://{}/mcp/lenient", gw.local_addr());
-    for sdk in common::PythonSdk::ALL {
-        let call = surface_peers::python_call(
-            &sdk.python(),
-            &url,
-            json!({"Authorization": common::API_KEY}),
-            "echo",
-            json!({"text": "hi"}),
-            None,
-        )
-        .await;
-        assert_eq!(call.output["sdk"], sdk.major(), "{}", call.output);
-        assert_eq!(
-            call.output["texts"],
-            json!(["lenient: hi"]),
-            "{}",
-            call.output
-        );
-    }
+    surface_peers::echo_with_every_sdk(&url, "hi", "lenient: hi").await;
     gw.shutdown().await;
 }
 

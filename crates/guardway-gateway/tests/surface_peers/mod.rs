@@ -54,6 +54,30 @@ pub async fn python_call(
     }
 }
 
+/// One `echo` of `text` on `url` by the official Python SDK of every major
+/// version the tests hold (1.x and 2.x), each a session of its own: each
+/// must answer `[expected]`.
+pub async fn echo_with_every_sdk(url: &str, text: &str, expected: &str) {
+    for sdk in crate::common::PythonSdk::ALL {
+        let call = python_call(
+            &sdk.python(),
+            url,
+            serde_json::json!({"Authorization": crate::common::API_KEY}),
+            "echo",
+            serde_json::json!({ "text": text }),
+            None,
+        )
+        .await;
+        assert_eq!(call.output["sdk"], sdk.major(), "{}", call.output);
+        assert_eq!(
+            call.output["texts"],
+            serde_json::json!([expected]),
+            "{}",
+            call.output
+        );
+    }
+}
+
 /// A CA, a server certificate for 127.0.0.1/localhost and a client
 /// certificate, all signed by the CA, written as PEM files in `dir`.
 pub struct TestPki {
