@@ -330,36 +330,45 @@ pub async fn answer_after_body(request: Request, next: Next) -> Response {
     let reader = shared.clone();
     let read = Arc::new(AtomicBool::new(false));
     let read_flag = read.clone();
+    // Set when the handler read the body to its end (the usual case): then
+    // nothing is left to drain and no drain timers are set.
+    let finished = Arc::new(AtomicBool::new(false));
+    let finished_flag = finished.clone();
     let body = axum::body::Body::from_stream(futures::stream::poll_fn(move |cx| {
         read_flag.store(true, Ordering::Relaxed);
-        reader.lock().poll_next_unpin(cx)
+        let polled = reader.lock().poll_next_unpin(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) {
+            finished_flag.store(true, Ordering::Relaxed);
+        }
+        polled
     }));
     let mut response = next.run(Request::from_parts(parts, body)).await;
     // A client waiting for `100 Continue` has sent nothing yet: answered
     // without reading, it reads the answer and never sends the body.
     let untouched = expects_continue && !read.load(Ordering::Relaxed);
     let drainable = !untouched && declared.is_none_or(|len| len <= MAX_DRAINED_BODY_BYTES as u64);
-    let drained = drainable && {
-        let drain = async {
-            let mut seen = 0usize;
-            loop {
-                let next = futures::future::poll_fn(|cx| shared.lock().poll_next_unpin(cx));
-                match tokio::time::timeout(DRAIN_IDLE_TIMEOUT, next).await {
-                    Ok(None) => return true,
-                    Ok(Some(Ok(chunk))) => {
-                        seen += chunk.len();
-                        if seen > MAX_DRAINED_BODY_BYTES {
-                            return false;
+    let drained = finished.load(Ordering::Relaxed)
+        || drainable && {
+            let drain = async {
+                let mut seen = 0usize;
+                loop {
+                    let next = futures::future::poll_fn(|cx| shared.lock().poll_next_unpin(cx));
+                    match tokio::time::timeout(DRAIN_IDLE_TIMEOUT, next).await {
+                        Ok(None) => return true,
+                        Ok(Some(Ok(chunk))) => {
+                            seen += chunk.len();
+                            if seen > MAX_DRAINED_BODY_BYTES {
+                                return false;
+                            }
                         }
+                        Ok(Some(Err(_))) | Err(_) => return false,
                     }
-                    Ok(Some(Err(_))) | Err(_) => return false,
                 }
-            }
+            };
+            tokio::time::timeout(DRAIN_TOTAL_TIMEOUT, drain)
+                .await
+                .unwrap_or(false)
         };
-        tokio::time::timeout(DRAIN_TOTAL_TIMEOUT, drain)
-            .await
-            .unwrap_or(false)
-    };
     if !drained {
         response.headers_mut().insert(
             http::header::CONNECTION,
