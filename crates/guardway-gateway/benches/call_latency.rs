@@ -31,7 +31,7 @@
 
 /// The allocator of the `guardway` binary, whose gateway this bench measures.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -521,6 +521,8 @@ fn report(label: &str, samples: &[Duration]) -> (Duration, Duration) {
 }
 
 fn main() {
+    // As `guardway serve` does: freed memory goes back to the system in the background.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let calls: usize = std::env::var("GUARDWAY_BENCH_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -7,12 +7,8 @@
 mod output;
 mod cmd;
 mod logging;
+mod memory;
 
-/// mimalloc instead of the system allocator: a guarded tool call allocates
-/// and frees many small JSON values on two or more threads; mimalloc took
-/// ≈ 28 µs off each guarded call on the 2-core machine (docs/perf.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 

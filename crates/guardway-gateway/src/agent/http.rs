@@ -264,9 +264,21 @@ async fn health(State(state): State<HttpState>) -> Response {
     .into_response()
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
+async fn metrics(
+    State(state): State<HttpState>,
+    sessions: Arc<[(String, Arc<ExpiringSessionManager>)]>,
+) -> Response {
     let mut body = String::new();
     state.core.interceptor.render_metrics(&mut body);
+    let mut live = crate::observe::metrics::SnapshotFamily::gauge(
+        "guardway_mcp_sessions",
+        "Live agent MCP sessions (not yet closed or expired), by MCP endpoint.",
+        &["endpoint"],
+    );
+    for (endpoint, manager) in sessions.iter() {
+        live.sample(&[endpoint], manager.len() as u64);
+    }
+    live.render(&mut body);
     (
         [(
             http::header::CONTENT_TYPE,
@@ -392,7 +404,7 @@ pub fn router(
     let mut config = StreamableHttpServerConfig::default()
         .with_max_request_body_bytes(MAX_REQUEST_BODY_BYTES)
         .with_sse_retry(None)
-        .with_cancellation_token(sessions_ct);
+        .with_cancellation_token(sessions_ct.clone());
     if !loopback_listener {
         config = config.disable_allowed_hosts();
     }
@@ -419,12 +431,16 @@ pub fn router(
             ))
     };
     let mut mcp = Router::new();
+    // Each endpoint's sessions, for the sweeper and the `/metrics` gauge.
+    let mut session_managers: Vec<(String, Arc<ExpiringSessionManager>)> = Vec::new();
+    let sweep_stop = sessions_ct.clone();
     match mode {
         RoutingMode::Routed => {
             for backend in state.core.backends.values() {
                 let core = state.core.clone();
                 let backend_for_factory = backend.clone();
                 let sessions = Arc::new(ExpiringSessionManager::new(session_timeout));
+                session_managers.push((format!("/mcp/{}", backend.id()), sessions.clone()));
                 let service = StreamableHttpService::new(
                     move || {
                         Ok(AgentSession::new(
@@ -446,6 +462,7 @@ pub fn router(
         RoutingMode::Unified => {
             let core = state.core.clone();
             let sessions = Arc::new(ExpiringSessionManager::new(session_timeout));
+            session_managers.push(("/mcp".to_owned(), sessions.clone()));
             let service = StreamableHttpService::new(
                 move || Ok(AgentSession::new(core.clone(), SessionScope::Unified)),
                 sessions.clone(),
@@ -454,6 +471,10 @@ pub fn router(
             mcp = mcp.merge(endpoint("/mcp", service, sessions, SessionScope::Unified));
         }
     }
+    for (_, sessions) in &session_managers {
+        sessions.spawn_sweeper(sweep_stop.clone());
+    }
+    let session_managers: Arc<[(String, Arc<ExpiringSessionManager>)]> = session_managers.into();
     let mcp = mcp.layer(axum::middleware::from_fn_with_state(
         crate::agent::compat::CompatState {
             loopback_listener,
@@ -467,7 +488,10 @@ pub fn router(
     ));
     Router::new()
         .route("/health", axum::routing::get(health))
-        .route("/metrics", axum::routing::get(metrics))
+        .route(
+            "/metrics",
+            axum::routing::get(move |state| metrics(state, session_managers.clone())),
+        )
         .route("/reflect", axum::routing::get(reflect))
         .merge(mcp)
         .fallback(not_found)

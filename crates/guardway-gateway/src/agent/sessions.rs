@@ -68,8 +68,11 @@ fn polling_requested(message: &ClientJsonRpcMessage) -> Option<bool> {
 }
 
 /// A [`LocalSessionManager`] whose sessions expire after `idle_timeout`
-/// without a client message. Expired sessions are closed lazily: when a
-/// request names them and whenever a new session is created. The idle clock
+/// without a client message. Expired sessions are closed when a request
+/// names them, whenever a new session is created, and by the sweeper
+/// ([`ExpiringSessionManager::spawn_sweeper`]) within a quarter of the
+/// timeout, so that an idle gateway gives back what abandoned sessions
+/// held. The idle clock
 /// is kept here, not by rmcp's session worker (which has none), because
 /// direct tool calls (`crate::agent::direct`) never pass through the worker.
 ///
@@ -165,9 +168,43 @@ impl ExpiringSessionManager {
         }
     }
 
+    /// How often the sweeper looks for expired sessions: a quarter of the
+    /// idle timeout, at least every minute and at most every second.
+    fn sweep_period(&self) -> Duration {
+        (self.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    }
+
+    /// Closes expired sessions every [`Self::sweep_period`] until `stop` is
+    /// cancelled or the manager is dropped. Without it an expired session
+    /// would be closed only when a request named it or a new session was
+    /// created: an abandoned session's worker, channels and state would stay
+    /// in memory for as long as the gateway saw no new agent. Outside a
+    /// tokio runtime there is nothing to spawn on and sessions keep the
+    /// lazy expiry.
+    pub fn spawn_sweeper(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let manager = Arc::downgrade(self);
+        let period = self.sweep_period();
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                manager.sweep().await;
+            }
+        });
+    }
+
     /// Number of live (not yet expired or closed) sessions.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.last_seen.lock().len()
     }
 
@@ -448,6 +485,40 @@ mod tests {
         assert!(!manager.has_session(&id).await.unwrap());
         assert!(manager.is_empty());
         assert!(!manager.is_live("never-created").await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_closes_expired_sessions_without_new_traffic() {
+        let manager = Arc::new(ExpiringSessionManager::new(Duration::from_secs(8)));
+        let stop = tokio_util::sync::CancellationToken::new();
+        manager.spawn_sweeper(stop.clone());
+        let (idle, _t1) = manager.create_session().await.unwrap();
+        let (busy, _t2) = manager.create_session().await.unwrap();
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            manager.touch(&busy);
+        }
+        // 12 s: `idle` is past its timeout plus one sweep period (2 s);
+        // nothing has asked for it, and no session was created since.
+        assert!(!manager.inner.has_session(&idle).await.unwrap());
+        assert!(manager.inner.has_session(&busy).await.unwrap());
+        assert_eq!(manager.len(), 1);
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(manager.is_empty(), "the busy session expires once idle");
+        assert!(!manager.inner.has_session(&busy).await.unwrap());
+        stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_stops_with_its_token() {
+        let manager = Arc::new(ExpiringSessionManager::new(Duration::from_secs(4)));
+        let stop = tokio_util::sync::CancellationToken::new();
+        manager.spawn_sweeper(stop.clone());
+        stop.cancel();
+        let (id, _t) = manager.create_session().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(manager.len(), 1, "a stopped sweeper closes nothing");
+        assert!(!manager.is_live(&id).await, "expiry stays lazy");
     }
 
     #[tokio::test(start_paused = true)]

@@ -451,6 +451,57 @@ async fn idle_sessions_expire_after_the_session_timeout() {
     gw.shutdown().await;
 }
 
+/// The `guardway_mcp_sessions` sample of `endpoint` on `/metrics`.
+async fn live_sessions(base: &str, endpoint: &str) -> Option<u64> {
+    let body = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let prefix = format!("guardway_mcp_sessions{{endpoint=\"{endpoint}\"}} ");
+    body.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_sessions_are_closed_without_new_traffic() {
+    common::init_tracing();
+    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.session_timeout = std::time::Duration::from_secs(4);
+    let gw = Gateway::start(options).await.unwrap();
+    let base = format!("http://{}", gw.local_addr());
+    let url = format!("{base}/mcp/alpha");
+    let mut abandoned = Vec::new();
+    for _ in 0..3 {
+        abandoned.push(common::open_session(&url).await);
+    }
+    assert_eq!(live_sessions(&base, "/mcp/alpha").await, Some(3));
+    // No MCP request and no new session from here on: only the sweeper can
+    // close them (timeout 4 s, a sweep every second).
+    let started = std::time::Instant::now();
+    let mut live = None;
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        live = live_sessions(&base, "/mcp/alpha").await;
+        if live == Some(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(live, Some(0), "abandoned sessions are still open");
+    for session in &abandoned {
+        let resp = tools_list(&url, session).send().await.unwrap();
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.text().await.unwrap(), "session not found");
+    }
+    let fresh = common::open_session(&url).await;
+    assert_eq!(tools_list(&url, &fresh).send().await.unwrap().status(), 200);
+    assert_eq!(live_sessions(&base, "/mcp/alpha").await, Some(1));
+    gw.shutdown().await;
+}
+
 /// Sends `head` and then a `len`-byte body in 64 KiB pieces with a pause
 /// between them (a client still sending), like an ordinary HTTP client
 /// that reads the answer only once its request is out, and returns what it

@@ -5,6 +5,12 @@
 //! runs one of them. `gateway_digest` stays a binary of its own, because it
 //! installs the process-wide logging.
 
+/// The `guardway` binary's allocator: the soak test measures the memory the
+/// gateway gives back, which depends on it (`soak` starts its background purging
+/// as `guardway serve` does).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../guarded_support/mod.rs"]

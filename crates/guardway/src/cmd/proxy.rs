@@ -245,6 +245,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         guardway_gateway::logfiles::LogLayout::PROXY,
         "info",
     );
+    crate::memory::return_freed_memory_in_background();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

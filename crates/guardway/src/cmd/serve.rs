@@ -395,6 +395,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Before any guard is loaded: every guard's default options take it.
     let _ = guardway_wasm::GuardCompiler::set_process_default(compiler);
     guardway_gateway::logfiles::install_global_logging(&options.log_dir, "info");
+    crate::memory::return_freed_memory_in_background();
     log_startup_facts(&options, &config_source);
     tracing::debug!("guard compiler: {compiler}");
     for warning in &options.extra.config_warnings {
