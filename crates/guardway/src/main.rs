@@ -9,7 +9,6 @@ mod cmd;
 mod logging;
 mod memory;
 
-
 use clap::{Parser, Subcommand};
 
 /// guardway: an MCP gateway that runs WebAssembly DIFC guards in front of MCP servers.
