@@ -97,9 +97,18 @@ mod tests {
     #[test]
     fn markers_are_found_at_any_depth_and_in_argument_text() {
         assert_eq!(Fault::asked_by(&json!({"text": "trap"})), Some(Fault::Trap));
-        assert_eq!(Fault::asked_by(&json!({"a": [{"b": "loop"}]})), Some(Fault::Loop));
-        assert_eq!(Fault::asked_by(&json!("{\"text\": \"trap\"}")), Some(Fault::Trap));
-        assert_eq!(Fault::asked_by(&json!({"x": "loop", "y": "trap"})), Some(Fault::Trap));
+        assert_eq!(
+            Fault::asked_by(&json!({"a": [{"b": "loop"}]})),
+            Some(Fault::Loop)
+        );
+        assert_eq!(
+            Fault::asked_by(&json!("{\"text\": \"trap\"}")),
+            Some(Fault::Trap)
+        );
+        assert_eq!(
+            Fault::asked_by(&json!({"x": "loop", "y": "trap"})),
+            Some(Fault::Trap)
+        );
     }
 
     #[test]
