@@ -225,8 +225,12 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(3);
 struct Session {
     url: String,
     id: String,
-    /// When the agent last sent a request in it.
+    /// When the agent last sent a request in it, and when that request
+    /// ended (answered, or dropped by the agent). The gateway's idle clock
+    /// restarts in between: the session is surely live while the first is
+    /// recent, surely expired once the second is old enough.
     last_sent: Instant,
+    last_done: Instant,
 }
 
 /// A session its agent left without DELETE: once idle for longer than the
@@ -239,7 +243,7 @@ struct Abandoned {
 
 impl Abandoned {
     fn expired_at(&self) -> Instant {
-        self.session.last_sent + SESSION_TIMEOUT + EXPIRY_MARGIN
+        self.session.last_sent.max(self.session.last_done) + SESSION_TIMEOUT + EXPIRY_MARGIN
     }
 
     /// Sends a request naming the session; a description of the answer if
@@ -266,7 +270,7 @@ impl Abandoned {
             Err(format!(
                 "session on {} idle for {:.1} s (timeout {SESSION_TIMEOUT:?}): HTTP {status}: {body}",
                 self.route,
-                self.session.last_sent.elapsed().as_secs_f64()
+                self.session.last_done.elapsed().as_secs_f64()
             ))
         }
     }
@@ -302,7 +306,6 @@ const ROUTES: [&str; 6] = ["github", "echo", "trapper", "looper", "faulty", "web
 
 /// Opens a session on `url` (`initialize`, then `notifications/initialized`).
 async fn open_session(route: &'static str, url: String) -> Result<Session, String> {
-    let last_sent = Instant::now();
     let resp = with_agent_id(route, common::post(&url))
         .json(&common::initialize_request("soak"))
         .send()
@@ -322,7 +325,13 @@ async fn open_session(route: &'static str, url: String) -> Result<Session, Strin
     if resp.status() != 202 {
         return Err(format!("initialized on {route}: HTTP {}", resp.status()));
     }
-    Ok(Session { url, id, last_sent })
+    let now = Instant::now();
+    Ok(Session {
+        url,
+        id,
+        last_sent: now,
+        last_done: now,
+    })
 }
 
 impl Agent {
@@ -389,9 +398,28 @@ impl Agent {
         }
     }
 
+    /// Notes that the request in flight on `route` ended now.
+    fn done(&mut self, route: &str) {
+        if let Some(session) = self.sessions.get_mut(route) {
+            session.last_done = Instant::now();
+        }
+    }
+
     /// Sends `tools/call name(args)` on `route` with id `id`; the single
     /// answer carrying that id, or a description of what was wrong.
     async fn call(
+        &mut self,
+        route: &str,
+        id: u64,
+        name: &str,
+        args: Value,
+    ) -> Result<Answer, String> {
+        let answer = self.send_call(route, id, name, args).await;
+        self.done(route);
+        answer
+    }
+
+    async fn send_call(
         &mut self,
         route: &str,
         id: u64,
@@ -560,7 +588,9 @@ async fn run_agent(mut agent: Agent, ops: u64, seed: u64, expected: Arc<Expected
                     continue;
                 }
             }
-            match tokio::time::timeout(wait, agent.call(route, id, name, args)).await {
+            let call = tokio::time::timeout(wait, agent.call(route, id, name, args)).await;
+            agent.done(route);
+            match call {
                 Err(_) => tally.abandoned += 1,
                 // Answered before the client gave up.
                 Ok(Ok(_)) => tally.answers += 1,
