@@ -878,6 +878,8 @@ struct Faults {
     demo_killed: AtomicU64,
     echo_killed: AtomicU64,
     web_killed: AtomicU64,
+    /// Restarts killed again at once, while the gateway reconnected.
+    web_flaps: AtomicU64,
     /// Restarts after which a call through the gateway was served again,
     /// and the longest wait for that (ms).
     web_recovered: AtomicU64,
@@ -1083,6 +1085,38 @@ async fn soak_guarded_sessions_under_faults() {
                 faults.web_killed.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(rng.below(1000))).await;
                 web_backend = start_web_backend(Some(web_port)).await;
+                if rng.below(3) == 0 {
+                    // A flap: killed again within 300 ms, while the first
+                    // call after the restart re-initialises the gateway's
+                    // session with it; that call gets an answer either way.
+                    let id = prober.fresh_id();
+                    let text = format!("flap {id}");
+                    let delay = Duration::from_millis(rng.below(300));
+                    let answer = match prober.keep_live("web").await {
+                        Ok(_) => {
+                            let (answer, ()) = tokio::join!(
+                                prober.call("web", id, "echo", json!({"text": text})),
+                                async {
+                                    tokio::time::sleep(delay).await;
+                                    web_backend.kill().await;
+                                }
+                            );
+                            answer
+                        }
+                        Err(violation) => Err(violation),
+                    };
+                    faults.web_flaps.fetch_add(1, Ordering::Relaxed);
+                    match answer {
+                        Ok(Answer::Ok(t)) if t == format!("web: {text}") => {}
+                        Ok(Answer::Err(_)) => {}
+                        other => faults
+                            .violations
+                            .lock()
+                            .push(format!("web flap call: {other:?}")),
+                    }
+                    tokio::time::sleep(Duration::from_millis(rng.below(1000))).await;
+                    web_backend = start_web_backend(Some(web_port)).await;
+                }
                 let restarted = Instant::now();
                 loop {
                     let id = prober.fresh_id();
@@ -1312,11 +1346,13 @@ async fn soak_guarded_sessions_under_faults() {
         total.poisoned_quarantined,
     );
     println!(
-        "soak: HTTP backend: killed and restarted {web_killed}, reached again after {web_recovered} \
-         (slowest {} ms, {} check calls), launches {web_launches}; agents' calls served {}, \
+        "soak: HTTP backend: killed and restarted {web_killed} (and {} times killed again at \
+         once), reached again after {web_recovered} (slowest {} ms, {} check calls), launches \
+         {web_launches}; agents' calls served {}, \
          error answers {}, slowest answer {} ms (tool timeout {} s); sessions: abandoned \
          without DELETE {}, left idle for about the timeout {}, left in all {}, expired and \
          answered 404 {}",
+        faults.web_flaps.load(Ordering::Relaxed),
         faults.web_recovery_ms.load(Ordering::Relaxed),
         faults.web_probes.load(Ordering::Relaxed),
         total.web_ok,
