@@ -35,15 +35,16 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 /// Resident memory once start-up's freed memory has gone back: sampled
-/// every second until two samples in a row are within 1 MB, for at most
+/// every 2 s until two samples in a row are within 512 kB (the allocator
+/// purges what was freed gradually over its 10 s decay time), for at most
 /// 30 s.
 fn settled_rss_kb(pid: u32) -> u64 {
     let end = Instant::now() + Duration::from_secs(30);
     let mut last = rss_kb(pid);
     loop {
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(2));
         let now = rss_kb(pid);
-        if now.abs_diff(last) < 1024 || Instant::now() > end {
+        if now.abs_diff(last) < 512 || Instant::now() > end {
             return now;
         }
         last = now;

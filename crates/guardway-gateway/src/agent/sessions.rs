@@ -8,7 +8,9 @@
 //! transport's session answers onto the spec's (`DELETE` ⇒ 204).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -88,6 +90,25 @@ pub struct ExpiringSessionManager {
     /// Sessions whose `initialize` asked for SSE polling: their streams
     /// keep rmcp's priming events; the others' streams lose them.
     polling: Mutex<HashSet<SessionId>>,
+    /// Requests being served, by session: a session is not idle while one
+    /// of its requests is (a tool call may outlast the idle timeout).
+    in_progress: Mutex<HashMap<SessionId, usize>>,
+}
+
+/// One request of a session being served ([`ExpiringSessionManager::begin_request`]).
+/// Dropping it ends the request and restarts the session's idle clock.
+#[derive(Debug)]
+pub struct RequestInProgress {
+    manager: Weak<ExpiringSessionManager>,
+    id: SessionId,
+}
+
+impl Drop for RequestInProgress {
+    fn drop(&mut self) {
+        if let Some(manager) = self.manager.upgrade() {
+            manager.end_request(&self.id);
+        }
+    }
 }
 
 impl ExpiringSessionManager {
@@ -102,7 +123,38 @@ impl ExpiringSessionManager {
             last_seen: Mutex::new(HashMap::new()),
             capabilities: Mutex::new(HashMap::new()),
             polling: Mutex::new(HashSet::new()),
+            in_progress: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Marks a request of session `id` as being served until the returned
+    /// value is dropped: meanwhile the session does not expire.
+    pub fn begin_request(self: &Arc<Self>, id: &str) -> RequestInProgress {
+        let id: SessionId = Arc::from(id);
+        *self.in_progress.lock().entry(id.clone()).or_default() += 1;
+        RequestInProgress {
+            manager: Arc::downgrade(self),
+            id,
+        }
+    }
+
+    fn end_request(&self, id: &SessionId) {
+        {
+            let mut in_progress = self.in_progress.lock();
+            if let Some(count) = in_progress.get_mut(id) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    in_progress.remove(id);
+                }
+            }
+        }
+        self.touch(id);
+    }
+
+    /// Whether session `id`, last seen at `seen`, has expired: idle for the
+    /// timeout with no request being served.
+    fn has_expired(&self, id: &SessionId, seen: Instant) -> bool {
+        self.is_expired(seen) && !self.in_progress.lock().contains_key(id)
     }
 
     /// The capabilities the agent of session `id` declared, once it sent
@@ -139,7 +191,7 @@ impl ExpiringSessionManager {
         let state = self.last_seen.lock().get(&id).copied();
         match state {
             None => false,
-            Some(seen) if self.is_expired(seen) => {
+            Some(seen) if self.has_expired(&id, seen) => {
                 self.expire(&id).await;
                 false
             }
@@ -156,13 +208,17 @@ impl ExpiringSessionManager {
     }
 
     async fn sweep(&self) {
-        let expired: Vec<SessionId> = self
+        let idle: Vec<(SessionId, Instant)> = self
             .last_seen
             .lock()
             .iter()
             .filter(|(_, seen)| self.is_expired(**seen))
-            .map(|(id, _)| id.clone())
+            .map(|(id, seen)| (id.clone(), *seen))
             .collect();
+        let expired = idle
+            .into_iter()
+            .filter(|(id, seen)| self.has_expired(id, *seen))
+            .map(|(id, _)| id);
         for id in expired {
             self.expire(&id).await;
         }
@@ -385,20 +441,32 @@ pub async fn session_answers(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let mut in_progress = None;
     if let Some(id) = request.headers().get(SESSION_HEADER) {
         let id = match id.to_str() {
             Ok(id) if endpoint.sessions.is_live(id).await => id.to_owned(),
             _ => return session_not_found(),
         };
+        // A request keeps its session from expiring until its answer has
+        // been sent; the agent's own `GET` stream does not.
+        if request.method() != http::Method::GET {
+            in_progress = Some(endpoint.sessions.begin_request(&id));
+        }
         if request.method() == http::Method::POST
             && let Some(ParsedMessage(message)) = request.extensions_mut().remove::<ParsedMessage>()
         {
             match endpoint.route(&id, request.headers(), message).await {
-                Route::Answered(response) => return response,
+                Route::Answered(response) => return held_until_sent(response, in_progress),
                 Route::Pass => {}
             }
         }
     }
+    let response = transport_answer(&endpoint, request, next).await;
+    held_until_sent(response, in_progress)
+}
+
+/// The answer of rmcp's transport to `request`, mapped onto the spec's.
+async fn transport_answer(endpoint: &McpEndpoint, request: Request, next: Next) -> Response {
     let is_delete = request.method() == http::Method::DELETE;
     // A new session: whose it is, and whether it asked for SSE polling.
     let opening = request
@@ -443,6 +511,47 @@ pub async fn session_answers(
         return Response::from_parts(parts, axum::body::Body::empty());
     }
     response
+}
+
+/// `response`, whose body keeps `in_progress` (when there is one) until it
+/// has been sent or dropped. Size and end-of-stream hints pass through, so
+/// the answer's framing (`Content-Length` or chunks) is unchanged.
+fn held_until_sent(response: Response, in_progress: Option<RequestInProgress>) -> Response {
+    match in_progress {
+        Some(in_progress) => response.map(|body| {
+            Body::new(HeldBody {
+                body,
+                _in_progress: in_progress,
+            })
+        }),
+        None => response,
+    }
+}
+
+/// A response body holding its request's [`RequestInProgress`].
+struct HeldBody {
+    body: Body,
+    _in_progress: RequestInProgress,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 #[cfg(test)]
@@ -507,6 +616,25 @@ mod tests {
         assert!(manager.is_empty(), "the busy session expires once idle");
         assert!(!manager.inner.has_session(&busy).await.unwrap());
         stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_serving_a_request_does_not_expire() {
+        let manager = Arc::new(ExpiringSessionManager::new(Duration::from_secs(4)));
+        manager.spawn_sweeper(tokio_util::sync::CancellationToken::new());
+        let (id, _t) = manager.create_session().await.unwrap();
+        let first = manager.begin_request(&id);
+        let second = manager.begin_request(&id);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(manager.is_live(&id).await, "two requests in progress");
+        drop(first);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(manager.is_live(&id).await, "one request in progress");
+        drop(second);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(manager.is_live(&id).await, "the clock restarted at the end");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(manager.is_empty(), "idle for the timeout: swept");
     }
 
     #[tokio::test(start_paused = true)]

@@ -502,6 +502,43 @@ async fn abandoned_sessions_are_closed_without_new_traffic() {
     gw.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_longer_than_the_session_timeout_keeps_its_session() {
+    common::init_tracing();
+    let servers = BTreeMap::from([("alpha".to_owned(), common::echo_backend("alpha"))]);
+    let mut options = common::options(servers, RoutingMode::Routed);
+    options.session_timeout = std::time::Duration::from_secs(2);
+    let gw = Gateway::start(options).await.unwrap();
+    let base = format!("http://{}", gw.local_addr());
+    let url = format!("{base}/mcp/alpha");
+    let session = common::open_session(&url).await;
+    // Twice the timeout, and the sweeper runs every second meanwhile.
+    let resp = common::session_post(&url, &session)
+        .json(&common::tool_call(json!(7), "sleep", json!({"seconds": 4})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer = messages(&resp.text().await.unwrap());
+    assert_eq!(answer[0]["id"], 7);
+    assert!(answer[0]["result"].is_object(), "{answer:?}");
+    // The idle clock restarted when the answer was sent.
+    let resp = tools_list(&url, &session).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the session expired under its call");
+    assert_eq!(live_sessions(&base, "/mcp/alpha").await, Some(1));
+    // Idle now: it expires.
+    let started = std::time::Instant::now();
+    while live_sessions(&base, "/mcp/alpha").await != Some(0) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        tools_list(&url, &session).send().await.unwrap().status(),
+        404
+    );
+    gw.shutdown().await;
+}
+
 /// Sends `head` and then a `len`-byte body in 64 KiB pieces with a pause
 /// between them (a client still sending), like an ordinary HTTP client
 /// that reads the answer only once its request is out, and returns what it
