@@ -360,6 +360,14 @@ fn start_up_banner_on_stderr_and_in_the_log_then_agents_connect() {
         // guardway's own lines are kept, on stderr and in the log.
         log_line(&log, "] [INFO] [gateway] gateway listening");
         assert!(stderr.contains("gateway listening"), "{stderr}");
+        // The MCP library's account of each session is not.
+        for chatter in ["serve_inner", "create new session", "Service initialized"] {
+            assert!(
+                !stderr.contains(chatter),
+                "{chatter:?} on stderr:\n{stderr}"
+            );
+            assert!(!log.contains(chatter), "{chatter:?} in the log:\n{log}");
+        }
     }
 }
 

@@ -1110,7 +1110,11 @@ pub fn install_global_logging_with(log_dir: &Path, layout: LogLayout, default_le
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|spec| tracing_subscriber::EnvFilter::try_new(spec).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
+        .unwrap_or_else(|| {
+            // rmcp narrates every session at info (five lines per agent
+            // session, on stderr and in the log); its warnings stay.
+            tracing_subscriber::EnvFilter::new(format!("{default_level},rmcp=warn"))
+        });
     let files = LogFiles::open_with(log_dir, layout);
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(DeferredStderr(files.clone()))
