@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::repo_root;
+use support::{free_port, repo_root, toml_string};
 
 const KEY: &str = "drop-in-key";
 /// Longest wait for a gateway to start or stop (its Python backends start
@@ -59,15 +59,6 @@ fn python(major: u32) -> PathBuf {
     python
 }
 
-/// A TCP port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A `[servers.<id>]` table running the Python echo backend.
 fn echo_server_toml(id: &str) -> String {
     let backend = repo_root().join("tests/python/backends/echo_server.py");
@@ -76,10 +67,6 @@ fn echo_server_toml(id: &str) -> String {
         toml_string(&python(1)),
         toml_string(&backend)
     )
-}
-
-fn toml_string(path: &Path) -> String {
-    serde_json::to_string(path.to_str().unwrap()).unwrap()
 }
 
 /// Text written to stderr so far, and a signal for each new line.

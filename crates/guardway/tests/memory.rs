@@ -9,13 +9,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{demo_backend, repo_root, sample_guard};
+use support::{demo_backend, free_port, repo_root, sample_guard, toml_string};
 
 const KEY: &str = "memory-test-key";
 /// How far above the idle figure resident memory may stay once the sessions
@@ -55,18 +55,6 @@ fn python() -> PathBuf {
     std::env::var_os("GUARDWAY_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
-}
-
-fn toml_string(path: &Path) -> String {
-    serde_json::to_string(path.to_str().unwrap()).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A plain `GET` of `path` on 127.0.0.1:`port`: the body of a 200 answer,

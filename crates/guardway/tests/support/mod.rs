@@ -70,3 +70,17 @@ pub fn demo_backend() -> PathBuf {
         })
         .clone()
 }
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `path` as a TOML (and JSON) string literal.
+pub fn toml_string(path: &Path) -> String {
+    serde_json::to_string(path.to_str().unwrap()).unwrap()
+}
