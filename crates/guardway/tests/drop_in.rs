@@ -347,6 +347,9 @@ fn start_up_banner_on_stderr_and_in_the_log_then_agents_connect() {
         // guardway's own lines are kept, on stderr and in the log.
         log_line(&log, "] [INFO] [gateway] gateway listening");
         assert!(stderr.contains("gateway listening"), "{stderr}");
+        // The cache directory is a start-up fact, said once.
+        let cache_lines = stderr.matches("WASM compilation cache directory").count();
+        assert_eq!(cache_lines, 1, "{stderr}");
         // The MCP library's account of each session is not.
         for chatter in ["serve_inner", "create new session", "Service initialized"] {
             assert!(

@@ -285,7 +285,9 @@ impl CompilationCache {
                 Err(err) => cache.record(err),
             }
         }
-        tracing::info!(
+        // The commands say where their process-wide cache lives, once, among their
+        // start-up facts; a library cache only notes it.
+        tracing::debug!(
             "WASM compilation cache directory: {}",
             cache
                 .disk_dir()

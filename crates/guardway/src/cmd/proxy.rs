@@ -226,12 +226,18 @@ fn configure_compilation_cache(options: &ProxyOptions) {
             .map(|parent| parent.join("wazero-cache")),
     );
     let config = guardway_wasm::CacheConfig {
-        disk_dir,
+        disk_dir: disk_dir.clone(),
         ..guardway_wasm::CacheConfig::default()
     };
     if guardway_wasm::CompilationCache::configure_global(config).is_err() {
         tracing::warn!("the WASM compilation cache was already configured");
     }
+    tracing::info!(
+        "WASM compilation cache directory: {}",
+        disk_dir
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    );
 }
 
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {

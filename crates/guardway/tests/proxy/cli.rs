@@ -296,4 +296,11 @@ fn sigterm_stops_the_proxy_cleanly() {
             .is_some_and(|line| line.ends_with("[INFO] [proxy] Proxy shutting down")),
         "{log}"
     );
+    // Where the guard compilation cache lives: said once.
+    let cache_lines = proxy
+        .process
+        .stderr()
+        .matches("WASM compilation cache directory")
+        .count();
+    assert_eq!(cache_lines, 1, "{}", proxy.process.stderr());
 }
