@@ -73,6 +73,38 @@ pub fn run(command: CacheCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Configures the process-wide guard compilation cache of a serving command
+/// (`serve`, `proxy`) before any guard is loaded and returns its disk
+/// directory: `flag_dir` > `GUARDWAY_WASM_CACHE_DIR` >
+/// `MCP_GATEWAY_WASM_CACHE_DIR` > `<parent of log_dir>/wazero-cache`; none
+/// (memory only) with `no_disk`. `disk_max_bytes` bounds the directory.
+pub fn configure_serving_cache(
+    flag_dir: Option<&Path>,
+    log_dir: &Path,
+    no_disk: bool,
+    disk_max_bytes: Option<u64>,
+) -> Option<PathBuf> {
+    let disk_dir = if no_disk {
+        None
+    } else {
+        guardway_wasm::resolve_cache_dir_with(
+            flag_dir,
+            |name| std::env::var_os(name),
+            log_dir.parent().map(|parent| parent.join("wazero-cache")),
+        )
+    };
+    let defaults = CacheConfig::default();
+    let config = CacheConfig {
+        disk_dir: disk_dir.clone(),
+        disk_max_bytes: disk_max_bytes.unwrap_or(defaults.disk_max_bytes),
+        ..defaults
+    };
+    if CompilationCache::configure_global(config).is_err() {
+        tracing::warn!("the WASM compilation cache was already configured");
+    }
+    disk_dir
+}
+
 /// Sets up the process-wide compilation cache from `serve`'s settings and
 /// returns the mode guards should load with: `--no-wasm-cache` disables it;
 /// otherwise the directory is `--wasm-cache-dir` > `GUARDWAY_WASM_CACHE_DIR` >

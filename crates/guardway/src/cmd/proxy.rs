@@ -217,21 +217,12 @@ pub fn resolve(
 /// Configures the process-wide guard compilation cache: `--wasm-cache-dir`,
 /// else the variables, else `<parent of log dir>/wazero-cache`.
 fn configure_compilation_cache(options: &ProxyOptions) {
-    let disk_dir = guardway_wasm::resolve_cache_dir_with(
+    let disk_dir = crate::cmd::cache::configure_serving_cache(
         options.wasm_cache_dir.as_deref(),
-        |name| std::env::var_os(name),
-        options
-            .log_dir
-            .parent()
-            .map(|parent| parent.join("wazero-cache")),
+        &options.log_dir,
+        false,
+        None,
     );
-    let config = guardway_wasm::CacheConfig {
-        disk_dir: disk_dir.clone(),
-        ..guardway_wasm::CacheConfig::default()
-    };
-    if guardway_wasm::CompilationCache::configure_global(config).is_err() {
-        tracing::warn!("the WASM compilation cache was already configured");
-    }
     tracing::info!(
         "WASM compilation cache directory: {}",
         disk_dir

@@ -310,29 +310,12 @@ fn log_startup_facts(options: &ServeOptions, config_source: &str) {
 /// Configures the process-wide guard compilation cache from the serve
 /// options, before any guard is loaded.
 fn configure_compilation_cache(options: &guardway_gateway::config::ServeOptions) {
-    let disk_dir = if options.no_wasm_cache {
-        None
-    } else {
-        guardway_wasm::resolve_cache_dir_with(
-            options.wasm_cache_dir.as_deref(),
-            |name| std::env::var_os(name),
-            options
-                .log_dir
-                .parent()
-                .map(|parent| parent.join("wazero-cache")),
-        )
-    };
-    let defaults = guardway_wasm::CacheConfig::default();
-    let config = guardway_wasm::CacheConfig {
-        disk_dir: disk_dir.clone(),
-        disk_max_bytes: options
-            .wasm_cache_max_bytes
-            .unwrap_or(defaults.disk_max_bytes),
-        ..defaults
-    };
-    if guardway_wasm::CompilationCache::configure_global(config).is_err() {
-        tracing::warn!("the WASM compilation cache was already configured");
-    }
+    let disk_dir = crate::cmd::cache::configure_serving_cache(
+        options.wasm_cache_dir.as_deref(),
+        &options.log_dir,
+        options.no_wasm_cache,
+        options.wasm_cache_max_bytes,
+    );
     tracing::info!(
         target: "guardway::startup",
         "WASM compilation cache directory: {}",
