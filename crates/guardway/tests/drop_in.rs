@@ -9,7 +9,7 @@
 //! `internal/server` and `internal/logger`; `docs/compatibility.md`).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,45 +19,12 @@ use serde_json::{Value, json};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{free_port, repo_root, toml_string};
+use support::{free_port, python, repo_root, toml_string};
 
 const KEY: &str = "drop-in-key";
 /// Longest wait for a gateway to start or stop (its Python backends start
 /// in about a second; the machine may be busy).
 const PATIENCE: Duration = Duration::from_secs(90);
-
-const SETUP_HINT: &str = "run scripts/setup-test-env.sh from the repository root";
-
-/// The interpreter of the test environment holding `mcp` `major`.x:
-/// `.venv` (1.x, also runs the backends) or `.venv-mcp2` (2.x), unless
-/// `GUARDWAY_PYTHON` / `GUARDWAY_PYTHON_MCP2` name another.
-fn python(major: u32) -> PathBuf {
-    let (var, venv) = if major == 1 {
-        ("GUARDWAY_PYTHON", ".venv")
-    } else {
-        ("GUARDWAY_PYTHON_MCP2", ".venv-mcp2")
-    };
-    let python = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(venv).join("bin/python"));
-    let output = Command::new(&python)
-        .args([
-            "-c",
-            "import importlib.metadata as m; print(m.version('mcp'))",
-        ])
-        .output();
-    let found = output
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    assert!(
-        found.split('.').next() == Some(&major.to_string()),
-        "{} should hold mcp {major}.x (found {found:?}): {SETUP_HINT}",
-        python.display()
-    );
-    python
-}
 
 /// A `[servers.<id>]` table running the Python echo backend.
 fn echo_server_toml(id: &str) -> String {

@@ -9,13 +9,12 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{demo_backend, free_port, repo_root, sample_guard, toml_string};
+use support::{demo_backend, free_port, python, repo_root, sample_guard, toml_string};
 
 const KEY: &str = "memory-test-key";
 /// How far above the idle figure resident memory may stay once the sessions
@@ -51,12 +50,6 @@ fn settled_rss_kb(pid: u32) -> u64 {
     }
 }
 
-fn python() -> PathBuf {
-    std::env::var_os("GUARDWAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
-}
-
 /// A plain `GET` of `path` on 127.0.0.1:`port`: the body of a 200 answer,
 /// or `None` when nothing answers (yet).
 fn get(port: u16, path: &str) -> Option<String> {
@@ -84,7 +77,7 @@ fn live_sessions(port: u16) -> Option<u64> {
 
 /// Runs `concurrent_agents.py` and returns its JSON summary.
 fn agents(port: u16, sessions: u32, calls: u32) -> serde_json::Value {
-    let output = Command::new(python())
+    let output = Command::new(python(1))
         .arg(repo_root().join("tests/python/concurrent_agents.py"))
         .args([
             format!("http://127.0.0.1:{port}/mcp/github"),

@@ -84,3 +84,37 @@ pub fn free_port() -> u16 {
 pub fn toml_string(path: &Path) -> String {
     serde_json::to_string(path.to_str().unwrap()).unwrap()
 }
+
+/// What to do when the test environment is missing.
+pub const SETUP_HINT: &str = "run scripts/setup-test-env.sh from the repository root";
+
+/// The interpreter of the test environment holding `mcp` `major`.x:
+/// `.venv` (1.x, also runs the backends) or `.venv-mcp2` (2.x), unless
+/// `GUARDWAY_PYTHON` / `GUARDWAY_PYTHON_MCP2` name another.
+pub fn python(major: u32) -> PathBuf {
+    let (var, venv) = if major == 1 {
+        ("GUARDWAY_PYTHON", ".venv")
+    } else {
+        ("GUARDWAY_PYTHON_MCP2", ".venv-mcp2")
+    };
+    let python = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(venv).join("bin/python"));
+    let output = Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('mcp'))",
+        ])
+        .output();
+    let found = output
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    assert!(
+        found.split('.').next() == Some(&major.to_string()),
+        "{} should hold mcp {major}.x (found {found:?}): {SETUP_HINT}",
+        python.display()
+    );
+    python
+}
